@@ -1,0 +1,97 @@
+"""Atomic file output and auto-numbered run folders.
+
+Every file the project writes goes through here, so that an interrupted command never leaves a
+half-written file behind: data is written to a temporary file in the target folder, then renamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .errors import InputError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None):
+    """Yield a temporary path next to ``path``; on success rename it onto ``path``, on error delete it."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
+    except OSError as error:
+        raise InputError(f"Cannot write to {path.parent}: {error.strerror or error}.") from None
+    os.close(handle)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_bytes(path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def to_uint8(image) -> np.ndarray:
+    """A float image in [0, 1] shaped [3, H, W], [1, H, W] or [H, W] (tensor or array) -> uint8 [H, W(, 3)]."""
+    array = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    if array.ndim == 3:
+        array = array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
+    return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def save_png(path, image) -> None:
+    """Write an image (see :func:`to_uint8` for accepted shapes, or a uint8 array) as an 8-bit PNG, atomically."""
+    array = image if isinstance(image, np.ndarray) and image.dtype == np.uint8 else to_uint8(image)
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(array).save(tmp, format="PNG", optimize=False)
+
+
+def image_grid(images, columns: int, padding: int = 2, fill: float = 1.0):
+    """Tile images [N, C, H, W] (float in [0, 1]) into one [C, rows*(H+p)-p, columns*(W+p)-p] sheet."""
+    import torch
+
+    count, channels, height, width = images.shape
+    rows = -(-count // columns)
+    sheet = torch.full((channels, rows * (height + padding) - padding, columns * (width + padding) - padding),
+                       fill, dtype=images.dtype)
+    for index in range(count):
+        top, left = (index // columns) * (height + padding), (index % columns) * (width + padding)
+        sheet[:, top:top + height, left:left + width] = images[index].detach().cpu()
+    return sheet
+
+
+def new_run_dir(root, stage: str, name: str) -> Path:
+    """Create ``root/stage/<NNNNN-name>`` with the next free number; existing runs are never touched."""
+    parent = Path(root) / stage
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"Cannot create the run folder under {parent}: {error.strerror or error}.") from None
+    numbers = [int(m.group(1)) for p in parent.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
+    number = max(numbers, default=-1) + 1
+    while True:
+        run_dir = parent / f"{number:05d}-{name}"
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            number += 1
