@@ -126,7 +126,7 @@ def uniform_laplacian(num_verts: int, edges: torch.Tensor) -> torch.Tensor:
     diagonal = torch.arange(num_verts, device=edges.device)
     indices = torch.cat((both.T, torch.stack((diagonal, diagonal))), dim=1)
     values = torch.cat((1.0 / degree[both[:, 0]], -torch.ones(num_verts, device=edges.device)))
-    return torch.sparse_coo_tensor(indices, values, (num_verts, num_verts)).coalesce()
+    return torch.sparse_coo_tensor(indices, values, (num_verts, num_verts), check_invariants=True).coalesce()
 
 
 def face_normals(verts: torch.Tensor, faces: torch.Tensor, normalize: bool = True) -> torch.Tensor:

@@ -1,0 +1,93 @@
+"""Renderer speed and memory: batch 16, 128 x 128, the template sphere (1280 faces), a 256^2 texture.
+
+    python benchmarks/bm_render.py [--repeat 10] [--device cpu]
+
+Each case runs in a fresh subprocess so its peak resident memory (ru_maxrss, minus the process's size
+after imports and set-up) is its own. Prints a table and writes benchmarks/results/bm_render.json.
+Reference on the same 2-core machine (issue 3): pytorch3d's CPU rasterizer takes 8.2 s for the textured hard
+rasterisation alone and 34 s for its soft silhouette at this size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CASES = {
+    "forward: textured image (no soft mask)": dict(soft=False, backward=False),
+    "forward: textured image + soft mask": dict(soft=True, backward=False),
+    "forward + backward: textured image + soft mask": dict(soft=True, backward=True),
+}
+
+
+def run_case(name: str, repeat: int, device: str) -> dict:
+    import torch
+
+    from ganverse3d.geometry import Camera, template_sphere
+    from ganverse3d.render import render_mesh
+
+    case = CASES[name]
+    batch, size = 16, 128
+    mesh = template_sphere(device=device)
+    generator = torch.Generator().manual_seed(0)
+    offsets = 0.05 * torch.randn(batch, mesh.num_verts, 3, generator=generator)
+    base_verts = (0.75 * mesh.verts.cpu() + offsets).to(device)
+    texture = torch.rand(batch, 3, 256, 256, generator=generator).to(device)
+    cameras = Camera.create(torch.linspace(0, 330, batch), 15.0, 2.5, 40.0, device=device)
+    baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    def step():
+        verts = base_verts.clone().requires_grad_(case["backward"])
+        tex = texture.clone().requires_grad_(case["backward"])
+        with torch.set_grad_enabled(case["backward"]):
+            out = render_mesh(verts, mesh.faces, mesh.face_uvs, tex, cameras, size, soft=case["soft"])
+            if case["backward"]:
+                (out.image.mean() + out.soft_mask.mean()).backward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    step()  # warm-up
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"case": name, "median_s": statistics.median(times), "min_s": min(times),
+            "peak_extra_mib": (peak_kib - baseline_kib) / 1024, "threads": torch.get_num_threads(),
+            "torch": torch.__version__}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(run_case(args.case, args.repeat, args.device)))
+        return
+    results = []
+    for name in CASES:
+        output = subprocess.run([sys.executable, __file__, "--case", name, "--repeat", str(args.repeat),
+                                 "--device", args.device], check=True, capture_output=True, text=True).stdout
+        results.append(json.loads(output.strip().splitlines()[-1]))
+    machine = f"{platform.processor() or platform.machine()}, {results[0]['threads']} threads, torch {results[0]['torch']}"
+    print(f"bm_render — batch 16, 128x128, template sphere (1280 faces), 256^2 texture, {args.device} ({machine})")
+    print(f"{'case':<50} {'median s':>9} {'min s':>8} {'peak MiB':>9}")
+    for row in results:
+        print(f"{row['case']:<50} {row['median_s']:>9.3f} {row['min_s']:>8.3f} {row['peak_extra_mib']:>9.0f}")
+    out = Path(__file__).parent / "results" / "bm_render.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"machine": machine, "device": args.device, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
