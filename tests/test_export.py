@@ -169,8 +169,7 @@ def test_blender_imports_glb_with_image_texture_uvs_and_front_at_minus_y(tmp_pat
     # Blender's UVs and image rows run upward; the texel under each corner's UV must still be ours.
     pixels = np.array(image.pixels[:]).reshape(height, width, 4)[::-1, :, :3]  # now row 0 = top
     uv_layer = blender_object.data.uv_layers.active.data
-    mesh_data = blender_object.data
-    for loop in mesh_data.loops:
+    for loop in blender_object.data.loops:
         u, v_up = uv_layer[loop.index].uv
         column, row = int(u * width), int((1 - v_up) * height)
         position = world[loop.vertex_index]

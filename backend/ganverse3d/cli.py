@@ -6,7 +6,12 @@ and the command exits with code 2, without a traceback and without partial outpu
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+import re
 import sys
+from pathlib import Path
 
 import click
 
@@ -34,6 +39,130 @@ def world():
 @cli.group()
 def gan():
     """StyleGAN2: convert official weights, train, sample."""
+
+
+# Guards against an extra digit typed by mistake; no preview needs more pixels than this.
+_MAX_RENDER_RESOLUTION = 4096
+
+
+@cli.command("render")
+@click.argument("mesh_path", metavar="MESH")
+@click.option("-o", "--out", "out_path", required=True, help="Output image, .png.")
+@click.option("--azimuth", type=float, default=30.0, show_default=True,
+              help="Camera azimuth in degrees: 0 sees the front (+Z), 90 the +X side.")
+@click.option("--elevation", type=float, default=15.0, show_default=True,
+              help="Camera elevation in degrees, from -90 to 90.")
+@click.option("--distance", type=float, default=2.5, show_default=True,
+              help="Camera distance from the origin, > 0 (a car fits the unit sphere).")
+@click.option("--fov", type=float, default=40.0, show_default=True,
+              help="Vertical field of view in degrees, between 0 and 180.")
+@click.option("--resolution", type=int, default=256, show_default=True,
+              help=f"Image width and height in pixels, 1 to {_MAX_RENDER_RESOLUTION}.")
+@click.option("--background", default="#ffffff", show_default=True,
+              help="Background colour: #RRGGBB, or R,G,B with values in [0, 1].")
+@click.option("--lighting/--no-lighting", default=True, show_default=True,
+              help="Shade with a directional light plus ambient, or show the bare texture.")
+@click.option("--fit", is_flag=True, help="Centre the mesh and scale it into the unit sphere first.")
+@click.option("--mask-out", "mask_path", default=None, help="Also write the silhouette (white = mesh), .png.")
+@click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
+def render(mesh_path, out_path, azimuth, elevation, distance, fov, resolution, background, lighting, fit,
+           mask_path, device):
+    """Render a .glb, .gltf or .obj mesh with the project's DIB-R renderer.
+
+    The mesh is read in its own object space (+Y up, front toward +Z), as exported by the project; use
+    --fit for meshes made in other units. Faces are drawn from both sides, like Blender does.
+
+    \b
+    Example (a 512-pixel front three-quarter view and its mask on a dark background):
+      ganverse3d render car.glb --azimuth 30 --elevation 15 --distance 2.5 --fov 40 \\
+          --resolution 512 --background "#202020" --mask-out car_mask.png -o car.png
+    """
+    # Imported here so that `ganverse3d --help` and the other commands do not pay for torch.
+    import torch
+    from PIL import Image
+
+    from .export import load_mesh
+    from .files import atomic_path, to_uint8
+    from .geometry import Camera
+    from .render import Lighting, render_mesh
+
+    _check_render_camera(azimuth, elevation, distance, fov, resolution)
+    background_rgb = _parse_colour(background)
+    outputs = [Path(out_path)] + ([Path(mask_path)] if mask_path else [])
+    _check_png_outputs(outputs)
+    device = _resolve_device(device)
+    mesh = load_mesh(mesh_path)
+
+    verts = mesh.verts
+    if fit:
+        centre = (verts.min(dim=0).values + verts.max(dim=0).values) / 2
+        radius = (verts - centre).norm(dim=1).max().clamp_min(1e-12)
+        verts = (verts - centre) / radius
+    # Opening the outputs before rendering reports an unwritable path at once, and either both files
+    # appear or neither does.
+    with contextlib.ExitStack() as stack:
+        temporary_paths = [stack.enter_context(atomic_path(path, suffix=".png")) for path in outputs]
+        with torch.no_grad():
+            result = render_mesh(
+                verts[None].to(device), mesh.faces.to(device), mesh.face_uvs.to(device), mesh.texture[None].to(device),
+                Camera.create(azimuth, elevation, distance, fov, device=device), resolution,
+                background=torch.tensor(background_rgb, device=device), lighting=Lighting() if lighting else None,
+                soft=False, cull_backfaces=False)  # foreign files do not always wind their faces consistently
+        for temporary, image in zip(temporary_paths, (result.image[0], result.mask[0])):
+            Image.fromarray(to_uint8(image)).save(temporary, format="PNG")
+    click.echo(f"Wrote {', '.join(str(path) for path in outputs)}.")
+
+
+def _check_render_camera(azimuth: float, elevation: float, distance: float, fov: float, resolution: int) -> None:
+    if not all(math.isfinite(value) for value in (azimuth, elevation, distance, fov)):
+        raise InputError("--azimuth, --elevation, --distance and --fov must be finite numbers.")
+    if not 1 <= resolution <= _MAX_RENDER_RESOLUTION:
+        raise InputError(f"--resolution must be from 1 to {_MAX_RENDER_RESOLUTION} pixels, not {resolution}.")
+    if distance <= 0:
+        raise InputError(f"--distance must be greater than 0, not {distance:g}.")
+    if not 0 < fov < 180:
+        raise InputError(f"--fov must lie between 0 and 180 degrees, not {fov:g}.")
+    if not -90 <= elevation <= 90:
+        raise InputError(f"--elevation must lie between -90 and 90 degrees, not {elevation:g}.")
+
+
+def _parse_colour(text: str) -> tuple[float, float, float]:
+    """'#RRGGBB' (or 'RRGGBB') or 'R,G,B' with components in [0, 1] -> an RGB triple in [0, 1]."""
+    text = text.strip()
+    if re.fullmatch(r"#?[0-9a-fA-F]{6}", text):
+        digits = text.lstrip("#")
+        return tuple(int(digits[i:i + 2], 16) / 255 for i in (0, 2, 4))
+    with contextlib.suppress(ValueError):
+        components = tuple(float(part) for part in text.split(","))
+        if len(components) == 3 and all(0 <= c <= 1 for c in components):
+            return components
+    raise InputError(f"--background must be #RRGGBB or R,G,B with values in [0, 1], not {text!r}.")
+
+
+def _check_png_outputs(paths: list[Path]) -> None:
+    for path in paths:
+        if path.suffix.lower() != ".png":
+            raise InputError(f"The output {path} must be a .png file.")
+        if path.is_dir():
+            raise InputError(f"The output {path} is a folder; give a file name ending in .png.")
+        # Checked up front so that a bad second output does not leave the first one's new folder behind.
+        existing = next(parent for parent in path.absolute().parents if parent.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise InputError(f"Cannot write {path}: {existing} is not a writable folder.")
+    if len(paths) == 2 and paths[0].resolve() == paths[1].resolve():
+        raise InputError("--mask-out must differ from the output image.")
+
+
+def _resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not re.fullmatch(r"cuda:\d+", name):
+        raise InputError(f"--device must be 'auto', 'cpu' or 'cuda', not {name!r}.")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {name} was asked for, but CUDA is not available here.")
+    return torch.device(name)
 
 
 def main(argv=None) -> int:

@@ -27,7 +27,7 @@ from PIL import Image
 
 from . import __version__
 from .errors import InputError
-from .files import atomic_path, to_uint8, write_bytes, write_text
+from .files import to_uint8, write_bytes, write_text
 from .geometry import vertex_normals
 
 # Labels travel through .glb as float32 (glTF allows no 32-bit integer vertex attributes), exact below 2**24.
@@ -265,8 +265,7 @@ def _write_obj(path: Path, mesh: TexturedMesh) -> list[Path]:
                 "Ka 0 0 0\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n"
                 f"map_Kd {texture_path.name}\n")
     # The .obj is written last, so it never points at companions that are missing.
-    with atomic_path(texture_path) as tmp:
-        tmp.write_bytes(_png_bytes(mesh.texture))
+    write_bytes(texture_path, _png_bytes(mesh.texture))
     write_text(mtl_path, mtl_text)
     write_text(path, obj_text)
     return [path, mtl_path, texture_path]
