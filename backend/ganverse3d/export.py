@@ -286,7 +286,7 @@ def load_mesh(path) -> TexturedMesh:
     Raises:
         InputError: the file is missing, has another suffix, cannot be parsed, or holds no triangles.
     """
-    import trimesh
+    import trimesh  # only reading needs it, and it is slow to import
 
     path = Path(path)
     if path.suffix.lower() not in (".glb", ".gltf", ".obj"):
