@@ -41,6 +41,48 @@ def gan():
     """StyleGAN2: convert official weights, train, sample."""
 
 
+@gan.command("train")
+@click.option("--data", default=None, help="Dataset folder with images/*.png (e.g. from `ganverse3d world render`).")
+@click.option("--resolution", type=int, default=64, show_default=True, help="Training resolution (power of two).")
+@click.option("--kimg", type=float, default=200.0, show_default=True, help="Training length in thousands of images.")
+@click.option("--batch", type=int, default=32, show_default=True, help="Minibatch size.")
+@click.option("--channel-base", type=int, default=2048, show_default=True, help="channels(res) = min(base // res, max).")
+@click.option("--channel-max", type=int, default=64, show_default=True, help="Most channels of any layer.")
+@click.option("--r1-gamma", type=float, default=0.0256, show_default=True, help="R1 regularisation weight.")
+@click.option("--pl-weight", type=float, default=0.0, show_default=True, help="Path-length regularisation (0 = off).")
+@click.option("--mirror/--no-mirror", default=False, show_default=True, help="Random horizontal flips.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for initialisation, latents and batches.")
+@click.option("--sample-every", type=int, default=200, show_default=True, help="Steps between sample grids.")
+@click.option("--checkpoint-every", type=int, default=200, show_default=True, help="Steps between checkpoints.")
+@click.option("--runs", "runs_root", default="runs", show_default=True, help="Folder for run folders (gan/NNNNN-name).")
+@click.option("--resume", "resume_dir", default=None, help="Continue this run folder (its config.json wins).")
+@click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
+def gan_train(data, resolution, kimg, batch, channel_base, channel_max, r1_gamma, pl_weight, mirror, seed,
+              sample_every, checkpoint_every, runs_root, resume_dir, device):
+    """Train a StyleGAN2 (non-saturating loss, lazy R1, style mixing, EMA).
+
+    Writes runs/gan/NNNNN-NAME/ with config.json, metrics.jsonl, samples/*.png and
+    checkpoints/G_ema.safetensors; kill it at any time and --resume the run folder.
+
+    \b
+    Examples:
+      ganverse3d world render --n 20000 --resolution 64 --seed 1 --out world-64
+      ganverse3d gan train --data world-64 --resolution 64 --kimg 200
+      ganverse3d gan train --resume runs/gan/00000-world-64-r64
+    """
+    from .stylegan2.train import TrainConfig, train
+
+    if data is None and resume_dir is None:
+        raise InputError("Give --data (a dataset folder) or --resume (a run folder).")
+    if kimg <= 0 or batch < 1:
+        raise InputError("--kimg must be positive and --batch at least 1.")
+    config = TrainConfig(data=data, resolution=resolution, kimg=kimg, batch=batch, channel_base=channel_base,
+                         channel_max=channel_max, r1_gamma=r1_gamma, pl_weight=pl_weight, mirror=mirror, seed=seed,
+                         sample_every=sample_every, checkpoint_every=checkpoint_every)
+    weights = train(None if resume_dir else config, runs_root=runs_root, resume=resume_dir, device=device)
+    click.echo(f"Wrote {weights}.")
+
+
 # Guards against an extra digit typed by mistake; no preview needs more pixels than this.
 _MAX_RENDER_RESOLUTION = 4096
 
@@ -81,6 +123,7 @@ def render(mesh_path, out_path, azimuth, elevation, distance, fov, resolution, b
     import torch
     from PIL import Image
 
+    from .devices import resolve_device
     from .export import load_mesh
     from .files import atomic_path, to_uint8
     from .geometry import Camera
@@ -90,7 +133,7 @@ def render(mesh_path, out_path, azimuth, elevation, distance, fov, resolution, b
     background_rgb = _parse_colour(background)
     outputs = [Path(out_path)] + ([Path(mask_path)] if mask_path else [])
     _check_png_outputs(outputs)
-    device = _resolve_device(device)
+    device = resolve_device(device)
     mesh = load_mesh(mesh_path)
 
     verts = mesh.verts
@@ -151,18 +194,6 @@ def _check_png_outputs(paths: list[Path]) -> None:
             raise InputError(f"Cannot write {path}: {existing} is not a writable folder.")
     if len(paths) == 2 and paths[0].resolve() == paths[1].resolve():
         raise InputError("--mask-out must differ from the output image.")
-
-
-def _resolve_device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not re.fullmatch(r"cuda:\d+", name):
-        raise InputError(f"--device must be 'auto', 'cpu' or 'cuda', not {name!r}.")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {name} was asked for, but CUDA is not available here.")
-    return torch.device(name)
 
 
 def main(argv=None) -> int:
