@@ -41,6 +41,44 @@ def gan():
     """StyleGAN2: convert official weights, train, sample."""
 
 
+@gan.command("convert")
+@click.argument("src", metavar="SRC")
+@click.option("-o", "--out", "out_path", required=True, help="Output generator, .safetensors.")
+@click.option("--content", default=None, metavar="WxH",
+              help="Size of the image content inside the square canvas, e.g. 512x384 for the official car "
+                   "model, whose images fill rows 64:448 (default: the whole canvas, or what SRC records).")
+def gan_convert(src, out_path, content):
+    """Convert StyleGAN2 weights SRC into a ganverse3d .safetensors generator.
+
+    SRC may be the official StyleGAN2 TensorFlow pickle (stylegan2-car-config-f.pkl, ...), a
+    stylegan2-ada-pytorch pickle, rosinality's .pt or a ganverse3d .safetensors; the format is read from
+    the file's content. Pickles are read without running anything they contain: a file that asks to
+    run code is refused.
+
+    \b
+    Example (the official LSUN car model: 512x384 images inside a 512x512 canvas):
+      ganverse3d gan convert stylegan2-car-config-f.pkl --content 512x384 -o car.safetensors
+    """
+    from .stylegan2.load import load_generator_with_format, save_generator
+
+    out_path = Path(out_path)
+    if out_path.suffix.lower() != ".safetensors":
+        raise InputError(f"The output {out_path} must be a .safetensors file.")
+    content_shape = None
+    if content is not None:
+        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", content)
+        if not match:
+            raise InputError(f"--content must be WIDTHxHEIGHT in pixels, such as 512x384, not {content!r}.")
+        content_shape = (int(match.group(2)), int(match.group(1)))
+    generator, source_format = load_generator_with_format(src, "cpu", img_content_shape=content_shape)
+    save_generator(generator, out_path, provenance={"stage": "convert", "source": Path(src).name,
+                                                    "source_format": source_format})
+    top, bottom, left, right = generator.img_crop
+    side = generator.img_resolution
+    click.echo(f"Wrote {out_path}: {side}x{side} generator from a {source_format} file, {generator.num_ws} ws, "
+               f"content rows {top}:{bottom}, columns {left}:{right}.")
+
+
 @gan.command("train")
 @click.option("--data", default=None, help="Dataset folder with images/*.png (e.g. from `ganverse3d world render`).")
 @click.option("--resolution", type=int, default=64, show_default=True, help="Training resolution (power of two).")
