@@ -492,7 +492,7 @@ class SynthesisNetwork(nn.Module):
 
     def from_styles(self, styles: list[torch.Tensor], noise_mode: str = "const") -> torch.Tensor:
         """W* (as returned by ``styles``) -> image [B, C, R, R]."""
-        image, _ = self._run(styles, noise_mode)
+        image, _, _ = self._run(styles, noise_mode)
         return image
 
     def features(self, ws: torch.Tensor, noise_mode: str = "const", return_image: bool = False):
@@ -501,8 +501,19 @@ class SynthesisNetwork(nn.Module):
         Returns ``2 log2(R) - 3`` tensors [B, channels, res, res] (named by ``conv_layer_names``: b4.conv1,
         b8.conv0, b8.conv1, ...), and with ``return_image=True`` the pair (features, image).
         """
-        image, conv_outputs = self._run(self.styles(ws), noise_mode)
+        image, conv_outputs, _ = self._run(self.styles(ws), noise_mode)
         return (conv_outputs, image) if return_image else conv_outputs
+
+    def block_images(self, ws: torch.Tensor, noise_mode: str = "const") -> list[torch.Tensor]:
+        """Each block's own toRGB output (its features seen through its learned RGB transformation, the
+        paper's Appendix B), one [B, C, res, res] per entry of ``block_resolutions``; they sum, each upsampled
+        to the next resolution, to the final image."""
+        _, _, cumulative = self._run(self.styles(ws), noise_mode)
+        own = [cumulative[0]]
+        for index in range(1, len(cumulative)):
+            block = getattr(self, f"b{self.block_resolutions[index]}")
+            own.append(cumulative[index] - upsample2d(cumulative[index - 1], block.resample_filter))
+        return own
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         """ws [B, num_ws, w_dim] -> image [B, C, R, R], roughly in [-1, 1]."""
@@ -512,7 +523,8 @@ class SynthesisNetwork(nn.Module):
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must have shape [B, {self.num_ws}, {self.w_dim}]; got {list(ws.shape)}.")
 
-    def _run(self, styles: list[torch.Tensor], noise_mode: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _run(self, styles: list[torch.Tensor], noise_mode: str):
+        """-> (image, every conv layer's output, the cumulative image after each block)."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}; got {noise_mode!r}.")
         if len(styles) != self.num_ws:
@@ -526,13 +538,14 @@ class SynthesisNetwork(nn.Module):
         # A grouped convolution with per-sample weights suits inference; training shares one weight.
         fused = not self.training
         x = img = None
-        conv_outputs = []
+        conv_outputs, cumulative_images = [], []
         for res in self.block_resolutions:
             block = getattr(self, f"b{res}")
             block_styles = [style_of_layer[f"b{res}.{name}"] for name in block.layer_names]
             x, img, block_conv_outputs = block(x, img, block_styles, noise_mode, fused)
             conv_outputs += block_conv_outputs
-        return img, conv_outputs
+            cumulative_images.append(img)
+        return img, conv_outputs, cumulative_images
 
 
 class Generator(nn.Module):

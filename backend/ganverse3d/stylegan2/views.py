@@ -1,0 +1,79 @@
+"""The paper's Fig. 2 and Appendix B on any generator: view codes x content codes, and per-block images.
+
+GANverse3D splits W* (``G.synthesis.styles``) into W*_V, the first ``view_layers`` entries, which fix the
+viewpoint, and W*_STB, the rest, which fix the car (shape, texture, background). Fixing W*_V per column and
+sampling W*_STB per row gives a multi-view sheet: each column one viewpoint, each row one car.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .networks import Generator
+
+# The paper's official 512-px car model has 16 W* entries of which the first 4 hold the view.
+PAPER_VIEW_LAYERS, PAPER_NUM_WS = 4, 16
+
+
+def default_view_layers(num_ws: int) -> int:
+    """The paper's 4-of-16 scaled to a model with ``num_ws`` W* entries (at least 1)."""
+    return max(1, round(PAPER_VIEW_LAYERS * num_ws / PAPER_NUM_WS))
+
+
+def mix_view_and_content(G: Generator, ws_view: torch.Tensor, ws_content: torch.Tensor,
+                         view_layers: int) -> list[torch.Tensor]:
+    """W* taking its first ``view_layers`` entries from ``ws_view`` and the rest from ``ws_content``.
+
+    Args:
+        ws_view, ws_content: [B, num_ws, w_dim] (same B).
+        view_layers: how many leading W* entries are the view, 1 .. num_ws - 1.
+    Returns:
+        ``num_ws`` style tensors, as ``G.synthesis.styles`` returns; feed to ``G.synthesis.from_styles``.
+    """
+    if not 1 <= view_layers < G.num_ws:
+        raise ValueError(f"view_layers must be from 1 to {G.num_ws - 1}, not {view_layers}.")
+    view = G.synthesis.styles(ws_view)[:view_layers]
+    content = G.synthesis.styles(ws_content)[view_layers:]
+    return view + content
+
+
+@torch.no_grad()
+def view_content_sheet(G: Generator, num_views: int, num_contents: int, view_layers: int | None = None,
+                       seed: int = 0, truncation_psi: float = 0.7) -> torch.Tensor:
+    """Images [num_contents * num_views, C, H, W] in [0, 1], row-major: row = content code, column = view code.
+
+    Each view and content code is ``G.mapping`` of its own normal z drawn from ``seed``; truncation keeps the
+    samples typical, as the paper's data generation did.
+    """
+    view_layers = default_view_layers(G.num_ws) if view_layers is None else view_layers
+    device = next(G.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    z_views = torch.randn(num_views, G.z_dim, generator=generator).to(device)
+    z_contents = torch.randn(num_contents, G.z_dim, generator=generator).to(device)
+    ws_views = G.mapping(z_views, truncation_psi=truncation_psi)
+    ws_contents = G.mapping(z_contents, truncation_psi=truncation_psi)
+    rows = []
+    for content in range(num_contents):
+        styles = mix_view_and_content(G, ws_views, ws_contents[content:content + 1].expand_as(ws_views), view_layers)
+        rows.append(G.synthesis.from_styles(styles, noise_mode="const"))
+    return ((torch.cat(rows) + 1) / 2).clamp(0, 1)
+
+
+@torch.no_grad()
+def layer_sheet(G: Generator, num_samples: int, seed: int = 0, truncation_psi: float = 0.7) -> torch.Tensor:
+    """Appendix B: per sample one row of each block's own toRGB output (min-max normalised per tile, nearest-
+    upsampled to full size) followed by the final image. Returns [num_samples * (blocks + 1), C, R, R] in [0, 1]."""
+    device = next(G.parameters()).device
+    z = torch.randn(num_samples, G.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+    ws = G.mapping(z, truncation_psi=truncation_psi)
+    blocks = G.synthesis.block_images(ws)
+    final = ((G.synthesis(ws) + 1) / 2).clamp(0, 1)
+    size = G.img_resolution
+    tiles = []
+    for block in blocks:
+        low = block.amin(dim=(1, 2, 3), keepdim=True)
+        high = block.amax(dim=(1, 2, 3), keepdim=True)
+        normalised = (block - low) / (high - low).clamp_min(1e-8)
+        tiles.append(torch.nn.functional.interpolate(normalised, size=(size, size), mode="nearest"))
+    tiles.append(final)
+    return torch.stack(tiles, dim=1).reshape(-1, *final.shape[1:])
