@@ -27,8 +27,8 @@ is centred on its bounding box and scaled isotropically so that its farthest ver
 proportions; its metric size stays in ``params["length"]`` etc. and ``params["scale"]`` (object units
 per metre). The wheels touch the ground plane ``y = Car.ground_y`` (< 0, differs per car).
 
-Colour comes from a ``TEXTURE_SIZE``² atlas per car (:data:`TEXTURE_REGIONS`: paint with a gradient and
-noise, glass, tyre, rim, white head lights, red tail lights, plate, grille, dark trim). UVs are per face
+Colour comes from a ``TEXTURE_SIZE``² atlas per car (:data:`TEXTURE_REGIONS`: paint with a gradient,
+noise and door gaps, glass, tyre, rim, white head lights, red tail lights, plate, grille, dark trim). UVs are per face
 vertex, (0, 0) = the top-left of the texture, v grows downward (glTF).
 """
 
@@ -456,14 +456,20 @@ def _body(builder, spec: CarSpec) -> dict:
     # Local UVs from the vertex position: u along the car, v down from the roof.
     low, high = verts[:, 1].min(), verts[:, 1].max()
     vert_local = np.stack((-verts[:, 2] / length, (high - verts[:, 1]) / (high - low)), -1)
-    glass_low = belt
-    glass_local = np.stack((vert_local[:, 0], np.clip((high - verts[:, 1]) / (high - glass_low), 0, 1)), -1)
+    # Glass spans its own gradient from the roof down to the belt line.
+    glass_local = np.stack((vert_local[:, 0], np.clip((high - verts[:, 1]) / (high - belt), 0, 1)), -1)
     local = np.where(window[:, None, None], glass_local[faces], vert_local[faces])
     builder.add(verts, faces, labels, regions, local)
     windshield = (profile[:, 0] >= keys["s_cowl"]) & (profile[:, 0] <= keys["s_roof_front"])
     s_belt_cross = float(np.interp(belt + 0.05, profile[windshield, 1], profile[windshield, 0]))
+    # Door gaps, painted into the paint region: where its u (along the car) and v (down from the roof) fall.
+    door_edges = [s_belt_cross + 0.05, s_b_pillar]
+    if spec.body_type != "sports":
+        door_edges.append(max(s_side_end, keys["s_roof_rear"]) - 0.05)
+    doors = dict(u=[edge / length for edge in door_edges], v_top=(high - belt - 0.02) / (high - low),
+                 v_bottom=(high - p["ride_height"] - 0.12) / (high - low))
     return dict(wheels_s=wheels_s, front=(y_floor[0], y_top[0], w[0]), rear=(y_floor[-1], y_top[-1], w[-1]),
-                belt=belt, s_belt_cross=s_belt_cross, w_at=lambda s: float(np.interp(s, stations, w)))
+                belt=belt, s_belt_cross=s_belt_cross, w_at=lambda s: float(np.interp(s, stations, w)), doors=doors)
 
 
 def _rings(y_floor, y_top, belt, w, w_top, dip, crown, lift) -> np.ndarray:
@@ -577,7 +583,7 @@ def build_car(spec: CarSpec) -> Car:
     return Car(
         verts=torch.from_numpy(verts.astype(np.float32)), faces=torch.from_numpy(faces),
         face_uvs=torch.from_numpy(face_uvs.astype(np.float32)),
-        texture=torch.from_numpy(_texture(spec)), part_labels=torch.from_numpy(labels.copy()),
+        texture=torch.from_numpy(_texture(spec, body["doors"])), part_labels=torch.from_numpy(labels.copy()),
         body_type=spec.body_type, params=params, ground_y=float(-centre[1] * scale), spec=spec)
 
 
@@ -587,10 +593,19 @@ def build_car(spec: CarSpec) -> Car:
 
 
 def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
-    """Value noise [height, width] in about [-1, 1], smooth over ``cell`` texels."""
-    coarse = torch.from_numpy(rng.uniform(-1.0, 1.0, (1, 1, height // cell + 2, width // cell + 2)))
-    return torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear",
-                                           align_corners=True)[0, 0].numpy()
+    """Value noise [height, width] in [-1, 1], bilinear between random values every ``cell`` texels."""
+    coarse = rng.uniform(-1.0, 1.0, (height // cell + 2, width // cell + 2))
+
+    def resample(values, size, axis):  # linear interpolation along one axis, ends aligned
+        position = np.linspace(0, values.shape[axis] - 1, size)
+        low = np.minimum(position.astype(np.int64), values.shape[axis] - 2)
+        weight = position - low
+        shape = [1, 1]
+        shape[axis] = size
+        return (np.take(values, low, axis) * (1 - weight.reshape(shape))
+                + np.take(values, low + 1, axis) * weight.reshape(shape))
+
+    return resample(resample(coarse, height, 0), width, 1)
 
 
 def _region_view(atlas: np.ndarray, name: str) -> np.ndarray:
@@ -640,8 +655,11 @@ def _rim_layout(spokes: int) -> tuple[np.ndarray, np.ndarray]:
     return metal, base
 
 
-def _texture(spec: CarSpec) -> np.ndarray:
-    """The car's atlas, [3, TEXTURE_SIZE, TEXTURE_SIZE] float32 in [0, 1] (regions: TEXTURE_REGIONS)."""
+def _texture(spec: CarSpec, doors: dict) -> np.ndarray:
+    """The car's atlas, [3, TEXTURE_SIZE, TEXTURE_SIZE] float32 in [0, 1] (regions: TEXTURE_REGIONS).
+
+    ``doors``: where door gaps go in the paint region, ``u`` (list) across it and ``v_top`` .. ``v_bottom``
+    down it, in the body's local UV units (u = s / length, v from roof to floor)."""
     rng = np.random.default_rng(spec.texture_seed)
     paint, glass, rim = (np.array(c) for c in (spec.paint, spec.glass, spec.rim))
     atlas = np.empty((TEXTURE_SIZE, TEXTURE_SIZE, 3))
@@ -652,7 +670,18 @@ def _texture(spec: CarSpec) -> np.ndarray:
     v, _ = _region_coords("paint")
     shade = 1.12 - 0.32 * v + 0.05 * np.exp(-(((v - 0.42) / 0.04) ** 2)) - 0.04 * np.exp(-(((v - 0.47) / 0.03) ** 2))
     noise = _smooth_noise(rng, v.shape[0], v.shape[1], 8)[..., None]
-    _region_view(atlas, "paint")[:] = paint * shade + 0.02 * noise
+    paint_texels = _region_view(atlas, "paint")
+    paint_texels[:] = paint * shade + 0.02 * noise
+    # Door gaps: thin darker lines on the flanks, and a darker handle just under the belt line.
+    height, width = paint_texels.shape[:2]
+    rows = slice(int(doors["v_top"] * (height - 2)) + 1, int(doors["v_bottom"] * (height - 2)) + 2)
+    for u in doors["u"]:
+        column = int(round(u * (width - 2))) + 1
+        paint_texels[rows, column] *= 0.6
+    handle_row = int((doors["v_top"] + 0.05) * (height - 2)) + 1
+    for u in doors["u"][:-1]:
+        column = int(round(u * (width - 2))) + 1
+        paint_texels[handle_row, column + 3:column + 5] *= 0.7
 
     v, u = _region_coords("glass")  # darker toward the bottom, a diagonal sky reflection
     _region_view(atlas, "glass")[:] = glass * (1.6 - 1.0 * v) + 0.06 * np.exp(-(((u + 0.6 * v - 0.6) / 0.12) ** 2))

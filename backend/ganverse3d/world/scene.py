@@ -147,6 +147,7 @@ class WorldRender:
 
 
 def cameras_of(scenes: list[SceneSpec]) -> Camera:
+    """The scenes' cameras as one float32 :class:`Camera` batch."""
     return Camera.create([s.azimuth for s in scenes], [s.elevation for s in scenes],
                          [s.distance for s in scenes], [s.fov_y for s in scenes], dtype=torch.float32)
 
