@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -73,14 +74,19 @@ def write_world_dataset(out, count: int, resolution: int, seed: int, progress: b
     meta = _read_meta(out)
     todo = [index for index in range(count) if not (index in meta and _item_files_exist(out, index))]
     batch_size = batch_size_for(resolution)
-    with tqdm(total=count, initial=count - len(todo), unit="img", desc="world render", disable=not progress) as bar:
+    # One writer thread stores batch k (PNG and .glb encoding, mostly outside the GIL) while batch k + 1
+    # renders; leaving the block waits for the last batch, so an interruption loses no finished files.
+    with ThreadPoolExecutor(max_workers=1) as writer, \
+            tqdm(total=count, initial=count - len(todo), unit="img", desc="world render", disable=not progress) as bar:
+        writing = None
         for start in range(0, len(todo), batch_size):
             indices = todo[start:start + batch_size]
-            for index, line in _render_batch(out, seed, indices, resolution):
-                meta[index] = line
-            write_text(out / _PENDING_META / f"{item_name(indices[0])}.jsonl",
-                       "".join(json.dumps(meta[index], sort_keys=True) + "\n" for index in indices))
-            bar.update(len(indices))
+            rendered = render_items(seed, indices, resolution)
+            if writing is not None:
+                _collect(writing, meta, bar)
+            writing = writer.submit(_write_batch, out, indices, *rendered)
+        if writing is not None:
+            _collect(writing, meta, bar)
 
     write_text(out / "meta.jsonl", "".join(json.dumps(meta[index], sort_keys=True) + "\n" for index in range(count)))
     shutil.rmtree(out / _PENDING_META, ignore_errors=True)
@@ -154,26 +160,38 @@ def _read_meta(out: Path) -> dict[int, dict]:
     return meta
 
 
-def _render_batch(out: Path, seed: int, indices: list[int], resolution: int):
-    """Render and write the items ``indices``; yield (index, meta record) per item."""
+def _collect(writing: Future, meta: dict, bar: tqdm) -> None:
+    """Wait for a batch's files; take its metadata and advance the progress bar."""
+    written = writing.result()
+    meta.update(written)
+    bar.update(len(written))
+
+
+def _write_batch(out: Path, indices: list[int], cars, scenes, render) -> dict[int, dict]:
+    """Write the files of rendered items ``indices``, then their metadata to ``.meta/``; return it by index."""
     from ..export import TexturedMesh, save_mesh
 
-    cars, scenes, render = render_items(seed, indices, resolution)
+    images = render.images.numpy()
     masks = (render.masks[:, 0] > 0.5).numpy().astype(np.uint8) * 255
     parts = (render.part_maps + 1).numpy().astype(np.uint8)
+    records = {}
     for position, (index, car, scene) in enumerate(zip(indices, cars, scenes)):
         name = item_name(index)
-        save_png(out / "images" / f"{name}.png", render.images[position])
+        save_png(out / "images" / f"{name}.png", images[position])
         save_png(out / "masks" / f"{name}.png", masks[position])
         save_png(out / "parts" / f"{name}.png", parts[position])
         save_mesh(out / "meshes" / f"{name}.glb",
                   TexturedMesh(car.verts, car.faces, car.face_uvs, car.texture, car.part_labels))
-        yield index, {
-            "id": index, "image": f"images/{name}.png", "body_type": car.body_type, "params": car.params, "ground_y": car.ground_y,
+        records[index] = {
+            "id": index, "image": f"images/{name}.png", "body_type": car.body_type, "params": car.params,
+            "ground_y": car.ground_y,
             "camera": {"azimuth": scene.azimuth, "elevation": scene.elevation, "distance": scene.distance,
                        "fov_y": scene.fov_y},
             "car": car.spec.to_json(), "scene": scene.to_json(),
         }
+    write_text(out / _PENDING_META / f"{item_name(indices[0])}.jsonl",
+               "".join(json.dumps(records[index], sort_keys=True) + "\n" for index in indices))
+    return records
 
 
 def _write_sheet(out: Path, count: int) -> None:
