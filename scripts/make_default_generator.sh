@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Reproduces the embedded default generator, backend/ganverse3d/assets/stylegan2_world64.safetensors:
+# a small StyleGAN2 (64 px, channel_base 2048, channel_max 64) trained on 20,000 world renders.
+# Everything is seeded; on a 2-core CPU the training takes hours (see the issue notes for the measured cost).
+# Kill it at any time and run it again: rendering and training both resume.
+#
+#   scripts/make_default_generator.sh [WORK_DIR] [KIMG]
+set -euo pipefail
+work=${1:-data}
+kimg=${2:-KIMG_SHIPPED}
+mkdir -p "$work"
+ganverse3d world render --n 20000 --resolution 64 --seed 1 --out "$work/world-gan-64"
+run=$(ls -d "$work"/runs/gan/*-world-gan-64-r64 2>/dev/null | tail -n 1 || true)
+if [ -n "$run" ]; then
+    ganverse3d gan train --resume "$run"
+else
+    ganverse3d gan train --data "$work/world-gan-64" --resolution 64 --kimg "$kimg" --batch 32 \
+        --channel-base 2048 --channel-max 64 --seed 0 --runs "$work/runs"
+    run=$(ls -d "$work"/runs/gan/*-world-gan-64-r64 | tail -n 1)
+fi
+cp "$run/checkpoints/G_ema.safetensors" backend/ganverse3d/assets/stylegan2_world64.safetensors
+ganverse3d gan views --generator backend/ganverse3d/assets/stylegan2_world64.safetensors -o docs/gan_views.png
+ganverse3d gan layers --generator backend/ganverse3d/assets/stylegan2_world64.safetensors -o docs/gan_layers.png
+cp "$(ls "$run"/samples/fakes*.png | tail -n 1)" docs/gan_samples.png
