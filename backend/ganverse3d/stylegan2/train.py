@@ -30,6 +30,7 @@ from ..bundle import flatten_optimizer, load_state, restore_optimizer, save_modu
 from ..devices import resolve_device
 from ..errors import InputError
 from ..files import image_grid, new_run_dir, save_png, write_json
+from .metrics import GeneratorFID, load_feature_extractor
 from .networks import Discriminator, Generator
 
 
@@ -61,6 +62,11 @@ class TrainConfig:
     sample_every: int = 200          # Steps between sample grids.
     checkpoint_every: int = 200      # Steps between checkpoints (what a crash can lose at most).
     log_every: int = 20              # Steps between metrics.jsonl lines.
+    metric_every: int = 0            # Steps between FID lines in metrics.jsonl, keyed "fid-world" or
+                                     # "fid-inception" by the extractor (see metrics.py); 0 = off.
+    feature_net: str | None = None   # FID features: a WorldFeatureNet bundle or torchvision's Inception-v3
+                                     # .pth; None = the embedded world feature net.
+    metric_fakes: int = 2000         # Generated images per FID (the reals are all training images).
 
 
 def image_paths(folder) -> list[Path]:
@@ -113,6 +119,7 @@ class Trainer:
         self.step = 0
         self.pl_mean = torch.zeros([], device=device)
         self.sample_z = torch.randn(64, config.z_dim, generator=torch.Generator().manual_seed(config.seed + 1))
+        self.fid = None  # a metrics.GeneratorFID, made at the first measurement
 
     # -- checkpoints -------------------------------------------------------------------------------
     @property
@@ -231,6 +238,15 @@ class Trainer:
         save_png(self.run_dir / "samples" / f"fakes{self.step:07d}.png",
                  image_grid((images.cpu() + 1) / 2, columns=8))
 
+    def write_fid(self, metrics_path: Path) -> None:
+        if self.fid is None:
+            extractor = load_feature_extractor(self.config.feature_net, self.device)
+            self.fid = GeneratorFID.from_images(extractor, self.reals)
+        result = self.fid.measure(self.G_ema, self.config.metric_fakes, seed=self.config.seed)
+        with open(metrics_path, "a") as handle:
+            handle.write(json.dumps({"step": self.step, "kimg": round(self.kimg, 3), result.key: round(result.value, 4)})
+                         + "\n")
+
     def run(self) -> Path:
         config = self.config
         if self.step == 0:
@@ -252,6 +268,8 @@ class Trainer:
                                                  "sec_per_step": round(seconds, 4), **stats}) + "\n")
                 if self.step % config.sample_every == 0 or self.step == self.total_steps:
                     self.write_samples()
+                if config.metric_every > 0 and (self.step % config.metric_every == 0 or self.step == self.total_steps):
+                    self.write_fid(metrics_path)
                 if self.step % config.checkpoint_every == 0 or self.step == self.total_steps:
                     self.save_checkpoint()
         return self.run_dir / "checkpoints" / "G_ema.safetensors"
@@ -280,7 +298,9 @@ def train(config: TrainConfig | None = None, runs_root="runs", resume=None, devi
         raise InputError("Give a training configuration or a run folder to resume.")
     if config.resolution < 8 or config.resolution & (config.resolution - 1):
         raise InputError(f"--resolution must be a power of two >= 8, not {config.resolution}.")
-    image_paths(config.data)  # fail on a bad dataset before creating the run folder
+    image_paths(config.data)  # fail on a bad dataset or feature net before creating the run folder
+    if config.metric_every > 0:
+        load_feature_extractor(config.feature_net)
     run_dir = new_run_dir(runs_root, "gan", f"{Path(config.data).name}-r{config.resolution}")
     write_json(run_dir / "config.json", dataclasses.asdict(config))
     return Trainer(config, run_dir, device).run()
