@@ -8,9 +8,10 @@ Layout of a dataset folder (ids are zero-padded to six digits):
   ``manifest["part_labels"]`` (body, window, wheel, light, plate), 0 = background.
 * ``meshes/000000.glb`` - the ground-truth textured car in object space (+Y up, front +Z, in the unit
   sphere), with per-face part labels (see :mod:`ganverse3d.export`).
-* ``meta.jsonl`` - one JSON object per item, ordered by id: ``id`` (int), ``image`` (its path), ``body_type``, ``params`` (metric shape
-  parameters and ``scale``), ``ground_y``, ``camera`` (``azimuth``, ``elevation``, ``distance``, ``fov_y``,
-  degrees and object units), ``car`` and ``scene`` (the full specs that rebuild the item).
+* ``meta.jsonl`` - one JSON object per item, ordered by id: ``id`` (int), ``image`` (its path),
+  ``body_type``, ``params`` (metric shape parameters and ``scale``), ``ground_y``, ``camera``
+  (``azimuth``, ``elevation``, ``distance``, ``fov_y``; degrees and object units), ``car`` and ``scene``
+  (the full specs that rebuild the item).
 * ``manifest.json`` - ``format_version``, ``generator`` ("world"), ``counts``, ``resolution``, ``seed``,
   ``part_labels``, ``body_types``, ``camera`` (the sampling distribution), ``complete``.
 * ``sheet.png`` - a contact sheet of the first ``SHEET_ITEMS`` images, ``SHEET_COLUMNS`` per row.
@@ -51,10 +52,12 @@ _PENDING_META = ".meta"
 
 
 def item_name(index: int) -> str:
+    """File stem of item ``index``: six digits, zero-padded."""
     return f"{index:06d}"
 
 
 def batch_size_for(resolution: int) -> int:
+    """Items rendered together at ``resolution``² (64 at 128², 1 from 1024² up)."""
     return max(1, min(_MAX_BATCH, _PIXELS_PER_BATCH // (resolution * resolution)))
 
 
