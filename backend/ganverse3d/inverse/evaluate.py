@@ -1,0 +1,288 @@
+"""Evaluating the inverse-graphics network (the paper's Table 1 metric, and more where ground truth exists).
+
+On any multi-view dataset (a held-out GAN split, or a world set):
+
+* input-view IoU with the dataset's camera (the paper's re-projected 2D IoU; for the training dataset the
+  cameras learned during training) and with the network's own camera estimate;
+* azimuth and elevation error of the camera estimate, degrees.
+
+On a world set whose meta.jsonl names ground-truth meshes (``"mesh"``), also:
+
+* novel-view silhouette IoU against the true mesh over :data:`TURNTABLE_AZIMUTHS`;
+* Chamfer distance between surface samples.
+
+Both compare *shapes*: each mesh is first normalised (bounding-box centre to the origin, farthest vertex at
+radius 1), because a single image fixes size only relative to the camera distance, and the GAN data's
+annotated distance is arbitrary. Novel views then use one fixed camera ring around the normalised meshes.
+
+Turntable sheets show, per item, the input beside the prediction from the six azimuths (the paper's user-study
+view), and the true mesh below when there is one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..bundle import load_module, read_metadata
+from ..dataset import MultiViewDataset, cameras_from_batch
+from ..devices import resolve_device
+from ..errors import InputError
+from ..export import load_mesh
+from ..files import image_grid, save_png, write_json
+from ..geometry import Camera
+from ..render import Lighting, render_mesh
+from .cameras import concat_cameras, wrap_degrees
+from .losses import mask_iou
+from .model import InverseGraphicsNet, Prediction
+
+TURNTABLE_AZIMUTHS = (0.0, 60.0, 120.0, 180.0, 240.0, 300.0)
+TURNTABLE_ELEVATION = 15.0
+# A normalised mesh (radius 1) fills about 70 % of the image height from here with this field of view.
+TURNTABLE_DISTANCE = 4.0
+TURNTABLE_FOV_Y = 40.0
+NOVEL_VIEW_SIZE = 128
+CHAMFER_POINTS = 2048
+_BACKGROUND_GREY = 0.5
+
+
+def measure_reprojection(model: InverseGraphicsNet, images: torch.Tensor, masks: torch.Tensor,
+                         cameras: Camera) -> dict[str, torch.Tensor]:
+    """Per-image input-view metrics of a batch.
+
+    images: [B, 3, R, R], masks: [B, 1, R, R] in [0, 1] at the model's resolution R; cameras: the true (or
+    training's) cameras of the images. Returns [B] tensors ``iou`` (rendered with ``cameras``),
+    ``iou_predicted_camera``, ``azimuth_error_deg``, ``elevation_error_deg``, and the ``prediction``.
+    """
+    prediction = model(images, masks)
+    cameras = cameras.to(device=images.device, dtype=images.dtype)
+    size = images.shape[-1]
+    both = render_mesh(prediction.verts.repeat(2, 1, 1), model.faces, model.face_uvs,
+                       prediction.texture.repeat(2, 1, 1, 1), concat_cameras([cameras, prediction.camera]), size,
+                       soft=False)
+    batch = images.shape[0]
+    return {"iou": mask_iou(both.mask[:batch], masks), "iou_predicted_camera": mask_iou(both.mask[batch:], masks),
+            "azimuth_error_deg": wrap_degrees(prediction.camera.azimuth - cameras.azimuth),
+            "elevation_error_deg": (prediction.camera.elevation - cameras.elevation).abs(),
+            "prediction": prediction}
+
+
+def _rotated(cameras: Camera, azimuth_offset: float) -> Camera:
+    return Camera(cameras.azimuth + azimuth_offset, cameras.elevation, cameras.distance, cameras.fov_y)
+
+
+def render_around(prediction: Prediction, faces: torch.Tensor, face_uvs: torch.Tensor, cameras: Camera, size: int,
+                  azimuth_offsets=(0.0, 90.0, 180.0, 270.0)) -> list[torch.Tensor]:
+    """Renders [B, 3, size, size] of the prediction from ``cameras`` turned by each azimuth offset (degrees),
+    unlit texture on grey."""
+    renders = []
+    for offset in azimuth_offsets:
+        out = render_mesh(prediction.verts, faces, face_uvs, prediction.texture,
+                          _rotated(cameras.to(device=prediction.verts.device), offset), size,
+                          background=prediction.verts.new_full((3,), _BACKGROUND_GREY), soft=False)
+        renders.append(out.image)
+    return renders
+
+
+def normalise_verts(verts: torch.Tensor) -> torch.Tensor:
+    """Vertices [V, 3] moved so their bounding-box centre is the origin and scaled so the farthest is at 1."""
+    centre = (verts.min(0).values + verts.max(0).values) / 2
+    centred = verts - centre
+    return centred / centred.norm(dim=1).max().clamp_min(1e-12)
+
+
+def turntable_cameras(device=None) -> Camera:
+    return Camera.create(TURNTABLE_AZIMUTHS, TURNTABLE_ELEVATION, TURNTABLE_DISTANCE, TURNTABLE_FOV_Y, device=device)
+
+
+def render_turntable(verts: torch.Tensor, faces: torch.Tensor, face_uvs: torch.Tensor, texture: torch.Tensor,
+                     size: int = NOVEL_VIEW_SIZE, lit: bool = True):
+    """One normalised mesh (verts [V, 3], faces [F, 3], face_uvs [F, 3, 2], texture [3, Ht, Wt]) from the
+    turntable cameras: (images [6, 3, size, size] on grey, masks [6, 1, size, size])."""
+    views = len(TURNTABLE_AZIMUTHS)
+    out = render_mesh(normalise_verts(verts)[None].expand(views, -1, -1), faces, face_uvs,
+                      texture[None].expand(views, -1, -1, -1), turntable_cameras(verts.device), size,
+                      background=verts.new_full((3,), _BACKGROUND_GREY), lighting=Lighting() if lit else None,
+                      soft=False, cull_backfaces=False)
+    return out.image, out.mask
+
+
+def sample_surface(verts: torch.Tensor, faces: torch.Tensor, count: int, seed: int = 0) -> torch.Tensor:
+    """``count`` points [count, 3] drawn uniformly by area on the mesh surface (verts [V, 3], faces [F, 3])."""
+    generator = torch.Generator().manual_seed(seed)
+    tri = verts[faces].cpu().double()
+    area = torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1).norm(dim=-1)
+    face = torch.multinomial(area / area.sum(), count, replacement=True, generator=generator)
+    u, v = torch.rand(count, generator=generator, dtype=torch.float64), torch.rand(count, generator=generator,
+                                                                                   dtype=torch.float64)
+    flip = u + v > 1
+    u, v = torch.where(flip, 1 - u, u), torch.where(flip, 1 - v, v)
+    chosen = tri[face]
+    points = chosen[:, 0] + u[:, None] * (chosen[:, 1] - chosen[:, 0]) + v[:, None] * (chosen[:, 2] - chosen[:, 0])
+    return points.float()
+
+
+def chamfer_distance(first: torch.Tensor, second: torch.Tensor) -> float:
+    """Symmetric Chamfer distance between point sets [N, 3] and [M, 3]: mean squared distance to the nearest
+    point of the other set, summed over both directions (kaolin's form)."""
+    distance = torch.cdist(first, second, compute_mode="donot_use_mm_for_euclid_dist").square()
+    return float(distance.min(1).values.mean() + distance.min(0).values.mean())
+
+
+@dataclass
+class ReferenceShape:
+    """A ground-truth mesh with what the shape metrics compare against, computed once per content.
+
+    verts [V, 3], faces [F, 3], face_uvs [F, 3, 2], texture [3, Ht, Wt]: the mesh (object space);
+    turntable_masks [6, 1, S, S]: its normalised silhouettes from the turntable cameras;
+    samples [CHAMFER_POINTS, 3]: surface points of the normalised mesh.
+    """
+
+    verts: torch.Tensor
+    faces: torch.Tensor
+    face_uvs: torch.Tensor
+    texture: torch.Tensor
+    turntable_masks: torch.Tensor
+    samples: torch.Tensor
+
+    @classmethod
+    def from_mesh(cls, verts, faces, face_uvs, texture) -> "ReferenceShape":
+        return cls(verts, faces, face_uvs, texture, _silhouettes(verts, faces),
+                   sample_surface(normalise_verts(verts), faces, CHAMFER_POINTS))
+
+
+def _silhouettes(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    blank_uvs = torch.zeros(len(faces), 3, 2, device=verts.device)
+    return render_turntable(verts, faces, blank_uvs, verts.new_zeros(3, 1, 1), lit=False)[1]
+
+
+def shape_metrics(predicted_verts: torch.Tensor, predicted_faces: torch.Tensor,
+                  reference: ReferenceShape) -> dict[str, float]:
+    """Novel-view silhouette IoU (mean over the turntable views) and Chamfer distance between a predicted mesh
+    (verts [V, 3], faces [F, 3]) and the reference, both normalised."""
+    predicted_masks = _silhouettes(predicted_verts, predicted_faces)
+    chamfer = chamfer_distance(sample_surface(normalise_verts(predicted_verts), predicted_faces, CHAMFER_POINTS),
+                               reference.samples)
+    return {"iou_novel_views": float(mask_iou(predicted_masks, reference.turntable_masks).mean()), "chamfer": chamfer}
+
+
+def turntable_rows(image: torch.Tensor, prediction_images: torch.Tensor, true_images: torch.Tensor | None = None):
+    """Tiles [N, 3, S, S] of one item's sheet rows: input | 6 predicted views (and blank | 6 true views)."""
+    size = prediction_images.shape[-1]
+    first = F.interpolate(image[None], size=(size, size), mode="area")[0]
+    tiles = [first, *prediction_images]
+    if true_images is not None:
+        tiles += [torch.ones_like(first), *true_images]
+    return torch.stack(tiles)
+
+
+def _load_model(model, device) -> tuple[InverseGraphicsNet, dict]:
+    if isinstance(model, InverseGraphicsNet):
+        return model.to(device).eval(), {}
+    return load_module(model, InverseGraphicsNet, device=device), read_metadata(model)["config"]
+
+
+@torch.no_grad()
+def evaluate(model, data, out=None, device="auto", batch: int = 32, turntables: int = 8, progress: bool = True) -> dict:
+    """Evaluate a model on a multi-view dataset; optionally write ``out/metrics.json`` and ``out/turntables.png``.
+
+    Args:
+        model: an :class:`InverseGraphicsNet` or the path of its bundle. A bundle trained on ``data`` is
+            evaluated on its held-out contents with the cameras it learned; otherwise every image counts and
+            the dataset's cameras are the truth.
+        data: the dataset folder.
+        out: folder for the results, or None.
+        batch: images per forward pass.
+        turntables: how many items the turntable sheet shows (0 = none).
+
+    Returns a dict of JSON-able numbers (means over images, see the module docstring) and counts.
+    """
+    device = resolve_device(device)
+    model, bundle_config = _load_model(model, device)
+    same_data = bundle_config.get("data") == str(Path(data).resolve())
+    contents = bundle_config.get("heldout_contents") if same_data else None
+    if same_data and not contents:
+        raise InputError(f"{data} is the model's training data and it held nothing out; evaluate on another dataset.")
+    dataset = MultiViewDataset(data, contents=contents, cache=False)
+    learned = {view["view_id"]: view for view in bundle_config.get("view_cameras", [])} if same_data else {}
+    learned_cameras = same_data and bundle_config.get("train", {}).get("camera_mode") == "learn"
+    resolution = model.resolution
+
+    values_by_metric: dict[str, list[float]] = {}
+    sheet_tiles, sheet_rows = [], 0
+    references: dict[int, ReferenceShape | None] = {}
+    for start in tqdm(range(0, len(dataset), batch), desc="inverse eval", unit="batch", disable=not progress):
+        items = [dataset[index] for index in range(start, min(start + batch, len(dataset)))]
+        images = F.interpolate(torch.stack([item["image"] for item in items]).to(device), size=(resolution,) * 2,
+                               mode="area")
+        masks = F.interpolate(torch.stack([item["mask"] for item in items]).to(device), size=(resolution,) * 2,
+                              mode="area")
+        camera_rows = []
+        for item in items:
+            view = learned.get(item["view_id"]) if learned_cameras else None
+            camera_rows.append(torch.tensor([view["azimuth"], view["elevation"], view["distance"], view["fov_y"]])
+                               if view else item["camera"])
+        result = measure_reprojection(model, images, masks, cameras_from_batch(torch.stack(camera_rows).to(device)))
+        prediction = result.pop("prediction")
+        for name, values in result.items():
+            values_by_metric.setdefault(name, []).extend(values.tolist())
+        for row, item in enumerate(items):
+            reference = _reference_shape(dataset, item, references, device)
+            if reference is not None:
+                for name, value in shape_metrics(prediction.verts[row], model.faces, reference).items():
+                    values_by_metric.setdefault(name, []).append(value)
+            if sheet_rows < turntables:
+                predicted_images, _ = render_turntable(prediction.verts[row], model.faces, model.face_uvs,
+                                                       prediction.texture[row])
+                true_images = (render_turntable(reference.verts, reference.faces, reference.face_uvs, reference.texture)[0]
+                               if reference is not None else None)
+                sheet_tiles.append(turntable_rows(item["image"].to(device), predicted_images, true_images).cpu())
+                sheet_rows += 1
+
+    metrics = {"images": len(dataset), "contents": len(dataset.content_ids),
+               "split": "heldout" if same_data else "all",
+               "camera_source": "learned view cameras" if learned_cameras else "dataset cameras"}
+    for name, values in values_by_metric.items():
+        values_tensor = torch.tensor(values, dtype=torch.float64)
+        metrics[name] = round(float(values_tensor.mean()), 6)
+        if name == "azimuth_error_deg":
+            metrics["azimuth_error_deg_median"] = round(float(values_tensor.median()), 6)
+    if out is not None:
+        out = Path(out)
+        write_json(out / "metrics.json", metrics)
+        if sheet_tiles:
+            save_png(out / "turntables.png", image_grid(torch.cat(sheet_tiles), columns=1 + len(TURNTABLE_AZIMUTHS)))
+    return metrics
+
+
+def _reference_shape(dataset: MultiViewDataset, item: dict, cache: dict, device) -> ReferenceShape | None:
+    """The item's ground-truth :class:`ReferenceShape` on ``device`` (cached per content), or None without one."""
+    content = item["content_id"]
+    if content not in cache:
+        relative = dataset.meta[item["index"]].get("mesh")
+        if relative is None:
+            cache[content] = None
+        else:
+            mesh = load_mesh(dataset.folder / relative)
+            cache[content] = ReferenceShape.from_mesh(*(t.to(device) for t in (mesh.verts, mesh.faces, mesh.face_uvs,
+                                                                                mesh.texture)))
+    return cache[content]
+
+
+def format_metrics(metrics: dict) -> str:
+    """A short human-readable table of :func:`evaluate`'s result."""
+    rows = [f"{metrics['images']} images of {metrics['contents']} contents ({metrics['split']}, "
+            f"{metrics['camera_source']})"]
+    labels = {"iou": "input-view IoU", "iou_predicted_camera": "input-view IoU, predicted camera",
+              "iou_novel_views": "novel-view IoU (6 views)", "chamfer": "Chamfer distance (normalised)",
+              "azimuth_error_deg": "azimuth error, mean (deg)", "azimuth_error_deg_median": "azimuth error, median (deg)",
+              "elevation_error_deg": "elevation error, mean (deg)"}
+    for key, label in labels.items():
+        if key in metrics:
+            rows.append(f"  {label:<36} {metrics[key]:.4f}")
+    return "\n".join(rows)
+

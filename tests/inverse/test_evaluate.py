@@ -1,0 +1,105 @@
+"""Evaluation: a perfect prediction scores perfectly, a known-bad one scores as badly as it should, and the
+eval command writes its metrics and turntable sheet."""
+
+import json
+
+import pytest
+import torch
+
+from ganverse3d.cli import main
+from ganverse3d.dataset import MultiViewDataset
+from ganverse3d.geometry import Camera, template_sphere
+from ganverse3d.inverse.evaluate import chamfer_distance, evaluate, sample_surface
+from ganverse3d.inverse.model import InverseGraphicsNet, Prediction
+from ganverse3d.inverse.train import TrainConfig, train
+
+from conftest import ellipsoid_content
+
+
+class Oracle(InverseGraphicsNet):
+    """Answers with the dataset's own truth for each image (found by pixel match), optionally spoilt."""
+
+    def __init__(self, folder, azimuth_offset=0.0, shape=None):
+        super().__init__(resolution=32, texture_height=8, feature_dim=8, base_channels=4, max_channels=4,
+                         texture_channels=4, fov_y=30.0)
+        dataset = MultiViewDataset(folder)
+        self.images = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
+        self.truth = [(dataset[i]["content_id"], dataset[i]["camera"]) for i in range(len(dataset))]
+        self.azimuth_offset, self.shape = azimuth_offset, shape
+
+    def forward(self, image, mask=None):
+        verts, textures, cameras = [], [], []
+        for single in image:
+            index = int((self.images - single).abs().flatten(1).sum(1).argmin())
+            content, camera = self.truth[index]
+            true_verts, texture = ellipsoid_content(content)
+            verts.append(true_verts if self.shape is None else self.shape)
+            textures.append(texture)
+            cameras.append(camera + torch.tensor([self.azimuth_offset, 0.0, 0.0, 0.0]))
+        verts, cameras = torch.stack(verts), torch.stack(cameras)
+        return Prediction(verts=verts, texture=torch.stack(textures), camera=Camera(*cameras.unbind(-1)),
+                          offsets=torch.zeros_like(verts), scale=torch.ones(len(verts), 3),
+                          translation=torch.zeros(len(verts), 3), camera_vector=torch.zeros(len(verts), 4))
+
+
+def test_a_perfect_prediction_scores_perfectly(multiview_dataset, tmp_path):
+    metrics = evaluate(Oracle(multiview_dataset), multiview_dataset, out=tmp_path, device="cpu", progress=False)
+    assert metrics["images"] == 12 and metrics["split"] == "all"
+    assert metrics["iou"] == 1.0
+    assert metrics["iou_predicted_camera"] == 1.0
+    assert metrics["azimuth_error_deg"] == 0.0
+    assert metrics["iou_novel_views"] == 1.0
+    assert metrics["chamfer"] == 0.0
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    assert (tmp_path / "turntables.png").is_file()
+
+
+def test_a_known_bad_prediction_scores_badly(multiview_dataset):
+    sphere = template_sphere().verts * 0.5
+    metrics = evaluate(Oracle(multiview_dataset, azimuth_offset=90.0, shape=sphere), multiview_dataset,
+                       device="cpu", turntables=0, progress=False)
+    assert metrics["azimuth_error_deg"] == pytest.approx(90.0, abs=1e-3)
+    assert metrics["azimuth_error_deg_median"] == pytest.approx(90.0, abs=1e-3)
+    assert metrics["iou"] < 0.8
+    assert metrics["iou_novel_views"] < 0.8
+    assert metrics["chamfer"] > 0.05
+    # A right shape seen from the wrong camera: the dataset-camera IoU stays perfect, the predicted one drops.
+    turned = evaluate(Oracle(multiview_dataset, azimuth_offset=90.0), multiview_dataset, device="cpu", turntables=0,
+                      progress=False)
+    assert turned["iou"] == 1.0 and turned["chamfer"] == 0.0
+    assert turned["iou_predicted_camera"] < 0.8
+
+
+def test_chamfer_of_known_point_sets():
+    points = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    assert chamfer_distance(points, points) == 0.0
+    # Each point of the shifted set is 0.1 from its nearest partner, both ways: 0.01 + 0.01.
+    assert chamfer_distance(points, points + torch.tensor([0.0, 0.1, 0.0])) == pytest.approx(0.02)
+    mesh = template_sphere()
+    samples = sample_surface(mesh.verts, mesh.faces, 500)
+    assert samples.norm(dim=1).max() <= 1.0 + 1e-5 and samples.norm(dim=1).min() > 0.95  # on the icosphere
+
+
+def test_eval_command_uses_the_held_out_split_of_its_training_data(multiview_dataset, tmp_path, capsys):
+    config = TrainConfig(data=str(multiview_dataset), iterations=1, batch=2, resolution=16, texture_height=4,
+                         holdout_fraction=0.3)
+    bundle = train(config, runs_root=tmp_path / "runs", device="cpu", progress=False)
+    out = tmp_path / "eval"
+    assert main(["inverse", "eval", "--model", str(bundle), "--data", str(multiview_dataset), "--out", str(out),
+                 "--turntables", "2", "--device", "cpu"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "heldout" and metrics["contents"] == 1 and metrics["images"] == 4
+    assert metrics["camera_source"] == "learned view cameras"
+    assert 0 <= metrics["iou"] <= 1 and "chamfer" in metrics
+    assert "input-view IoU" in capsys.readouterr().out
+    sheet = (out / "turntables.png")
+    from PIL import Image
+    with Image.open(sheet) as image:   # 2 items x (prediction row + true row) of 7 tiles of 128 px
+        assert image.size == (7 * 128 + 6 * 2, 4 * 128 + 3 * 2)
+
+
+def test_eval_command_refuses_a_missing_model(multiview_dataset, tmp_path, capsys):
+    assert main(["inverse", "eval", "--model", str(tmp_path / "none.safetensors"), "--data",
+                 str(multiview_dataset)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+

@@ -1,0 +1,164 @@
+"""Training: a fit on one view improves the silhouette, a killed run resumes to the same weights, the run
+folder holds what it promises, cameras move only when learned, and bad input leaves nothing behind."""
+
+import json
+
+import pytest
+import torch
+
+from ganverse3d.bundle import load_module, read_metadata
+from ganverse3d.cli import main
+from ganverse3d.geometry import Camera, template_sphere
+from ganverse3d.inverse.losses import colour_loss, iou_loss
+from ganverse3d.inverse.model import InverseGraphicsNet
+from ganverse3d.inverse.train import (TrainConfig, Trainer, measure_framing, split_contents, spread_over_contents,
+                                      train)
+from ganverse3d.render import render_mesh
+
+from conftest import DISTANCE, ELEVATION, FOV_Y, ellipsoid_content, write_multiview_dataset
+
+
+def tiny_config(data, **overrides):
+    settings = dict(data=str(data), iterations=4, batch=2, resolution=16, texture_height=4, holdout_fraction=0.3,
+                    log_every=1, sample_every=2, eval_every=2, checkpoint_every=2)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def test_a_few_steps_fit_a_single_view_silhouette_better():
+    mesh = template_sphere()
+    verts, texture = ellipsoid_content(0)
+    camera = Camera.create(60.0, ELEVATION, DISTANCE, FOV_Y)
+    target = render_mesh(verts[None], mesh.faces, mesh.face_uvs, texture[None], camera, 32, soft=False)
+    torch.manual_seed(0)
+    net = InverseGraphicsNet(resolution=32, texture_height=8, feature_dim=32, base_channels=8, max_channels=16,
+                             texture_channels=16, reference_distance=DISTANCE, fov_y=FOV_Y)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)  # the paper's learning rate
+    losses = []
+    for _ in range(6):
+        prediction = net(target.image, target.mask)
+        render = render_mesh(prediction.verts, net.faces, net.face_uvs, prediction.texture, camera, 32)
+        iou = iou_loss(render.soft_mask, target.mask)
+        losses.append(iou.item())
+        optimizer.zero_grad()
+        (3 * iou + 20 * colour_loss(render.image, target.image, target.mask)).backward()
+        optimizer.step()
+    assert all(later < earlier for earlier, later in zip(losses, losses[1:])), losses
+
+
+def test_killed_run_resumes_to_identical_weights(multiview_dataset, tmp_path, monkeypatch):
+    straight = train(tiny_config(multiview_dataset), runs_root=tmp_path / "a", device="cpu", progress=False)
+
+    original_step = Trainer.train_step
+
+    def crash_at_step_three(self):
+        if self.step == 3:  # the checkpoint of step 2 exists, step 3's work is lost
+            raise KeyboardInterrupt
+        return original_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", crash_at_step_three)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(multiview_dataset), runs_root=tmp_path / "b", device="cpu", progress=False)
+    monkeypatch.setattr(Trainer, "train_step", original_step)
+    run_dir = next((tmp_path / "b" / "inverse").iterdir())
+    resumed = train(resume=run_dir, device="cpu", progress=False)
+
+    a, b = load_module(straight, InverseGraphicsNet), load_module(resumed, InverseGraphicsNet)
+    for (name, tensor_a), tensor_b in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(tensor_a, tensor_b), name
+    cameras_a = json.loads((straight.parent.parent / "cameras.json").read_text())
+    cameras_b = json.loads((run_dir / "cameras.json").read_text())
+    assert cameras_a == cameras_b
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]  # step 3, logged before the crash, is logged once
+
+
+def test_run_folder_holds_metrics_samples_cameras_and_a_self_describing_bundle(multiview_dataset, tmp_path):
+    bundle = train(tiny_config(multiview_dataset), runs_root=tmp_path, device="cpu", progress=False)
+    run_dir = bundle.parent.parent
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [1, 2, 3, 4]
+    assert {"loss", "train_iou", "iou_loss_view0", "iou_loss_view1", "camera_moved_deg_mean",
+            "camera_moved_deg"} <= set(lines[0])
+    assert set(lines[0]["camera_moved_deg"]) == {"0", "1", "2", "3"}
+    assert lines[-1]["camera_moved_deg_mean"] > 0  # learned cameras moved
+    assert {"heldout_iou", "heldout_iou_predicted_camera", "heldout_azimuth_error_deg"} <= set(lines[1])
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["step0000000.png", "step0000002.png",
+                                                                       "step0000004.png"]
+    config = read_metadata(bundle)["config"]
+    assert config["heldout_contents"] == [2]
+    assert config["train"]["camera_mode"] == "learn"
+    assert len(config["view_cameras"]) == 4 and len(config["framing"]["bin_fill"]) == 12
+
+
+def test_fixed_cameras_stay_put_and_single_view_training_renders_one_view(multiview_dataset, tmp_path):
+    bundle = train(tiny_config(multiview_dataset, iterations=2, camera_mode="fixed", multiview=False),
+                   runs_root=tmp_path, device="cpu", progress=False)
+    lines = [json.loads(line) for line in (bundle.parent.parent / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["camera_moved_deg_max"] == 0
+    assert "iou_loss_view1" not in lines[-1]
+
+
+def test_split_holds_out_the_last_contents_but_keeps_one_for_training():
+    assert split_contents([5, 1, 3, 2], 0.25) == ([1, 2, 3], [5])
+    assert split_contents([7], 0.5) == ([7], [])
+    assert split_contents(range(10), 0.0) == (list(range(10)), [])
+
+
+def test_framing_measures_the_mask_box():
+    masks = torch.zeros(2, 1, 10, 10, dtype=torch.uint8)
+    masks[0, 0, 2:6, 1:9] = 255   # 8 wide, 4 tall, centre (5, 4)
+    masks[1, 0, 4:6, 4:6] = 255   # 2 x 2, centre (5, 5)
+    framing = measure_framing(masks, torch.tensor([0.0, 95.0]))
+    assert framing["bin_fill"][0] == pytest.approx(0.8) and framing["bin_fill"][3] == pytest.approx(0.2)
+    assert framing["bin_centre"][0] == pytest.approx([0.0, -0.1])
+    assert framing["bin_fill"][1] is None
+
+
+def test_bad_dataset_or_config_is_one_sentence_and_no_run_folder(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code = main(["inverse", "train", "--data", str(tmp_path / "empty"), "--runs", str(tmp_path / "runs")])
+    assert code == 2
+    assert "not a multi-view dataset" in capsys.readouterr().err
+    config = tmp_path / "cfg.toml"
+    config.write_text("learning_rate = 0.1\n")
+    code = main(["inverse", "train", "--data", str(tmp_path / "empty"), "--config", str(config),
+                 "--runs", str(tmp_path / "runs")])
+    assert code == 2
+    assert "unknown settings learning_rate" in capsys.readouterr().err
+    config.write_text('iterations = "many"\n')
+    code = main(["inverse", "train", "--data", str(tmp_path / "empty"), "--config", str(config),
+                 "--runs", str(tmp_path / "runs")])
+    assert code == 2
+    assert "iterations" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_trains_from_a_toml_config(tmp_path, capsys):
+    data = tmp_path / "data"
+    write_multiview_dataset(data, contents=2, views=2, resolution=16)
+    config = tmp_path / "cfg.toml"
+    config.write_text('iterations = 1\nbatch = 2\nresolution = 16\ntexture_height = 4\ncamera_mode = "fixed"\n')
+    code = main(["inverse", "train", "--data", str(data), "--config", str(config), "--runs", str(tmp_path / "runs"),
+                 "--device", "cpu"])
+    assert code == 0
+    run_dir = next((tmp_path / "runs" / "inverse").iterdir())
+    assert json.loads((run_dir / "config.json").read_text())["camera_mode"] == "fixed"
+    assert (run_dir / "checkpoints" / "inverse.safetensors").is_file()
+
+
+def test_samples_and_monitoring_spread_over_contents():
+    content_ids = torch.tensor([7, 7, 7, 3, 3, 9])
+    spread = spread_over_contents(torch.tensor([0, 1, 2, 3, 4, 5]), content_ids)
+    assert spread.tolist() == [3, 0, 5, 4, 1, 2]
+
+
+def test_perceptual_term_joins_at_percept_start(multiview_dataset, tmp_path):
+    torchvision = pytest.importorskip("torchvision")
+    vgg = tmp_path / "vgg16.pth"
+    torch.save({f"features.{k}": v for k, v in torchvision.models.vgg16().features.state_dict().items()}, vgg)
+    bundle = train(tiny_config(multiview_dataset, iterations=2, vgg_weights=str(vgg), percept_start=1),
+                   runs_root=tmp_path, device="cpu", progress=False)
+    first, second = [json.loads(line) for line in (bundle.parent.parent / "metrics.jsonl").read_text().splitlines()]
+    assert "percept_view0" not in first   # step 0 trains colour-only
+    assert second["percept_view0"] > 0 and second["percept_view1"] > 0
