@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
 import sys
-import time
-from pathlib import Path
+
+from common import machine, timed, write_results
 
 CASES = {
     "forward: textured image (no soft mask)": dict(soft=False, backward=False),
@@ -53,16 +52,10 @@ def run_case(name: str, repeat: int, device: str) -> dict:
         if device == "cuda":
             torch.cuda.synchronize()
 
-    step()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    times = timed(step, repeat)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"case": name, "median_s": statistics.median(times), "min_s": min(times),
-            "peak_extra_mib": (peak_kib - baseline_kib) / 1024, "threads": torch.get_num_threads(),
-            "torch": torch.__version__}
+            "peak_extra_mib": (peak_kib - baseline_kib) / 1024}
 
 
 def main():
@@ -79,14 +72,12 @@ def main():
         output = subprocess.run([sys.executable, __file__, "--case", name, "--repeat", str(args.repeat),
                                  "--device", args.device], check=True, capture_output=True, text=True).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
-    machine = f"{platform.processor() or platform.machine()}, {results[0]['threads']} threads, torch {results[0]['torch']}"
-    print(f"bm_render — batch 16, 128x128, template sphere (1280 faces), 256^2 texture, {args.device} ({machine})")
+    description = machine()
+    print(f"bm_render — batch 16, 128x128, template sphere (1280 faces), 256^2 texture, {args.device} ({description})")
     print(f"{'case':<50} {'median s':>9} {'min s':>8} {'peak MiB':>9}")
     for row in results:
         print(f"{row['case']:<50} {row['median_s']:>9.3f} {row['min_s']:>8.3f} {row['peak_extra_mib']:>9.0f}")
-    out = Path(__file__).parent / "results" / "bm_render.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "device": args.device, "results": results}, indent=2))
+    write_results("bm_render", {"machine": description, "device": args.device, "results": results})
 
 
 if __name__ == "__main__":

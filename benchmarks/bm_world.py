@@ -16,29 +16,15 @@ repeats is reported next to the best.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shutil
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-import torch
+from common import machine, timed, write_results
 
 from ganverse3d.world import build_car, render_items, render_world, sample_item
 from ganverse3d.world.dataset import batch_size_for, write_world_dataset
-
-
-def timed(step, repeat: int) -> list[float]:
-    step()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def main():
@@ -75,20 +61,14 @@ def main():
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    description = machine()
     faces = len(cars[0].faces)
-    load = os.getloadavg()[0]  # other work on the machine slows every case; say how busy it was
-    print(f"bm_world — {resolution}x{resolution}, batches of {batch}, {faces} faces per car, cpu ({machine}), "
-          f"load average {load:.1f}")
+    print(f"bm_world — {resolution}x{resolution}, batches of {batch}, {faces} faces per car, cpu ({description})")
     print(f"{'case':<40} {'median img/s':>13} {'best img/s':>11} {'median s':>9}")
     for row in results:
         print(f"{row['case']:<40} {row['median_images_per_s']:>13.1f} {row['best_images_per_s']:>11.1f} "
               f"{row['median_s']:>9.3f}")
-    out = Path(__file__).parent / "results" / "bm_world.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "load_average": load, "resolution": resolution, "faces": faces,
-                               "results": results},
-                              indent=2))
+    write_results("bm_world", {"machine": description, "resolution": resolution, "faces": faces, "results": results})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,36 @@
+"""What every benchmark shares: timing, a description of the machine, and the results file."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+
+def timed(step, repeat: int) -> list[float]:
+    """Seconds of each of ``repeat`` calls of ``step`` after one warm-up call."""
+    step()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def machine() -> str:
+    """CPU, threads, torch version and the load average (other work on a shared machine slows every case)."""
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, "
+            f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
+
+
+def write_results(name: str, payload: dict) -> Path:
+    """Write ``benchmarks/results/<name>.json``."""
+    out = Path(__file__).parent / "results" / f"{name}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2))
+    return out
