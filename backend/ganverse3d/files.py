@@ -18,6 +18,9 @@ from PIL import Image
 
 from .errors import InputError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None):
@@ -29,6 +32,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     except OSError as error:
         raise InputError(f"Cannot write to {path.parent}: {error.strerror or error}.") from None
     os.close(handle)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual permissions
     try:
         yield Path(tmp)
         os.replace(tmp, path)
