@@ -216,6 +216,179 @@ def gan_fid(generator_path, data, num_fakes, num_reals, feature_net, seed, devic
     click.echo(f"{result.key} {result.value:.3f} ({result.num_real} real, {result.num_fake} generated images)")
 
 
+@cli.group()
+def dataset():
+    """Multi-view datasets: view codes and their annotation, synthesis from a GAN, the world oracle."""
+
+
+@dataset.command("views")
+@click.option("--generator", "generator_path", required=True, help="Generator weights (any format `gan convert` reads).")
+@click.option("--candidates", "count", type=click.IntRange(1, 1000), default=64, show_default=True,
+              help="Candidate view codes to sample (columns of the sheet; their ids are 0 .. N-1).")
+@click.option("--out", "out_dir", required=True, help="Folder for candidates.safetensors, sheet.png and views.toml.")
+@click.option("--contents", type=click.IntRange(1, 16), default=4, show_default=True, help="Rows: content samples.")
+@click.option("--view-layers", type=int, default=None,
+              help="Leading W* entries that hold the view [default: the paper's 4 of 16, scaled to the model].")
+@click.option("--truncation", type=float, default=0.7, show_default=True, help="Truncation psi of the codes.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the candidate and content codes.")
+@click.option("--pose-net", default="auto", show_default=True,
+              help="World feature net suggesting each view's bin: a .safetensors, 'auto' (the embedded one when "
+                   "present) or 'none'.")
+@click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
+def dataset_views(generator_path, count, out_dir, contents, view_layers, truncation, seed, pose_net, device):
+    """Sample candidate view codes and write the sheet and annotation template to annotate them.
+
+    Look at sheet.png (one candidate view per column, headed by its id), then in views.toml uncomment the
+    views to keep and give each its azimuth bin (bin b = b * 30 degrees; 0 = front, 3 = side with the front
+    pointing left, 6 = rear, 9 = side with the front pointing right). That is the paper's one-minute
+    annotation; `dataset synth` reads it.
+
+    \b
+    Example:
+      ganverse3d dataset views --generator G.safetensors --candidates 64 --out views
+      (edit views/views.toml)
+      ganverse3d dataset synth --generator G.safetensors --views views/views.toml --contents 1000 --out data
+    """
+    from .bundle import load_module
+    from .devices import resolve_device
+    from .dataset.views import write_view_candidates
+    from .stylegan2 import load_generator
+    from .stylegan2.metrics import DEFAULT_FEATURE_NET, WorldFeatureNet
+
+    if not 0 < truncation <= 1:
+        raise InputError(f"--truncation must lie in (0, 1], not {truncation:g}.")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"The output {out} is a file; give a folder.")
+    device = resolve_device(device)
+    G = load_generator(generator_path, device=device)
+    pose_net_path = {"auto": DEFAULT_FEATURE_NET if DEFAULT_FEATURE_NET.is_file() else None, "none": None}.get(
+        pose_net, pose_net)
+    pose = load_module(pose_net_path, expected_class=WorldFeatureNet, device=device) if pose_net_path else None
+    _, guesses = write_view_candidates(G, generator_path, out, count, contents=contents, seed=seed,
+                                       truncation=truncation, view_layers=view_layers, pose_net=pose)
+    suggestion = "with suggested bins" if guesses else "without suggestions (no pose net)"
+    click.echo(f"Wrote {out / 'sheet.png'} ({count} candidate views x {contents} cars), "
+               f"{out / 'candidates.safetensors'} and {out / 'views.toml'} {suggestion}; annotate views.toml next.")
+
+
+@dataset.command("synth")
+@click.option("--generator", "generator_path", required=True, help="Generator weights (any format `gan convert` reads).")
+@click.option("--views", "annotation", required=True, help="The annotated views.toml.")
+@click.option("--candidates", default=None,
+              help="The candidates file [default: the one views.toml names, else candidates.safetensors beside it].")
+@click.option("--contents", type=int, required=True, help="Content codes (cars), each rendered in every chosen view.")
+@click.option("--out", "out_dir", required=True, help="Dataset folder: new, empty, or one to resume or extend.")
+@click.option("--segmenter", default="world", show_default=True,
+              help="world (embedded), world:PATH, maskrcnn:PATH (torchvision COCO weights) or detectron2:PATH.")
+@click.option("--truncation", type=float, default=0.7, show_default=True, help="Truncation psi of the content codes.")
+@click.option("--min-mask-area", type=float, default=0.1, show_default=True,
+              help="Keep an image only if its one car covers at least this fraction of it.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Content c draws its code from (seed, c).")
+@click.option("--batch", type=int, default=32, show_default=True, help="Images per generator/segmenter batch.")
+@click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
+def dataset_synth(generator_path, annotation, candidates, contents, out_dir, segmenter, truncation, min_mask_area,
+                  seed, batch, device):
+    """Render every content code in every annotated view, segment, filter, and write a multi-view dataset.
+
+    An image is kept only if the segmenter finds exactly one car covering at least --min-mask-area of it.
+    The folder holds images/, masks/, latents/, meta.jsonl (with each view's initial camera from its bin),
+    filtered.jsonl, view_codes.safetensors, sheet.png and manifest.json with the kept and filtered counts.
+    The same seed gives the same files; rerun to resume, or with a larger --contents to extend.
+
+    \b
+    Example:
+      ganverse3d dataset synth --generator G.safetensors --views views/views.toml --contents 1000 --out data
+    """
+    from .dataset.synth import synthesize
+
+    manifest = synthesize(out_dir, generator_path, annotation, contents, candidates=candidates, segmenter=segmenter,
+                          truncation=truncation, seed=seed, min_mask_area=min_mask_area, batch=batch, device=device)
+    counts = manifest["counts"]
+    click.echo(f"Wrote {out_dir}: kept {counts['kept']} of {counts['candidates']} images ({contents} cars x "
+               f"{len(manifest['views'])} views); filtered {counts['filtered']['instances']} for not showing one car "
+               f"and {counts['filtered']['mask_area']} for a mask under {min_mask_area:g} of the image.")
+
+
+@dataset.command("world")
+@click.option("--cars", type=int, required=True, help="Number of world cars (contents).")
+@click.option("--views", type=int, default=12, show_default=True, help="Cameras per car, spread over 360 degrees.")
+@click.option("--resolution", type=int, default=64, show_default=True, help="Image width and height, 16 to 2048.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Car c is item c of `world render --seed S`.")
+@click.option("--out", "out_dir", required=True, help="Dataset folder: new, empty, or one to resume or extend.")
+def dataset_world(cars, views, resolution, seed, out_dir):
+    """The oracle multi-view dataset: each world car from K exact cameras, with its ground-truth mesh.
+
+    Same format as `dataset synth` (meta.jsonl cameras are the exact ones), plus meshes/ID.glb.
+
+    \b
+    Example:
+      ganverse3d dataset world --cars 500 --views 12 --resolution 64 --seed 11 --out world-mv
+    """
+    from .dataset.world_multiview import write_world_multiview
+
+    manifest = write_world_multiview(out_dir, cars, views, resolution, seed)
+    click.echo(f"Wrote {out_dir}: {manifest['counts']['kept']} images ({cars} cars x {views} views) at "
+               f"{resolution}x{resolution} with exact cameras, masks and meshes.")
+
+
+@cli.group()
+def segmenter():
+    """Car segmenters: train the embedded world segmenter, score any segmenter."""
+
+
+@segmenter.command("train")
+@click.option("--data", required=True, help="Folder with images/NAME.png and masks/NAME.png (`world render`).")
+@click.option("--out", "out_path", required=True, help="Output bundle, .safetensors.")
+@click.option("--resolution", type=int, default=64, show_default=True, help="Training size (multiple of 8).")
+@click.option("--width", type=int, default=16, show_default=True, help="Channels of the U-Net's first level.")
+@click.option("--epochs", type=int, default=12, show_default=True, help="Passes over the training split.")
+@click.option("--batch", type=int, default=32, show_default=True, help="Minibatch size.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for initialisation, split and batches.")
+@click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
+def segmenter_train(data, out_path, resolution, width, epochs, batch, seed, device):
+    """Train the small world segmenter (a U-Net) on world renders and masks; 10 % are held out and scored.
+
+    \b
+    Example:
+      ganverse3d world render --n 3000 --resolution 64 --seed 7 --out world-seg
+      ganverse3d segmenter train --data world-seg --out world_segmenter.safetensors
+    """
+    from .dataset.train_segmenter import SegmenterTrainConfig, train_world_segmenter
+
+    if not out_path.endswith(".safetensors"):
+        raise InputError(f"--out must be a .safetensors file, not {out_path}.")
+    if width < 1:
+        raise InputError(f"--width must be at least 1, not {width}.")
+    config = SegmenterTrainConfig(data=data, resolution=resolution, width=width, epochs=epochs, batch=batch, seed=seed)
+    evaluation = train_world_segmenter(config, out_path, device=device)
+    click.echo(f"Wrote {out_path}. Held out ({evaluation['count']} images): mean IoU {evaluation['iou_mean']:.4f}, "
+               f"exactly one car found in {evaluation['single_instance_rate']:.1%}.")
+
+
+@segmenter.command("eval")
+@click.option("--data", required=True, help="Folder with images/NAME.png and masks/NAME.png, one car each.")
+@click.option("--segmenter", "spec", default="world", show_default=True,
+              help="world (embedded), world:PATH, maskrcnn:PATH or detectron2:PATH.")
+@click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
+def segmenter_eval(data, spec, device):
+    """Score a segmenter against ground-truth masks: mean IoU and how often it finds exactly one car.
+
+    \b
+    Example:
+      ganverse3d world render --n 500 --resolution 64 --seed 8 --out world-seg-test
+      ganverse3d segmenter eval --data world-seg-test
+    """
+    from .dataset.segment import load_segmenter
+    from .dataset.train_segmenter import evaluate_segmenter, load_masked_images
+
+    model = load_segmenter(spec, device=device)
+    images, masks = load_masked_images(data)
+    evaluation = evaluate_segmenter(model, images, masks)
+    click.echo(f"{spec} on {data} ({evaluation['count']} images): mean IoU {evaluation['iou_mean']:.4f}, exactly one "
+               f"car found in {evaluation['single_instance_rate']:.1%}.")
+
+
 # Guards against an extra digit typed by mistake; no preview needs more pixels than this.
 _MAX_RENDER_RESOLUTION = 4096
 

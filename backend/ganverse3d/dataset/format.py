@@ -25,9 +25,28 @@ A dataset is a folder:
 
   ``camera`` is the *initial* camera of the view (the annotated bin for GAN data, the exact camera for world
   data); ``latent`` (optional) holds the content's codes; world-made datasets add ``"mesh"``
-  (``meshes/{content:06d}.glb``, the ground truth, object space).
+  (``meshes/{content:06d}.glb``, the ground truth, object space) and ``"body_type"``.
 
 Cameras follow DESIGN.md (degrees, object space +Y up, front +Z).
+
+What the writers (:mod:`.synth` for GAN data, :mod:`.world_multiview` for the world oracle) add:
+
+* ``manifest.json`` also holds ``"settings"`` (the settings that decide the files' bytes: a rerun must
+  match them to resume or extend the dataset), ``"chunk_contents"`` (contents per resumable chunk, see
+  :mod:`.writing`) and, for GAN data, ``"batch"`` (images per generator batch); a resumed run keeps both.
+  ``counts`` are null until ``complete``. GAN data's ``source`` adds ``"candidates"`` (the view candidates
+  file) and ``"segmenter"`` (its kind, weights, sha256 and thresholds); world data's ``source`` is
+  ``{"kind": "world", "seed", "views_per_car", "cameras"}``, its ``views`` are the nominal cameras of view
+  ids 0..K-1 (each image's exact camera is in meta.jsonl) and its ``filters`` are ``{}`` (nothing is
+  filtered).
+* ``latents/{content:06d}.safetensors`` (GAN data): tensor ``ws`` [num_ws, w_dim] float32, the content's W
+  code after truncation; with ``view_codes.safetensors`` (tensors ``ws`` [V, num_ws, w_dim], the chosen
+  views' candidate codes, and ``view_ids`` [V] int64) an image is regenerated exactly: W* takes its first
+  ``source.view_layers`` entries from the view's code and the rest from the content's.
+* ``filtered.jsonl``: one line per image the filter dropped, ordered by (content_id, view_id):
+  ``{"content_id", "view_id", "reason": "instances" | "mask_area", "instances": n, "mask_area": a}``.
+* ``sheet.png``: the first 8 contents (rows) in every view (columns); filtered images are grey tiles.
+* ``.chunks/``: per-chunk records that make writing resumable; readers ignore them.
 """
 
 from __future__ import annotations

@@ -1,0 +1,356 @@
+"""Car segmenters behind one interface: images -> per-image car instances (masks and scores).
+
+The multi-view synthesis keeps a GAN image only when its segmenter finds exactly one car covering enough
+of the image (paper Sec. 3.1), so every segmenter answers the same question: which pixels belong to
+which car. Three implementations:
+
+* :class:`WorldSegmenter` (spec ``"world"`` or ``"world:PATH"``), the embedded default: a tiny U-Net
+  (:class:`WorldSegmenterNet`, ~210k parameters, < 1 MB) trained on world renders and masks by
+  :func:`ganverse3d.dataset.train_segmenter.train_world_segmenter`. It predicts one foreground mask;
+  instances are its 8-connected components of at least ``min_instance_area`` of the image, so two cars
+  that touch count as one (a limit the instance segmenters below do not have).
+* :class:`MaskRCNNSegmenter` (spec ``"maskrcnn:PATH"``): torchvision's COCO Mask R-CNN ResNet-50-FPN (v1 or
+  v2) built without any download and filled from a local state-dict file, e.g. torchvision's
+  ``maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth``; cars are COCO label 3.
+* :class:`Detectron2Segmenter` (spec ``"detectron2:PATH"``): detectron2's COCO Mask R-CNN R50-FPN 3x when
+  detectron2 is importable. It is a thin adapter that the project cannot test (detectron2 does not
+  install here); its spec fails with a clear sentence when detectron2 is missing.
+
+Masks are at the input images' resolution; scores are in [0, 1], instances sorted by descending score.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..bundle import load_module
+from ..devices import resolve_device
+from ..errors import InputError
+
+DEFAULT_WORLD_SEGMENTER = Path(__file__).resolve().parent.parent / "assets" / "world_segmenter.safetensors"
+
+# Torchvision's COCO category index of "car" (its 91-entry list keeps COCO's original ids).
+COCO_CAR = 3
+# Detectron2 renumbers COCO's 80 used categories contiguously from 0, which puts "car" at 2.
+DETECTRON2_COCO_CAR = 2
+DETECTRON2_CONFIG = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
+
+
+@dataclass
+class Instances:
+    """The cars found in one image.
+
+    Attributes:
+        masks: [N, H, W] bool, one mask per car, at the image's resolution (N may be 0).
+        scores: [N] float32 confidence in [0, 1], descending.
+    """
+
+    masks: torch.Tensor
+    scores: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.masks.shape[0]
+
+
+class Segmenter(abc.ABC):
+    """Finds car instances in images."""
+
+    @abc.abstractmethod
+    def segment(self, images: torch.Tensor) -> list[Instances]:
+        """images [B, 3, H, W] float32 RGB in [0, 1] -> one :class:`Instances` per image, on the CPU."""
+
+    @abc.abstractmethod
+    def description(self) -> dict:
+        """JSON-able identity (kind, weights file and its sha256, thresholds) recorded in dataset manifests."""
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Connected components
+
+
+def connected_components(mask: torch.Tensor) -> torch.Tensor:
+    """8-connected components of a boolean mask [H, W]: labels [H, W] int64, -1 off the mask, and on it the
+    flat (row-major) index of the component's first pixel, so labels are canonical and deterministic.
+
+    A parallel union-find (hooking plus pointer jumping, as in Shiloach-Vishkin): ``parent`` starts as each
+    pixel's own index; every round each pixel hooks its root onto the smallest parent in its 3x3
+    neighbourhood, then all pointers jump to their roots. Parents only decrease and always point into the
+    same component, and a round without change means every component has one root: a handful of rounds
+    even for ragged masks, where plain min-label propagation needs one round per pixel of path length.
+    """
+    height, width = mask.shape
+    size = height * width
+    on = mask.reshape(-1).nonzero()[:, 0]
+    parent = torch.arange(size, device=mask.device)
+    off_value = torch.full((height, width), size, device=mask.device)
+    while True:
+        # Off-mask pixels hold `size`, larger than every index, so the minimum never crosses the background.
+        grid = torch.where(mask, parent.reshape(height, width), off_value)
+        neighbourhood_min = -F.max_pool2d(-grid[None, None].double(), 3, stride=1, padding=1)[0, 0].long()
+        previous = parent.clone()
+        parent.scatter_reduce_(0, parent[on], neighbourhood_min.reshape(-1)[on], reduce="amin")
+        while not torch.equal(jumped := parent[parent], parent):
+            parent = jumped
+        if torch.equal(parent, previous):
+            return torch.where(mask, parent.reshape(height, width), torch.full_like(off_value, -1))
+
+
+def instances_from_probabilities(probability: torch.Tensor, threshold: float = 0.5,
+                                 min_instance_area: float = 0.01) -> list[Instances]:
+    """Foreground probability maps [B, H, W] -> per image, its components above ``threshold`` that cover at
+    least ``min_instance_area`` of the image, each scored by its mean probability.
+
+    The batch is labelled in one call: the maps are stacked vertically with a background row between them,
+    which keeps components of different images apart.
+    """
+    batch, height, width = probability.shape
+    foreground = probability > threshold
+    stacked = F.pad(foreground, (0, 0, 0, 1)).reshape(batch * (height + 1), width)
+    labels = connected_components(stacked).reshape(batch, height + 1, width)[:, :height]
+    results = []
+    for image_labels, image_foreground, image_probability in zip(labels, foreground, probability):
+        ids, areas = torch.unique(image_labels[image_foreground], return_counts=True)
+        ids = ids[areas >= min_instance_area * height * width]
+        masks = image_labels[None] == ids[:, None, None]
+        scores = (masks * image_probability).sum(dim=(1, 2)) / masks.sum(dim=(1, 2)).clamp_min(1)
+        order = torch.argsort(scores, descending=True, stable=True)
+        results.append(Instances(masks[order].cpu(), scores[order].float().cpu()))
+    return results
+
+
+def instances_from_probability(probability: torch.Tensor, threshold: float = 0.5,
+                               min_instance_area: float = 0.01) -> Instances:
+    """:func:`instances_from_probabilities` of one map [H, W]."""
+    return instances_from_probabilities(probability[None], threshold, min_instance_area)[0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The embedded world segmenter
+
+
+def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+                         nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class WorldSegmenterNet(nn.Module):
+    """A tiny U-Net: images [B, 3, H, W] in [0, 1] (H, W multiples of 8) -> foreground logits [B, 1, H, W].
+
+    Three 2x poolings (widths w, 2w, 4w, bottleneck 4w) and a mirrored decoder with skip connections; with
+    the default ``width`` 16 it has about 210k parameters (0.85 MB in float32). ``resolution`` is the image
+    size it was trained at: :class:`WorldSegmenter` resizes inputs so that their longer side matches it.
+    """
+
+    def __init__(self, resolution: int = 64, width: int = 16):
+        super().__init__()
+        self.init_kwargs = dict(resolution=resolution, width=width)
+        self.resolution = resolution
+        self.enc1 = _double_conv(3, width)
+        self.enc2 = _double_conv(width, 2 * width)
+        self.enc3 = _double_conv(2 * width, 4 * width)
+        self.bottleneck = _double_conv(4 * width, 4 * width)
+        self.dec3 = _double_conv(8 * width, 2 * width)
+        self.dec2 = _double_conv(4 * width, width)
+        self.dec1 = _double_conv(2 * width, width)
+        self.head = nn.Conv2d(width, 1, 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        skip1 = self.enc1(images * 2 - 1)
+        skip2 = self.enc2(F.max_pool2d(skip1, 2))
+        skip3 = self.enc3(F.max_pool2d(skip2, 2))
+        x = self.bottleneck(F.max_pool2d(skip3, 2))
+        for decoder, skip in ((self.dec3, skip3), (self.dec2, skip2), (self.dec1, skip1)):
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = decoder(torch.cat((x, skip), dim=1))
+        return self.head(x)
+
+
+def working_size(height: int, width: int, resolution: int) -> tuple[int, int]:
+    """The size (multiples of 8) at which the net sees an H x W image: longer side ``resolution``."""
+    scale = resolution / max(height, width)
+    return tuple(max(8, 8 * round(side * scale / 8)) for side in (height, width))
+
+
+class WorldSegmenter(Segmenter):
+    """The embedded default: :class:`WorldSegmenterNet` plus connected components (module docstring).
+
+    Args:
+        net: the trained net.
+        weights: the file it came from (recorded in manifests), or None.
+        threshold: foreground probability above which a pixel is car.
+        min_instance_area: components smaller than this fraction of the image are specks, not cars.
+    """
+
+    def __init__(self, net: WorldSegmenterNet, weights=None, threshold: float = 0.5, min_instance_area: float = 0.01):
+        self.net = net.eval()
+        self.weights = None if weights is None else Path(weights)
+        self.threshold = threshold
+        self.min_instance_area = min_instance_area
+
+    @classmethod
+    def from_file(cls, path=None, device="cpu") -> WorldSegmenter:
+        """Load a bundle written by ``ganverse3d segmenter train`` (default: the embedded one)."""
+        path = Path(path) if path is not None else DEFAULT_WORLD_SEGMENTER
+        if not path.is_file():
+            hint = " (make it with scripts/make_segmenter.sh)" if path == DEFAULT_WORLD_SEGMENTER else ""
+            raise InputError(f"World segmenter weights {path} do not exist{hint}.")
+        return cls(load_module(path, expected_class=WorldSegmenterNet, device=resolve_device(device)), weights=path)
+
+    @torch.no_grad()
+    def probability(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B, 3, H, W] in [0, 1] -> car probability [B, H, W] (at the input resolution)."""
+        device = next(self.net.parameters()).device
+        height, width = images.shape[-2:]
+        size = working_size(height, width, self.net.resolution)
+        small = F.interpolate(images.to(device).float(), size=size, mode="bilinear", align_corners=False,
+                              antialias=True)
+        logits = self.net(small)
+        return F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)[:, 0].sigmoid()
+
+    def segment(self, images: torch.Tensor) -> list[Instances]:
+        return instances_from_probabilities(self.probability(images), self.threshold, self.min_instance_area)
+
+    def description(self) -> dict:
+        return {"kind": "world", "weights": str(self.weights) if self.weights else None,
+                "sha256": file_sha256(self.weights) if self.weights else None, "threshold": self.threshold,
+                "min_instance_area": self.min_instance_area}
+
+
+# ---------------------------------------------------------------------------------------------------
+# torchvision Mask R-CNN
+
+
+class MaskRCNNSegmenter(Segmenter):
+    """torchvision's COCO Mask R-CNN ResNet-50-FPN from a local state dict; never downloads.
+
+    Args:
+        weights: a ``torch.save``'d state dict of ``maskrcnn_resnet50_fpn`` or ``maskrcnn_resnet50_fpn_v2``
+            (91 COCO classes), read with ``torch.load(weights_only=True)``.
+        device: where to run.
+        score_threshold: detections of a car below this score are ignored.
+        mask_threshold: a pixel belongs to an instance where its mask probability exceeds this.
+        min_size: the shorter image side the model resizes to (torchvision's default 800).
+    """
+
+    def __init__(self, weights, device="cpu", score_threshold: float = 0.5, mask_threshold: float = 0.5,
+                 min_size: int = 800):
+        from torchvision.models.detection import maskrcnn_resnet50_fpn, maskrcnn_resnet50_fpn_v2
+
+        self.weights = Path(weights)
+        if not self.weights.is_file():
+            raise InputError(f"Mask R-CNN weights {self.weights} do not exist; download torchvision's "
+                             f"maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth and pass maskrcnn:PATH.")
+        try:
+            state = torch.load(self.weights, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch reports damaged or pickled-code files with many exception types
+            raise InputError(f"{self.weights} is not a readable torch state dict ({type(error).__name__}).") from None
+        if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+            raise InputError(f"{self.weights} is not a state dict of tensors.")
+        for builder in (maskrcnn_resnet50_fpn, maskrcnn_resnet50_fpn_v2):
+            model = builder(weights=None, weights_backbone=None, num_classes=91, min_size=min_size)
+            try:
+                model.load_state_dict(state, strict=True)
+                break
+            except RuntimeError:
+                continue
+        else:
+            raise InputError(f"{self.weights} is not a state dict of torchvision's COCO maskrcnn_resnet50_fpn "
+                             f"(v1 or v2).")
+        self.model = model.to(resolve_device(device)).eval()
+        self.score_threshold = score_threshold
+        self.mask_threshold = mask_threshold
+
+    @torch.no_grad()
+    def segment(self, images: torch.Tensor) -> list[Instances]:
+        device = next(self.model.parameters()).device
+        detections = self.model(list(images.to(device).float()))
+        results = []
+        for detection in detections:
+            keep = (detection["labels"] == COCO_CAR) & (detection["scores"] >= self.score_threshold)
+            scores = detection["scores"][keep]
+            order = torch.argsort(scores, descending=True, stable=True)
+            masks = detection["masks"][keep][order, 0] > self.mask_threshold
+            results.append(Instances(masks.cpu(), scores[order].float().cpu()))
+        return results
+
+    def description(self) -> dict:
+        return {"kind": "maskrcnn", "weights": str(self.weights), "sha256": file_sha256(self.weights),
+                "score_threshold": self.score_threshold, "mask_threshold": self.mask_threshold}
+
+
+# ---------------------------------------------------------------------------------------------------
+# detectron2 (untested here: the package does not install in this project's environments)
+
+
+class Detectron2Segmenter(Segmenter):
+    """detectron2's model-zoo COCO Mask R-CNN R50-FPN 3x with local weights (a ``model_final_*.pkl``).
+
+    Args:
+        weights: the checkpoint file; detectron2's own checkpointer reads it.
+        device: where to run.
+        score_threshold: detections of a car below this score are ignored.
+    """
+
+    def __init__(self, weights, device="cpu", score_threshold: float = 0.5):
+        try:
+            from detectron2 import model_zoo
+            from detectron2.config import get_cfg
+            from detectron2.engine import DefaultPredictor
+        except ImportError:
+            raise InputError("The detectron2 segmenter needs detectron2, which is not installed; use maskrcnn:PATH "
+                             "(torchvision) or world instead.") from None
+        self.weights = Path(weights)
+        if not self.weights.is_file():
+            raise InputError(f"detectron2 weights {self.weights} do not exist.")
+        cfg = get_cfg()
+        cfg.merge_from_file(model_zoo.get_config_file(DETECTRON2_CONFIG))
+        cfg.MODEL.WEIGHTS = str(self.weights)
+        cfg.MODEL.DEVICE = str(resolve_device(device))
+        cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = score_threshold
+        self.predictor = DefaultPredictor(cfg)
+        self.score_threshold = score_threshold
+
+    @torch.no_grad()
+    def segment(self, images: torch.Tensor) -> list[Instances]:
+        results = []
+        for image in images:
+            # DefaultPredictor takes one HWC uint8 image in the channel order of its config ("BGR").
+            pixels = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+            if self.predictor.input_format == "BGR":
+                pixels = pixels[:, :, ::-1]
+            found = self.predictor(pixels.copy())["instances"].to("cpu")
+            keep = found.pred_classes == DETECTRON2_COCO_CAR
+            scores = found.scores[keep]
+            order = torch.argsort(scores, descending=True, stable=True)
+            results.append(Instances(found.pred_masks[keep][order].bool(), scores[order].float()))
+        return results
+
+    def description(self) -> dict:
+        return {"kind": "detectron2", "weights": str(self.weights), "sha256": file_sha256(self.weights),
+                "config": DETECTRON2_CONFIG, "score_threshold": self.score_threshold}
+
+
+def load_segmenter(spec: str = "world", device="cpu") -> Segmenter:
+    """A segmenter from its command-line spec: ``world`` (the embedded default), ``world:PATH``,
+    ``maskrcnn:PATH`` or ``detectron2:PATH``."""
+    kind, _, path = spec.partition(":")
+    if kind == "world":
+        return WorldSegmenter.from_file(path or None, device=device)
+    if kind in ("maskrcnn", "detectron2") and path:
+        return (MaskRCNNSegmenter if kind == "maskrcnn" else Detectron2Segmenter)(path, device=device)
+    raise InputError(f"Unknown segmenter {spec!r}; use world, world:PATH, maskrcnn:PATH or detectron2:PATH.")

@@ -1,0 +1,410 @@
+"""View codes: candidates, their contact sheet, and the one-minute annotation (paper Sec. 3.1, Appendix C).
+
+``ganverse3d dataset views`` samples candidate codes, renders each with a few content codes, and writes to
+its output folder:
+
+* ``candidates.safetensors``: tensor ``ws`` [N, num_ws, w_dim] float32, the candidates' W codes (after
+  truncation); candidate ``i`` is view id ``i`` forever after. Its safetensors metadata has one entry,
+  ``"ganverse3d"``, a JSON object: ``format`` ("ganverse3d-view-candidates"), ``version``, ``generator`` (the
+  path it was made from), ``generator_fingerprint`` (:func:`generator_fingerprint`), ``view_layers`` (k: the
+  view is the first k entries of W*, :func:`~ganverse3d.stylegan2.views.default_view_layers` unless
+  chosen), ``truncation``, ``seed``.
+* ``sheet.png``: bands of up to ``SHEET_BAND`` columns, one column per candidate headed by its id, one row per
+  content sample; every column should show one viewpoint.
+* ``views.toml``: the annotation template. One commented line per candidate; the user uncomments the
+  views to keep and sets each one's azimuth ``bin`` (12 bins: bin b means azimuth b * 30 degrees). When a
+  pose net is available (the world feature net), each line carries its guess as a starting point, with
+  how much the rows agree; the file stays a plain list a person checks against the sheet.
+
+Annotation file (TOML)::
+
+    candidates = "candidates.safetensors"     # optional; relative to this file
+    [defaults]                                # optional; these values are the defaults
+    elevation = 0.0                           # degrees
+    distance = 3.8                            # object units (a car fits the unit sphere)
+    fov = 30.0                                # vertical field of view, degrees
+    [views]
+    12 = { bin = 3 }                          # view id = { bin = 0..11 [, elevation, distance, fov] }
+    40 = { bin = 9, elevation = 10.0 }
+
+Each chosen view becomes a :class:`~ganverse3d.dataset.format.ViewSpec` with azimuth ``bin * 30``; these
+are initial cameras that inverse-graphics training refines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from ..errors import InputError
+from ..files import atomic_path, save_png, to_uint8, write_text
+from ..stylegan2.networks import Generator
+from ..stylegan2.views import default_view_layers, mix_view_and_content
+from ..world.scene import CAMERA_DISTANCE, CAMERA_FOV_Y
+from .format import ViewSpec
+
+CANDIDATES_FORMAT = "ganverse3d-view-candidates"
+CANDIDATES_VERSION = 1
+_METADATA_KEY = "ganverse3d"
+AZIMUTH_BINS = 12
+BIN_DEGREES = 360 / AZIMUTH_BINS
+DEFAULT_ELEVATION = 0.0
+# The world's camera: the default generator was trained on world renders made with it.
+DEFAULT_DISTANCE = CAMERA_DISTANCE
+DEFAULT_FOV = CAMERA_FOV_Y
+SHEET_BAND = 16
+# Sheet tiles are scaled to a width in this range: big enough to judge a view, small enough for 64 columns.
+SHEET_TILE_WIDTH = (64, 128)
+_LABEL_HEIGHT = 14
+_VIEW_KEYS = {"bin", "elevation", "distance", "fov"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Candidates
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Candidate view codes: ``ws`` [N, num_ws, w_dim] float32 (view id = row) and how they were made."""
+
+    ws: torch.Tensor
+    view_layers: int
+    truncation: float
+    seed: int
+    generator_fingerprint: str
+
+
+def generator_fingerprint(G: Generator) -> str:
+    """sha256 of the generator's tensors (names, shapes, float32 values): the same weights give the same
+    fingerprint whichever file format they were read from."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(G.state_dict().items()):
+        digest.update(f"{name}{list(tensor.shape)}".encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@torch.no_grad()
+def sample_codes(G: Generator, count: int, generator: torch.Generator, truncation: float) -> torch.Tensor:
+    """``count`` W codes [count, num_ws, w_dim]: ``G.mapping`` of normal z drawn from ``generator`` (CPU)."""
+    device = next(G.parameters()).device
+    z = torch.randn(count, G.z_dim, generator=generator).to(device)
+    return G.mapping(z, truncation_psi=truncation).cpu()
+
+
+def save_candidates(path, candidates: Candidates, generator_path) -> None:
+    # One metadata entry holding sorted JSON: safetensors writes several entries in a random order, which
+    # would break "same seed, same bytes".
+    description = {"format": CANDIDATES_FORMAT, "version": CANDIDATES_VERSION, "generator": str(generator_path),
+                   "generator_fingerprint": candidates.generator_fingerprint, "view_layers": candidates.view_layers,
+                   "truncation": candidates.truncation, "seed": candidates.seed}
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file({"ws": candidates.ws.float().contiguous()}, str(tmp),
+                  metadata={_METADATA_KEY: json.dumps(description, sort_keys=True)})
+
+
+def load_candidates(path) -> Candidates:
+    """Read a candidates file; InputError (one sentence) when it is missing or not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"View candidates file {path} does not exist; make it with `ganverse3d dataset views`.")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            ws = handle.get_tensor("ws") if "ws" in handle.keys() else None
+    except (SafetensorError, OSError):
+        raise InputError(f"{path} is not a readable view candidates file.") from None
+    try:
+        description = json.loads(metadata.get(_METADATA_KEY, "{}"))
+    except json.JSONDecodeError:
+        description = {}
+    if not isinstance(description, dict) or description.get("format") != CANDIDATES_FORMAT or ws is None:
+        raise InputError(f"{path} is not a view candidates file (made by `ganverse3d dataset views`).")
+    try:
+        candidates = Candidates(ws=ws, view_layers=int(description["view_layers"]),
+                                truncation=float(description["truncation"]), seed=int(description["seed"]),
+                                generator_fingerprint=str(description["generator_fingerprint"]))
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{path} has damaged view candidates metadata.") from None
+    if ws.ndim != 3:
+        raise InputError(f"{path} holds ws of shape {list(ws.shape)}, not [N, num_ws, w_dim].")
+    return candidates
+
+
+def check_candidates_fit(candidates: Candidates, G: Generator, path) -> None:
+    """InputError unless ``candidates`` were sampled from this very generator (view ids mean nothing else)."""
+    if candidates.generator_fingerprint != generator_fingerprint(G):
+        raise InputError(f"{path} was made with another generator; run `ganverse3d dataset views` with this one.")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Images
+
+
+@torch.no_grad()
+def render_view_content(G: Generator, ws_view: torch.Tensor, ws_content: torch.Tensor, view_layers: int) -> torch.Tensor:
+    """Images of content codes in view codes, both [B, num_ws, w_dim] (CPU or the generator's device):
+    W* takes its first ``view_layers`` entries from ``ws_view``, the rest from ``ws_content``.
+
+    Returns [B, 3, h, w] float32 in [0, 1] on the CPU, cropped to the generator's content box.
+    """
+    device = next(G.parameters()).device
+    styles = mix_view_and_content(G, ws_view.to(device), ws_content.to(device), view_layers)
+    images = G.synthesis.from_styles(styles, noise_mode="const")
+    return G.crop_to_content((images + 1) / 2).clamp(0, 1).float().cpu()
+
+
+def _tile(image: torch.Tensor) -> Image.Image:
+    tile = Image.fromarray(to_uint8(image))
+    low, high = SHEET_TILE_WIDTH
+    width = min(max(tile.width, low), high)
+    if width == tile.width:
+        return tile
+    height = max(1, round(tile.height * width / tile.width))
+    return tile.resize((width, height), Image.Resampling.NEAREST if width > tile.width else Image.Resampling.BOX)
+
+
+def candidate_sheet(tiles: list[list[torch.Tensor]], labels: list[str]) -> np.ndarray:
+    """The contact sheet: ``tiles[row][column]`` images [3, h, w] in [0, 1], columns headed by ``labels``.
+
+    Columns are cut into bands of ``SHEET_BAND``; returns an RGB uint8 array [H, W, 3].
+    """
+    rows, columns = len(tiles), len(labels)
+    pictures = [[_tile(image) for image in row] for row in tiles]
+    tile_width, tile_height = pictures[0][0].size
+    gap = 2
+    bands = math.ceil(columns / SHEET_BAND)
+    band_height = _LABEL_HEIGHT + rows * (tile_height + gap)
+    sheet = Image.new("RGB", (min(columns, SHEET_BAND) * (tile_width + gap) - gap, bands * band_height),
+                      (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=12)
+    for column, label in enumerate(labels):
+        band, position = divmod(column, SHEET_BAND)
+        left, top = position * (tile_width + gap), band * band_height
+        text_width = draw.textlength(label, font=font)
+        draw.text((left + (tile_width - text_width) / 2, top), label, fill=(0, 0, 0), font=font)
+        for row in range(rows):
+            sheet.paste(pictures[row][column], (left, top + _LABEL_HEIGHT + row * (tile_height + gap)))
+    return np.asarray(sheet)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pose suggestions
+
+
+@dataclass(frozen=True)
+class PoseGuess:
+    """A pose net's reading of one candidate view over the sheet's rows (degrees)."""
+
+    azimuth: float
+    elevation: float
+    agreement: float  # mean resultant length of the rows' azimuths: 1 = every car seen from the same side
+
+    @property
+    def bin(self) -> int:
+        return round(self.azimuth / BIN_DEGREES) % AZIMUTH_BINS
+
+
+@torch.no_grad()
+def guess_poses(pose_net, tiles: list[list[torch.Tensor]]) -> list[PoseGuess]:
+    """One :class:`PoseGuess` per column of ``tiles[row][column]`` ([3, h, w] in [0, 1]) from a world feature net
+    (:class:`ganverse3d.stylegan2.metrics.WorldFeatureNet`, which reads azimuth in 12 bins and elevation)."""
+    device = next(pose_net.parameters()).device
+    columns = len(tiles[0])
+    images = torch.stack([image for row in tiles for image in row])
+    height, width = images.shape[-2:]
+    # The net was trained on square renders: pad (not stretch) a wide image to a square.
+    pad_x, pad_y = max(0, height - width), max(0, width - height)
+    images = F.pad(images, (pad_x // 2, pad_x - pad_x // 2, pad_y // 2, pad_y - pad_y // 2), mode="replicate")
+    _, azimuth_logits, elevation = pose_net(images.to(device))
+    azimuth = torch.deg2rad(pose_net.azimuth_deg(azimuth_logits)).reshape(-1, columns).cpu()
+    elevation = elevation.reshape(-1, columns).cpu()
+    guesses = []
+    for column in range(columns):
+        sine, cosine = azimuth[:, column].sin().mean(), azimuth[:, column].cos().mean()
+        guesses.append(PoseGuess(azimuth=math.degrees(math.atan2(sine, cosine)) % 360,
+                                 elevation=float(elevation[:, column].mean()),
+                                 agreement=float(torch.hypot(sine, cosine))))
+    return guesses
+
+
+# ---------------------------------------------------------------------------------------------------
+# The annotation
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """A parsed annotation file: the chosen views (sorted by id) and the candidates file it names (or None)."""
+
+    views: tuple[ViewSpec, ...]
+    candidates: Path | None
+
+
+def annotation_template(generator_path, candidates_name: str, num_candidates: int, view_layers: int,
+                        guesses: list[PoseGuess] | None) -> str:
+    """The ``views.toml`` text that ``dataset views`` writes (format in the module docstring)."""
+    lines = [
+        "# GANverse3D view annotation: the paper's one-minute labelling of view codes (Sec. 3.1, Appendix C).",
+        f"# Generator {generator_path}; a view is the first {view_layers} W* entries of its candidate code.",
+        "#",
+        "# sheet.png shows each candidate view in a column headed by its id, with a few cars in the rows.",
+        "# Choose views in which the cars are seen alike and that together cover all azimuths, uncomment",
+        "# their lines below, and set each bin to the nearest of 12 azimuths (bin b = b * 30 degrees):",
+        "#   bin 0 = the front, 3 = the side with the front pointing left, 6 = the rear,",
+        "#   9 = the side with the front pointing right, 1-2, 4-5, 7-8, 10-11 = in between.",
+        "# Optional per view: elevation, distance, fov (defaults below). Then run `ganverse3d dataset synth`.",
+        "",
+        f'candidates = "{candidates_name}"',
+        "",
+        "[defaults]",
+        f"elevation = {DEFAULT_ELEVATION!r}",
+        f"distance = {float(DEFAULT_DISTANCE)!r}",
+        f"fov = {float(DEFAULT_FOV)!r}",
+        "",
+        "[views]",
+    ]
+    if guesses is None:
+        lines.append("# (no pose net was available, so no bins are suggested: replace each ? by a bin 0-11)")
+    for view_id in range(num_candidates):
+        if guesses is None:
+            lines.append(f"# {view_id} = {{ bin = ? }}")
+        else:
+            guess = guesses[view_id]
+            lines.append(f"# {view_id} = {{ bin = {guess.bin} }}    # pose net: azimuth {guess.azimuth:.0f}, elevation "
+                         f"{guess.elevation:.0f}, rows agree {guess.agreement:.2f}")
+    return "\n".join(lines) + "\n"
+
+
+def _number(path, where: str, name: str, value, low: float, high: float, low_open: bool = False,
+            high_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"{path}: {where} {name} must be a number, not {value!r}.")
+    if value < low or value > high or (low_open and value == low) or (high_open and value == high):
+        bounds = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise InputError(f"{path}: {where} {name} must lie in {bounds}, not {value!r}.")
+    return float(value)
+
+
+def _camera_values(path, where: str, table: dict, defaults: dict) -> dict:
+    return {
+        "elevation": _number(path, where, "elevation", table.get("elevation", defaults["elevation"]), -90, 90,
+                             low_open=True, high_open=True),
+        "distance": _number(path, where, "distance", table.get("distance", defaults["distance"]), 0, math.inf,
+                            low_open=True, high_open=True),
+        "fov_y": _number(path, where, "fov", table.get("fov", defaults["fov"]), 0, 180, low_open=True, high_open=True),
+    }
+
+
+def parse_annotation(text: str, path, num_candidates: int | None) -> Annotation:
+    """Parse annotation ``text`` (read from ``path``, named in errors) for candidates 0 .. num_candidates - 1
+    (None: any view id, e.g. to learn which candidates file the annotation names)."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"{path} is not valid TOML ({error}).") from None
+    unknown = sorted(set(document) - {"candidates", "defaults", "views"})
+    if unknown:
+        raise InputError(f"{path} has an unknown entry {unknown[0]!r}; it may hold candidates, [defaults] and [views].")
+    candidates = document.get("candidates")
+    if candidates is not None and not isinstance(candidates, str):
+        raise InputError(f"{path}: candidates must be a file name in quotes.")
+    defaults_table = document.get("defaults", {})
+    if not isinstance(defaults_table, dict) or set(defaults_table) - {"elevation", "distance", "fov"}:
+        raise InputError(f"{path}: [defaults] may only set elevation, distance and fov.")
+    defaults = {"elevation": DEFAULT_ELEVATION, "distance": DEFAULT_DISTANCE, "fov": DEFAULT_FOV}
+    defaults = _camera_values(path, "the default", defaults_table, defaults)
+    defaults = {"elevation": defaults["elevation"], "distance": defaults["distance"], "fov": defaults["fov_y"]}
+
+    views_table = document.get("views", {})
+    if not isinstance(views_table, dict) or not views_table:
+        raise InputError(f"{path} chooses no view; uncomment the lines of the views to keep in its [views] table.")
+    views = []
+    for key, entry in views_table.items():
+        if not key.isdigit():
+            raise InputError(f"{path}: view id {key!r} is not a whole number.")
+        view_id = int(key)
+        if num_candidates is not None and view_id >= num_candidates:
+            raise InputError(f"{path} annotates view {view_id}, but the candidates are numbered 0 to "
+                             f"{num_candidates - 1}.")
+        where = f"view {view_id}"
+        if not isinstance(entry, dict):
+            raise InputError(f"{path}: {where} must be a table such as {{ bin = 3 }}.")
+        if set(entry) - _VIEW_KEYS:
+            raise InputError(f"{path}: {where} has an unknown key {sorted(set(entry) - _VIEW_KEYS)[0]!r}; use bin, "
+                             f"elevation, distance and fov.")
+        azimuth_bin = entry.get("bin")
+        if isinstance(azimuth_bin, bool) or not isinstance(azimuth_bin, int) or not 0 <= azimuth_bin < AZIMUTH_BINS:
+            raise InputError(f"{path}: {where} has bin {azimuth_bin!r}; bins are whole numbers from 0 to "
+                             f"{AZIMUTH_BINS - 1} (bin b = b * 30 degrees of azimuth).")
+        views.append(ViewSpec(view_id=view_id, azimuth=azimuth_bin * BIN_DEGREES, bin=azimuth_bin,
+                              **_camera_values(path, where, entry, defaults)))
+    views.sort(key=lambda view: view.view_id)
+    candidates_path = None if candidates is None else Path(path).parent / candidates
+    return Annotation(views=tuple(views), candidates=candidates_path)
+
+
+def read_annotation(path, num_candidates: int | None) -> Annotation:
+    """Read and check an annotation file (:func:`parse_annotation`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"View annotation {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError):
+        raise InputError(f"View annotation {path} cannot be read as UTF-8 text.") from None
+    return parse_annotation(text, path, num_candidates)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The command
+
+
+def write_view_candidates(G: Generator, generator_path, out, count: int, contents: int = 4, seed: int = 0,
+                          truncation: float = 0.7, view_layers: int | None = None, pose_net=None,
+                          batch_size: int = 16) -> tuple[Candidates, list[PoseGuess] | None]:
+    """Sample ``count`` candidate view codes and write ``out/candidates.safetensors``, ``out/sheet.png`` and
+    ``out/views.toml`` (module docstring). The candidates come first from a ``torch.Generator`` seeded with
+    ``seed``, then the sheet's ``contents`` content codes, so the same seed gives the same files.
+
+    Args:
+        G: the generator (any device); generator_path: its file, recorded in the outputs.
+        pose_net: a world feature net to suggest bins, or None for a template without suggestions.
+    Returns:
+        The candidates and the pose guesses (None without a pose net).
+    """
+    view_layers = default_view_layers(G.num_ws) if view_layers is None else view_layers
+    if not 1 <= view_layers < G.num_ws:
+        raise InputError(f"--view-layers must be from 1 to {G.num_ws - 1} for this generator, not {view_layers}.")
+    out = Path(out)
+    if (out / "views.toml").exists():
+        raise InputError(f"{out} already holds a views.toml, perhaps annotated; give a new folder or delete it first.")
+    random = torch.Generator().manual_seed(seed)
+    candidates = Candidates(ws=sample_codes(G, count, random, truncation), view_layers=view_layers,
+                            truncation=truncation, seed=seed, generator_fingerprint=generator_fingerprint(G))
+    ws_contents = sample_codes(G, contents, random, truncation)
+    tiles = []
+    for content in range(contents):
+        row = []
+        for start in range(0, count, batch_size):
+            ws_view = candidates.ws[start:start + batch_size]
+            row += list(render_view_content(G, ws_view, ws_contents[content:content + 1].expand_as(ws_view), view_layers))
+        tiles.append(row)
+    guesses = guess_poses(pose_net, tiles) if pose_net is not None else None
+
+    save_candidates(out / "candidates.safetensors", candidates, generator_path)
+    save_png(out / "sheet.png", candidate_sheet(tiles, [str(view_id) for view_id in range(count)]))
+    write_text(out / "views.toml", annotation_template(generator_path, "candidates.safetensors", count, view_layers,
+                                                       guesses))
+    return candidates, guesses

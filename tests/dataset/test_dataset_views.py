@@ -1,0 +1,214 @@
+"""View candidates, their sheet and annotation template, pose guesses, and annotation parsing with its errors."""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganverse3d.bundle import save_module
+from ganverse3d.cli import main
+from ganverse3d.dataset.views import (
+    DEFAULT_DISTANCE, DEFAULT_FOV, SHEET_BAND, SHEET_TILE_WIDTH, PoseGuess, annotation_template, check_candidates_fit,
+    generator_fingerprint, guess_poses, load_candidates, parse_annotation, read_annotation, render_view_content,
+    sample_codes)
+from ganverse3d.errors import InputError
+from ganverse3d.stylegan2.metrics import WorldFeatureNet
+
+from dataset_helpers import NUM_CANDIDATES, tiny_generator
+
+
+def uncomment(template: str, view_ids) -> str:
+    """What the user does: uncomment the lines of the chosen views."""
+    chosen = {f"# {view_id} = " for view_id in view_ids}
+    return "\n".join(line[2:] if any(line.startswith(prefix) for prefix in chosen) else line
+                     for line in template.splitlines())
+
+
+def test_template_with_guesses_round_trips_to_the_guessed_bins():
+    guesses = [PoseGuess(azimuth=30.0 * view_id + 8, elevation=5.0, agreement=0.9) for view_id in range(NUM_CANDIDATES)]
+    template = annotation_template("G.safetensors", "candidates.safetensors", NUM_CANDIDATES, 2, guesses)
+    # Untouched, the template chooses nothing.
+    with pytest.raises(InputError, match="chooses no view"):
+        parse_annotation(template, "views.toml", NUM_CANDIDATES)
+    annotation = parse_annotation(uncomment(template, [1, 4]), "views.toml", NUM_CANDIDATES)
+    assert [view.view_id for view in annotation.views] == [1, 4]
+    assert [view.bin for view in annotation.views] == [1, 4]
+    assert [view.azimuth for view in annotation.views] == [30.0, 120.0]
+    first = annotation.views[0]
+    assert (first.elevation, first.distance, first.fov_y) == (0.0, DEFAULT_DISTANCE, DEFAULT_FOV)
+    assert annotation.candidates.name == "candidates.safetensors"
+
+
+def test_template_without_guesses_must_be_filled_in():
+    template = annotation_template("G.safetensors", "candidates.safetensors", NUM_CANDIDATES, 2, None)
+    with pytest.raises(InputError, match="not valid TOML"):
+        parse_annotation(uncomment(template, [2]), "views.toml", NUM_CANDIDATES)
+    filled = uncomment(template, [2]).replace("2 = { bin = ? }", "2 = { bin = 6 }")
+    assert parse_annotation(filled, "views.toml", NUM_CANDIDATES).views[0].azimuth == 180.0
+
+
+def test_defaults_and_per_view_overrides():
+    text = ("[defaults]\nelevation = 10\ndistance = 2.5\nfov = 40\n[views]\n"
+            "3 = { bin = 11 }\n1 = { bin = 0, elevation = 20.5, distance = 3, fov = 25 }\n")
+    first, second = parse_annotation(text, "v.toml", NUM_CANDIDATES).views  # sorted by id
+    assert (first.view_id, first.azimuth, first.elevation, first.distance, first.fov_y) == (1, 0.0, 20.5, 3.0, 25.0)
+    assert (second.view_id, second.azimuth, second.elevation, second.distance, second.fov_y) == (3, 330.0, 10.0, 2.5, 40.0)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[views]\n6 = { bin = 1 }\n", "annotates view 6, but the candidates are numbered 0 to 5"),
+    ("[views]\n1 = { bin = 12 }\n", "bin 12; bins are whole numbers from 0 to 11"),
+    ("[views]\n1 = { bin = -1 }\n", "bin -1"),
+    ("[views]\n1 = { bin = 1.5 }\n", "bin 1.5"),
+    ("[views]\n1 = { bin = true }\n", "bin True"),
+    ("[views]\n1 = { bin = \"3\" }\n", "bin '3'"),
+    ("[views]\n1 = { elevation = 5 }\n", "bin None"),
+    ("[views]\n1 = { bin = 2, bni = 3 }\n", "unknown key 'bni'"),
+    ("[views]\nfront = { bin = 0 }\n", "view id 'front' is not a whole number"),
+    ("[views]\n1 = 3\n", "view 1 must be a table"),
+    ("[views]\n1 = { bin = 2, distance = 0 }\n", "distance must lie in"),
+    ("[views]\n1 = { bin = 2, fov = 180 }\n", "fov must lie in"),
+    ("[views]\n1 = { bin = 2, elevation = \"up\" }\n", "elevation must be a number"),
+    ("[views\n1 = { bin = 2 }\n", "is not valid TOML"),
+    ("[views]\n1 = { bin = 2 }\n1 = { bin = 3 }\n", "is not valid TOML"),
+    ("[view]\n1 = { bin = 2 }\n", "unknown entry 'view'"),
+    ("[defaults]\nazimuth = 3\n[views]\n1 = { bin = 2 }\n", r"\[defaults\] may only set"),
+    ("candidates = 3\n[views]\n1 = { bin = 2 }\n", "candidates must be a file name"),
+    ("", "chooses no view"),
+])
+def test_bad_annotations_are_one_clear_sentence(text, message):
+    with pytest.raises(InputError, match=message) as error:
+        parse_annotation(text, "views.toml", NUM_CANDIDATES)
+    assert str(error.value).startswith("views.toml") and str(error.value).count(". ") == 0
+
+
+def test_missing_annotation_file(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        read_annotation(tmp_path / "nope.toml", NUM_CANDIDATES)
+
+
+class ScriptedPoseNet(torch.nn.Module):
+    """Reads image (row r, column c) as azimuth 30 c + (10 r - 5) and elevation r: the rows of a column
+    disagree by 10 degrees, so their circular mean is 30 c and their agreement cos(5 degrees)."""
+
+    def __init__(self, rows: int, columns: int):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+        self.rows, self.columns = rows, columns
+
+    def forward(self, images):
+        assert images.shape[0] == self.rows * self.columns and images.shape[-2] == images.shape[-1]  # padded square
+        index = torch.arange(images.shape[0])
+        row, column = index // self.columns, index % self.columns
+        azimuth = 30.0 * column + 10.0 * row - 5.0
+        return None, azimuth[:, None].float(), row.float()
+
+    def azimuth_deg(self, logits):
+        return logits[:, 0] % 360
+
+
+def test_pose_guesses_average_each_column_over_its_rows():
+    rows, columns = 2, 5
+    tiles = [[torch.rand(3, 12, 16) for _ in range(columns)] for _ in range(rows)]
+    guesses = guess_poses(ScriptedPoseNet(rows, columns), tiles)
+    assert [guess.bin for guess in guesses] == list(range(columns))
+    for column, guess in enumerate(guesses):
+        assert abs((guess.azimuth - 30.0 * column + 180) % 360 - 180) < 1e-4
+        assert guess.elevation == pytest.approx(0.5)
+        assert guess.agreement == pytest.approx(np.cos(np.radians(5)), abs=1e-5)
+
+
+def test_views_command_writes_candidates_sheet_and_template(tmp_path, generator_file, view_layers):
+    out = tmp_path / "views"
+    assert main(["dataset", "views", "--generator", str(generator_file), "--candidates", "20", "--contents", "3",
+                 "--seed", "4", "--out", str(out), "--pose-net", "none", "--device", "cpu"]) == 0
+    candidates = load_candidates(out / "candidates.safetensors")
+    G = tiny_generator()
+    # The candidates are the first codes of the seed's stream, with their settings recorded.
+    expected = sample_codes(G, 20, torch.Generator().manual_seed(4), truncation=0.7)
+    assert torch.allclose(candidates.ws, expected)
+    assert (candidates.view_layers, candidates.truncation, candidates.seed) == (view_layers, 0.7, 4)
+    check_candidates_fit(candidates, G, "c")
+    with pytest.raises(InputError, match="another generator"):
+        check_candidates_fit(candidates, tiny_generator(seed=1), "c")
+
+    # Bands of SHEET_BAND columns, one label strip and three rows of tiles each (12 x 16 content, widened to 64).
+    sheet = np.asarray(Image.open(out / "sheet.png"))
+    tile_width = SHEET_TILE_WIDTH[0]
+    tile_height = 12 * tile_width // 16
+    assert sheet.shape == (2 * (14 + 3 * (tile_height + 2)), SHEET_BAND * (tile_width + 2) - 2, 3)
+    # The tile of band 1, column 1, row 2 is content 2 (drawn after the candidates) in candidate view 17.
+    stream = torch.Generator().manual_seed(4)
+    sample_codes(G, 20, stream, truncation=0.7)
+    ws_content = sample_codes(G, 3, stream, truncation=0.7)[2:3]
+    tile = render_view_content(G, candidates.ws[17:18], ws_content, view_layers)[0]
+    upscaled = np.asarray(Image.fromarray((tile.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)).resize(
+        (tile_width, tile_height), Image.Resampling.NEAREST)).astype(int)
+    top, left = (14 + 3 * (tile_height + 2)) + 14 + 2 * (tile_height + 2), tile_width + 2
+    assert np.abs(sheet[top:top + tile_height, left:left + tile_width] - upscaled).max() <= 1
+    assert np.abs(sheet[top:top + tile_height, :tile_width] - upscaled).max() > 1  # view 16 differs
+
+    template = (out / "views.toml").read_text()
+    assert re.findall(r"^# (\d+) = \{ bin = \? \}$", template, flags=re.M) == [str(i) for i in range(20)]
+    annotation = parse_annotation(uncomment(template, [7]).replace("bin = ?", "bin = 2"), out / "views.toml", 20)
+    assert annotation.candidates == out / "candidates.safetensors" and annotation.views[0].bin == 2
+
+    # Same seed, same files; an annotated views.toml is never overwritten.
+    again = tmp_path / "again"
+    assert main(["dataset", "views", "--generator", str(generator_file), "--candidates", "20", "--contents", "3",
+                 "--seed", "4", "--out", str(again), "--pose-net", "none", "--device", "cpu"]) == 0
+    for name in ("candidates.safetensors", "sheet.png", "views.toml"):
+        assert (out / name).read_bytes() == (again / name).read_bytes()
+    assert main(["dataset", "views", "--generator", str(generator_file), "--out", str(out), "--pose-net", "none"]) == 2
+    assert (out / "views.toml").read_text() == template
+
+
+def test_views_command_suggests_bins_with_a_pose_net(tmp_path, generator_file):
+    torch.manual_seed(0)
+    pose_net = tmp_path / "pose.safetensors"
+    save_module(pose_net, WorldFeatureNet(["a", "b"], resolution=16, width=4, feature_dim=8))
+    out = tmp_path / "views"
+    assert main(["dataset", "views", "--generator", str(generator_file), "--candidates", "3", "--out", str(out),
+                 "--pose-net", str(pose_net), "--device", "cpu"]) == 0
+    lines = re.findall(r"^# (\d+) = \{ bin = (\d+) \}    # pose net: azimuth (\d+), elevation (-?\d+), rows agree "
+                       r"([\d.]+)$", (out / "views.toml").read_text(), flags=re.M)
+    assert [int(line[0]) for line in lines] == [0, 1, 2]
+    # Each suggested bin is the one nearest the printed azimuth (which is rounded to a degree).
+    assert all(abs((30 * int(line[1]) - int(line[2]) + 180) % 360 - 180) <= 15.5 for line in lines)
+
+
+def test_views_command_refuses_bad_input(tmp_path, generator_file):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert main(["dataset", "views", "--generator", str(generator_file), "--out", str(a_file)]) == 2
+    assert main(["dataset", "views", "--generator", str(tmp_path / "none.safetensors"), "--out",
+                 str(tmp_path / "o")]) == 2
+    assert main(["dataset", "views", "--generator", str(generator_file), "--out", str(tmp_path / "o"),
+                 "--pose-net", str(tmp_path / "missing.safetensors")]) == 2
+    assert main(["dataset", "views", "--generator", str(generator_file), "--out", str(tmp_path / "o"),
+                 "--view-layers", "6"]) == 2
+    assert not (tmp_path / "o").exists()
+
+
+def test_candidates_file_errors(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        load_candidates(tmp_path / "none.safetensors")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(InputError, match="not a readable view candidates file"):
+        load_candidates(junk)
+    other = tmp_path / "bundle.safetensors"
+    save_module(other, tiny_generator())
+    with pytest.raises(InputError, match="not a view candidates file"):
+        load_candidates(other)
+
+
+def test_fingerprint_ignores_the_file_format_but_not_the_weights():
+    G = tiny_generator()
+    same = tiny_generator()
+    assert generator_fingerprint(G) == generator_fingerprint(same)
+    with torch.no_grad():
+        same.synthesis.b4.conv1.weight[0, 0, 0, 0] += 1e-3
+    assert generator_fingerprint(G) != generator_fingerprint(same)
