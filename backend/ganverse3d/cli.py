@@ -105,6 +105,68 @@ def gan_convert(src, out_path, content):
                f"content rows {top}:{bottom}, columns {left}:{right}.")
 
 
+@gan.command("views")
+@click.option("--generator", "generator_path", required=True, help="Generator weights (any format `gan convert` reads).")
+@click.option("-o", "--out", "out_path", required=True, help="Output sheet, .png.")
+@click.option("--views", "num_views", type=click.IntRange(1, 64), default=8, show_default=True, help="Columns: view codes.")
+@click.option("--contents", "num_contents", type=click.IntRange(1, 64), default=6, show_default=True,
+              help="Rows: content codes.")
+@click.option("--view-layers", type=int, default=None,
+              help="Leading W* entries that hold the view [default: the paper's 4 of 16, scaled to the model].")
+@click.option("--truncation", type=float, default=0.7, show_default=True, help="Truncation psi.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the view and content codes.")
+@click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
+def gan_views(generator_path, out_path, num_views, num_contents, view_layers, truncation, seed, device):
+    """The paper's Fig. 2: fix the view part of W* per column, sample the rest per row.
+
+    Columns should each show one viewpoint, rows one car.
+
+    \b
+    Example:
+      ganverse3d gan views --generator backend/ganverse3d/assets/stylegan2_world64.safetensors -o views.png
+    """
+    from .devices import resolve_device
+    from .files import image_grid, save_png
+    from .stylegan2 import load_generator
+    from .stylegan2.views import default_view_layers, view_content_sheet
+
+    _check_png_outputs([Path(out_path)])
+    G = load_generator(generator_path, device=resolve_device(device))
+    view_layers = default_view_layers(G.num_ws) if view_layers is None else view_layers
+    if not 1 <= view_layers < G.num_ws:
+        raise InputError(f"--view-layers must be from 1 to {G.num_ws - 1} for this generator, not {view_layers}.")
+    sheet = view_content_sheet(G, num_views, num_contents, view_layers, seed=seed, truncation_psi=truncation)
+    save_png(out_path, image_grid(G.crop_to_content(sheet), columns=num_views))
+    click.echo(f"Wrote {out_path} ({num_contents} cars x {num_views} views, view = first {view_layers} of "
+               f"{G.num_ws} W* entries).")
+
+
+@gan.command("layers")
+@click.option("--generator", "generator_path", required=True, help="Generator weights (any format `gan convert` reads).")
+@click.option("-o", "--out", "out_path", required=True, help="Output sheet, .png.")
+@click.option("--samples", type=click.IntRange(1, 32), default=4, show_default=True, help="Rows: samples.")
+@click.option("--truncation", type=float, default=0.7, show_default=True, help="Truncation psi.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")
+@click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
+def gan_layers(generator_path, out_path, samples, truncation, seed, device):
+    """The paper's Appendix B: each block's features through its learned toRGB, coarse to fine, then the image.
+
+    \b
+    Example:
+      ganverse3d gan layers --generator backend/ganverse3d/assets/stylegan2_world64.safetensors -o layers.png
+    """
+    from .devices import resolve_device
+    from .files import image_grid, save_png
+    from .stylegan2 import load_generator
+    from .stylegan2.views import layer_sheet
+
+    _check_png_outputs([Path(out_path)])
+    G = load_generator(generator_path, device=resolve_device(device))
+    sheet = layer_sheet(G, samples, seed=seed, truncation_psi=truncation)
+    save_png(out_path, image_grid(G.crop_to_content(sheet), columns=len(G.synthesis.block_resolutions) + 1))
+    click.echo(f"Wrote {out_path} (blocks {', '.join(map(str, G.synthesis.block_resolutions))} px, then the image).")
+
+
 @gan.command("train")
 @click.option("--data", default=None, help="Dataset folder with images/*.png (e.g. from `ganverse3d world render`).")
 @click.option("--resolution", type=int, default=64, show_default=True, help="Training resolution (power of two).")
