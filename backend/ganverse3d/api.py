@@ -177,7 +177,7 @@ def segment_photo(rgb: np.ndarray, segmenter: str, device) -> np.ndarray:
     from .dataset.segment import load_segmenter
 
     model = load_segmenter(segmenter, device=device)
-    instances = model.segment(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255)[0]
+    instances = model.segment(torch.tensor(rgb).permute(2, 0, 1)[None].float() / 255)[0]
     if len(instances) == 0:
         raise InputError("No car found in the photo; give --mask if there is one.")
     if len(instances) > 1:

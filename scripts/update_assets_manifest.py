@@ -1,0 +1,42 @@
+"""Rewrite backend/ganverse3d/assets/manifest.json: for every shipped weights file, its size, sha256 and the
+script that reproduces it. Run after replacing an asset; tests/test_assets.py checks the manifest is current.
+
+    python scripts/update_assets_manifest.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent.parent / "backend" / "ganverse3d" / "assets"
+
+# Which script reproduces each asset, and what it is.
+SOURCES = {
+    "world_feature_net.safetensors": ("scripts/make_feature_net.sh", "feature net behind fid-world"),
+    "world_segmenter.safetensors": ("scripts/make_segmenter.sh", "embedded car segmenter"),
+    "stylegan2_world64.safetensors": ("scripts/make_default_generator.sh", "default StyleGAN2, 64 px, world renders"),
+    "inverse.safetensors": ("scripts/make_inverse_oracle.sh",
+                            "stand-in default inverse-graphics net: trained on world renders with exact cameras "
+                            "(Table 1 (b)), until the GAN-data model (a) is trained"),
+}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def manifest() -> dict:
+    files = sorted(p for p in ASSETS.glob("*.safetensors"))
+    unknown = [p.name for p in files if p.name not in SOURCES]
+    if unknown:
+        raise SystemExit(f"Add {', '.join(unknown)} to SOURCES in {__file__} first.")
+    return {"format_version": 1, "assets": {
+        p.name: {"bytes": p.stat().st_size, "sha256": sha256(p), "script": SOURCES[p.name][0],
+                 "description": SOURCES[p.name][1]} for p in files}}
+
+
+if __name__ == "__main__":
+    (ASSETS / "manifest.json").write_text(json.dumps(manifest(), indent=2, sort_keys=True) + "\n")
+    print(f"Wrote {ASSETS / 'manifest.json'}")
