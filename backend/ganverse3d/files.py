@@ -99,3 +99,15 @@ def new_run_dir(root, stage: str, name: str) -> Path:
             return run_dir
         except FileExistsError:
             number += 1
+
+
+def check_output_folder_writable(out: Path) -> None:
+    """InputError unless ``out`` is, or can be created as, a folder this process can write into."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"The output {out} is a file; give a folder for the dataset.")
+    existing = next(parent for parent in (out.absolute(), *out.absolute().parents) if parent.exists())
+    if not existing.is_dir():
+        raise InputError(f"Cannot create {out}: {existing} is a file.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"Cannot write to {existing}: permission denied.")

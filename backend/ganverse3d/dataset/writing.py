@@ -12,7 +12,6 @@ records stay, so that a later run with more contents extends the dataset.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 from PIL import Image
 
 from ..errors import InputError
-from ..files import image_grid, save_png, write_json, write_text
+from ..files import check_output_folder_writable, image_grid, save_png, write_json, write_text
 from .format import FORMAT, item_stem
 
 CHUNKS = ".chunks"
@@ -30,13 +29,7 @@ SHEET_CONTENTS = 8
 def check_output_folder(out: Path) -> dict | None:
     """InputError unless ``out`` can become a dataset folder: a new or empty folder (None is returned) or
     one holding a multi-view dataset manifest (returned, for the caller to compare settings with)."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"The output {out} is a file; give a folder for the dataset.")
-    existing = next(parent for parent in (out.absolute(), *out.absolute().parents) if parent.exists())
-    if not existing.is_dir():
-        raise InputError(f"Cannot create {out}: {existing} is a file.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"Cannot write to {existing}: permission denied.")
+    check_output_folder_writable(out)
     manifest_path = out / "manifest.json"
     if not out.exists() or not manifest_path.exists() and not any(out.iterdir()):
         return None

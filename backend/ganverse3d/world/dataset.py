@@ -25,7 +25,6 @@ renders only the rest. Every file is written atomically; the metadata of finishe
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -37,7 +36,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..errors import InputError
-from ..files import image_grid, save_png, write_json, write_text
+from ..files import check_output_folder_writable, image_grid, save_png, write_json, write_text
 from .cars import BODY_TYPES, PART_LABELS
 from .scene import CAMERA_DISTANCE, CAMERA_FOV_Y, render_items
 
@@ -106,13 +105,7 @@ def _check_arguments(out: Path, count: int, resolution: int, seed: int) -> None:
         raise InputError(f"--resolution must be from {MIN_RESOLUTION} to {MAX_RESOLUTION} pixels, not {resolution}.")
     if seed < 0:
         raise InputError(f"--seed must be 0 or more, not {seed}.")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"The output {out} is a file; give a folder for the dataset.")
-    existing = next(parent for parent in (out.absolute(), *out.absolute().parents) if parent.exists())
-    if not existing.is_dir():
-        raise InputError(f"Cannot create {out}: {existing} is a file.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"Cannot write to {existing}: permission denied.")
+    check_output_folder_writable(out)
     if not out.exists():
         return
     manifest_path = out / "manifest.json"
