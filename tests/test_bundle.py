@@ -58,3 +58,12 @@ def test_classes_outside_the_project_and_mismatched_weights_are_refused(tmp_path
     save_file(header_tensors, str(tmp_path / "mismatch.safetensors"), metadata=metadata)
     with pytest.raises(InputError, match="does not match"):
         load_module(tmp_path / "mismatch.safetensors")
+
+
+def test_saving_the_same_weights_twice_gives_the_same_bytes(tmp_path):
+    module = tiny_discriminator()
+    for name in ("a", "b", "c"):
+        save_module(tmp_path / f"{name}.safetensors", module, config={"z": 1, "a": 2}, provenance={"stage": "test"})
+    first = (tmp_path / "a.safetensors").read_bytes()
+    assert first == (tmp_path / "b.safetensors").read_bytes() == (tmp_path / "c.safetensors").read_bytes()
+    assert torch.equal(load_module(tmp_path / "a.safetensors", Discriminator).b4.fc.weight, module.b4.fc.weight)

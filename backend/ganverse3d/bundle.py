@@ -44,6 +44,19 @@ def git_revision() -> str:
     return (revision + ("+dirty" if dirty else "")) if revision else "unknown"
 
 
+def _save_deterministic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """safetensors' ``save_file``, then its JSON header rewritten with sorted keys: the library writes metadata
+    in hash order, so the same weights would otherwise give different bytes from one save to the next."""
+    save_file(tensors, str(path), metadata=metadata)
+    with open(path, "r+b") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(size))
+        canonical = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(canonical) <= size:  # same content, so never longer; padding with spaces is what the format does
+            handle.seek(8)
+            handle.write(canonical.ljust(size, b" "))
+
+
 def _class_path(module: torch.nn.Module) -> str:
     cls = type(module)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -67,7 +80,7 @@ def save_module(path, module: torch.nn.Module, init_kwargs: dict | None = None, 
         "provenance": json.dumps({"git_revision": git_revision(), **(provenance or {})}, sort_keys=True),
     }
     with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file(state, str(tmp), metadata=metadata)
+        _save_deterministic(tmp, state, metadata)
 
 
 def read_metadata(path) -> dict:
@@ -138,7 +151,7 @@ def save_state(path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in tensors.items()}
     metadata = {"format": CHECKPOINT_FORMAT, "version": str(BUNDLE_VERSION), "meta": json.dumps(meta, sort_keys=True)}
     with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file(state, str(tmp), metadata=metadata)
+        _save_deterministic(tmp, state, metadata)
 
 
 def load_state(path, device="cpu") -> tuple[dict[str, torch.Tensor], dict]:
