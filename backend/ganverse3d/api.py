@@ -27,7 +27,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
 from .export import TexturedMesh, save_mesh
-from .files import image_grid, save_png
+from .files import check_output_file, image_grid, save_png
 from .geometry import Camera
 
 DEFAULT_INVERSE_MODEL = Path(__file__).resolve().parent / "assets" / "inverse.safetensors"
@@ -328,15 +328,7 @@ def turntable_path(out) -> Path:
 
 def check_mesh_output(out) -> Path:
     """InputError unless ``out`` is a writable .glb / .obj path (checked before any work is done)."""
-    out = Path(out)
-    if out.suffix.lower() not in (".glb", ".obj"):
-        raise InputError(f"The output {out} must end in .glb or .obj.")
-    if out.is_dir():
-        raise InputError(f"The output {out} is a folder; give a file name ending in .glb or .obj.")
-    existing = next(parent for parent in out.absolute().parents if parent.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"Cannot write {out}: {existing} is not a writable folder.")
-    return out
+    return check_output_file(out, (".glb", ".obj"))
 
 
 def write_reconstruction(reconstruction: Reconstruction, out) -> list[Path]:

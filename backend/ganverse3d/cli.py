@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import re
 import sys
 from pathlib import Path
@@ -551,15 +550,10 @@ def _parse_colour(text: str) -> tuple[float, float, float]:
 
 
 def _check_png_outputs(paths: list[Path]) -> None:
-    for path in paths:
-        if path.suffix.lower() != ".png":
-            raise InputError(f"The output {path} must be a .png file.")
-        if path.is_dir():
-            raise InputError(f"The output {path} is a folder; give a file name ending in .png.")
-        # Checked up front so that a bad second output does not leave the first one's new folder behind.
-        existing = next(parent for parent in path.absolute().parents if parent.exists())
-        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-            raise InputError(f"Cannot write {path}: {existing} is not a writable folder.")
+    from .files import check_output_file
+
+    for path in paths:  # all checked up front, so a bad second output leaves no new folder for the first
+        check_output_file(path, (".png",))
     if len(paths) == 2 and paths[0].resolve() == paths[1].resolve():
         raise InputError("--mask-out must differ from the output image.")
 

@@ -111,3 +111,20 @@ def check_output_folder_writable(out: Path) -> None:
         raise InputError(f"Cannot create {out}: {existing} is a file.")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"Cannot write to {existing}: permission denied.")
+
+
+def check_output_file(path, suffixes: tuple[str, ...]) -> Path:
+    """InputError unless ``path`` ends in one of ``suffixes`` and lies in (or under) a writable folder.
+
+    Checked before any work so that a bad output path costs nothing and leaves nothing behind.
+    """
+    path = Path(path)
+    allowed = " or ".join(suffixes) if len(suffixes) < 3 else ", ".join(suffixes[:-1]) + " or " + suffixes[-1]
+    if path.suffix.lower() not in suffixes:
+        raise InputError(f"The output {path} must end in {allowed}.")
+    if path.is_dir():
+        raise InputError(f"The output {path} is a folder; give a file name ending in {allowed}.")
+    existing = next(parent for parent in path.absolute().parents if parent.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"Cannot write {path}: {existing} is not a writable folder.")
+    return path
