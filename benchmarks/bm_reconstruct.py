@@ -1,0 +1,122 @@
+"""`ganverse3d reconstruct` on CPU: cold and warm latency for a 512-px photo, the inverse-graphics training step,
+and peak memory.
+
+    python benchmarks/bm_reconstruct.py [--repeat 5] [--model PATH]
+
+Cases (each in a fresh subprocess, so its peak resident memory above the size after set-up is its own):
+- cold CLI: the whole `ganverse3d reconstruct photo.png -o car.glb` process (Python start, imports, model load,
+  segmentation, prediction, .glb and turntable sheet written), wall-clock;
+- cold API: first `ganverse3d.api.reconstruct` call in a fresh process that has imported torch (the
+  ganverse3d imports, model and segmenter loads are included);
+- warm API with and without a mask: later calls (the model is cached; without a mask the embedded segmenter
+  runs too);
+- train step: one `inverse train` step at the defaults (batch 16, 64 px, multi-view, learned cameras) on a small
+  world dataset made in a temporary folder.
+The photo is docs/example_car.png scaled to 512 x 512. Target (issue 5): warm ≤ 0.5 s (SF3D: 0.5 s on an A100).
+Prints a table and writes benchmarks/results/bm_reconstruct.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import machine, timed, write_results
+
+REPO = Path(__file__).resolve().parents[1]
+CASES = ("cold CLI (process, 512 px, writes .glb)", "cold API (first call, torch already loaded)",
+         "warm API, 512 px, segmenter", "warm API, 512 px, mask given", "train step (batch 16, 64 px, multi-view)")
+
+
+def make_photo(folder: Path) -> tuple[Path, Path]:
+    """docs/example_car.png and its car mask (from the photo's own reconstruction framing) at 512 x 512."""
+    from PIL import Image
+
+    photo = folder / "car512.png"
+    Image.open(REPO / "docs" / "example_car.png").convert("RGB").resize((512, 512), Image.BICUBIC).save(photo)
+    from ganverse3d.api import read_photo, segment_photo
+
+    rgb, _ = read_photo(photo)
+    mask = folder / "car512_mask.png"
+    Image.fromarray(segment_photo(rgb, "world", "cpu").astype("uint8") * 255).save(mask)
+    return photo, mask
+
+
+def run_case(name: str, repeat: int, model: str | None, folder: Path) -> dict:
+    photo, mask = folder / "car512.png", folder / "car512_mask.png"
+    if name == CASES[0]:
+        command = [sys.executable, "-m", "ganverse3d.cli", "reconstruct", str(photo), "-o", str(folder / "car.glb")]
+        command += ["--model", model] if model else []
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        return {"case": name, "median_s": statistics.median(times), "min_s": min(times), "peak_mib": peak}
+
+    baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if name == CASES[1]:
+        start = time.perf_counter()
+        from ganverse3d.api import reconstruct
+
+        reconstruct(photo, model=model, device="cpu")
+        times = [time.perf_counter() - start]
+    elif name in CASES[2:4]:
+        from ganverse3d.api import reconstruct
+
+        given = mask if name == CASES[3] else None
+        times = timed(lambda: reconstruct(photo, mask=given, model=model, device="cpu"), repeat)
+    else:
+        from ganverse3d.inverse.train import Trainer, TrainConfig
+
+        data = folder / "world"
+        subprocess.run([sys.executable, "-m", "ganverse3d.cli", "dataset", "world", "--cars", "16", "--views", "4",
+                        "--resolution", "64", "--seed", "3", "--out", str(data)], check=True, capture_output=True)
+        import torch
+
+        trainer = Trainer(TrainConfig(data=str(data), holdout_fraction=0.0), folder / "run", torch.device("cpu"),
+                          progress=False)
+        baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        times = timed(trainer.train_step, repeat)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"case": name, "median_s": statistics.median(times), "min_s": min(times),
+            "peak_mib": (peak_kib - baseline_kib) / 1024}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--model", default=None, help="Inverse-graphics bundle [default: the embedded one].")
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(run_case(args.case, args.repeat, args.model, Path(args.folder))))
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        make_photo(Path(folder))
+        results = []
+        for name in CASES:
+            command = [sys.executable, __file__, "--case", name, "--repeat", str(args.repeat), "--folder", folder]
+            command += ["--model", args.model] if args.model else []
+            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            results.append(json.loads(output.strip().splitlines()[-1]))
+    description = machine()
+    print(f"bm_reconstruct — 512-px photo, cpu ({description})")
+    print(f"{'case':<44} {'median s':>9} {'min s':>8} {'peak MiB':>9}")
+    for row in results:
+        print(f"{row['case']:<44} {row['median_s']:>9.3f} {row['min_s']:>8.3f} {row['peak_mib']:>9.0f}")
+    print("peak MiB: the whole process for the cold CLI, else above the size after set-up")
+    write_results("bm_reconstruct", {"machine": description, "model": args.model or "embedded", "results": results})
+
+
+if __name__ == "__main__":
+    main()
