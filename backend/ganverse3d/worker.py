@@ -1,0 +1,360 @@
+"""The backend worker: a persistent process that the Blender add-on talks to in JSON lines, protocol version 1.
+
+Start it with the Python that has ``ganverse3d`` installed::
+
+    python -m ganverse3d.worker [--device auto|cpu|cuda] [--model PATH] [--segmenter SPEC]
+
+``--model`` is an inverse-graphics bundle (default: the embedded ``assets/inverse.safetensors``), ``--segmenter``
+finds the car in photos without mask or alpha (default ``world``; see ``ganverse3d reconstruct --help``). Models
+load once, on the first request that needs them, and stay loaded.
+
+Transport
+---------
+One JSON object per line, UTF-8, on stdin (requests) and stdout (replies). stdout carries only protocol lines:
+everything else the backend prints (progress bars, warnings, prints of libraries, even C code writing to file
+descriptor 1) goes to stderr, which the client may log or discard. The worker writes nothing until it receives
+a request, answers requests one at a time in order, and flushes after every line. Paths are file-system paths
+of the worker's machine; relative ones are resolved against the worker's working directory.
+
+Requests
+--------
+``{"protocol": 1, "id": ID, "op": NAME, ...arguments}``. ``id`` is an integer or a string chosen by the client
+and repeated in every line that answers the request; ``protocol`` may be left out, and any value other than 1
+is refused. Arguments not listed below are refused (a misspelt option must not be ignored silently).
+
+Replies
+-------
+Zero or more progress events, then exactly one final reply::
+
+    {"id": ID, "type": "progress", "fraction": 0.1, "message": "Predicting the mesh"}    fraction in [0, 1]
+    {"id": ID, "type": "result", ...fields of the op}
+    {"id": ID, "type": "error", "kind": KIND, "message": "One sentence."}
+
+Error kinds:
+
+* ``"protocol"``: the request breaks this protocol: a line that is not a JSON object (answered with
+  ``"id": null``, as is a request without a valid id), another protocol version, an unknown op, a missing,
+  unknown or wrongly typed argument. The client has a bug or speaks another version.
+* ``"input"``: a problem the user can fix, in the words of :class:`ganverse3d.errors.InputError`: a missing or
+  unreadable photo, no car or several cars in it, a missing model, an unwritable folder, a length that is not
+  positive, CUDA asked for but absent.
+* ``"internal"``: anything else, ``"Internal error: TypeName: detail."``; the traceback goes to stderr.
+
+After any error the worker stays alive and answers the next request.
+
+Ops
+---
+``hello`` (no arguments): loads the model (so later requests are fast and a missing model shows up here as an
+``"input"`` error) and describes the backend::
+
+    {"protocol": 1, "versions": {"ganverse3d": "0.1.0", "torch": "2.14.1", "python": "3.11.7"},
+     "device": "cpu" | "cuda (NVIDIA H100 80GB HBM3)", "model": "/abs/path/inverse.safetensors",
+     "summary": "ganverse3d 0.1.0 · torch 2.14.1 · Python 3.11 · cpu · model inverse.safetensors (embedded)"}
+
+``reconstruct``: one photo of one car to a textured mesh in Blender's frame.
+
+* ``photo`` (string, required): the photo, any format Pillow reads; an alpha channel marks the car.
+* ``mask`` (string or null, default null): the car's mask, same size as the photo (white = car).
+* ``length`` (number > 0, default 4.5): the car's real length in metres.
+* ``out_dir`` (string, required): folder for the three files below, created if missing and owned by the
+  client; files of an earlier request there are replaced. Each file is written atomically.
+
+Progress events, then::
+
+    {"mesh": "OUT/mesh.json", "texture": "OUT/texture.png", "framed_photo": "OUT/photo_framed.png",
+     "length": 4.5, "scale": 1.83,
+     "camera": {"azimuth": 46.1, "elevation": 9.5, "distance": 3.87, "fov_y": 30.0,
+                "location": [X, Y, Z], "rotation_euler": [rx, ry, rz], "lens": 67.2,
+                "sensor_width": 36.0, "sensor_height": 36.0, "sensor_fit": "VERTICAL"}}
+
+* ``mesh.json``: ``{"vertices": [[X, Y, Z], ...], "faces": [[i, j, k], ...], "uvs": [[u, v], ...]}`` in Blender's
+  world: metres, Z up, the car's front towards -Y, its lowest vertex at Z = 0, ``length`` long along Y; faces
+  counter-clockwise seen from outside; one UV per face corner (3 F entries, corner k of face f at 3 f + k) in
+  Blender's convention, origin at the bottom-left of the texture and v up.
+* ``texture.png``: the predicted UV texture, 8-bit RGB.
+* ``photo_framed.png``: the square crop of the photo that the camera sees (use it as the camera background).
+* ``scale``: metres per object-space unit, ``length`` / (extent of the mesh along object z).
+* ``camera``: azimuth / elevation (degrees), distance (object units) and vertical field of view (degrees) of
+  the predicted camera, and the Blender camera that sees the mesh as the framed photo shows the car:
+  ``location`` in metres, ``rotation_euler`` in radians (rotation mode XYZ), ``lens`` and sensor in
+  millimetres, ``sensor_fit`` VERTICAL, for a square render (any square resolution).
+
+``shutdown`` (no arguments): result ``{}``, then the worker exits with code 0. End of input on stdin also
+exits with code 0. A request cannot be interrupted; to cancel one, kill the process and start a new one.
+
+Geometry
+--------
+The network predicts the mesh in object space (+Y up, front +Z) and a camera looking at its origin. Blender
+gets ``object_to_blender`` ((x, y, z) -> (x, -z, y)) scaled by ``scale``, lifted by ``lift`` metres so that the
+lowest vertex sits on the ground, and the camera ``camera_to_blender(azimuth, elevation, distance, fov_y,
+scale=scale)`` lifted by the same ``lift``: mesh and camera move together, so the render from the camera
+reproduces the car of the framed photo. :func:`blender_payload` is exactly this conversion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from . import __version__
+from .errors import InputError
+
+if TYPE_CHECKING:
+    from .api import Reconstruction
+
+PROTOCOL_VERSION = 1
+DEFAULT_LENGTH_M = 4.5
+MESH_FILE, TEXTURE_FILE, FRAMED_PHOTO_FILE = "mesh.json", "texture.png", "photo_framed.png"
+# Longest detail kept of an unexpected exception's message, so that an error reply stays one sentence.
+_MAX_DETAIL_CHARS = 300
+_REQUIRED = object()
+
+
+class ProtocolError(Exception):
+    """A request that breaks the protocol (error kind "protocol")."""
+
+
+def _json_line(message: dict) -> str:
+    """One protocol line: strict JSON (no NaN), UTF-8 text kept as is."""
+    return json.dumps(message, ensure_ascii=False, allow_nan=False)
+
+
+def blender_payload(reconstruction: Reconstruction, length: float) -> tuple[dict, dict, float]:
+    """A reconstruction -> (mesh, camera, scale) in Blender's world, as ``reconstruct`` replies and writes them.
+
+    Args:
+        reconstruction: from :func:`ganverse3d.api.reconstruct` (object space, camera of batch size 1).
+        length: the car's length in metres (> 0), along Blender's Y.
+
+    Returns:
+        mesh: ``{"vertices": [V][3] metres (Z up, front -Y, min Z = 0), "faces": [F][3] vertex indices,
+            "uvs": [3 F][2] (corner k of face f at 3 f + k; origin bottom-left, v up)}``.
+        camera: azimuth, elevation, fov_y (degrees), distance (object units), and the Blender camera:
+            location (metres), rotation_euler (radians, XYZ), lens, sensor_width, sensor_height (mm), sensor_fit.
+        scale: metres per object-space unit.
+
+    Raises:
+        ValueError: the mesh has no extent along object z (a degenerate prediction).
+    """
+    import torch
+
+    from .api import FRAMED_SIZE
+    from .geometry import camera_to_blender
+    from .geometry.camera import OBJECT_TO_BLENDER
+
+    mesh, camera = reconstruction.mesh, reconstruction.camera
+    verts = mesh.verts.double()
+    extent = float(verts[:, 2].max() - verts[:, 2].min())
+    if not extent > 0:
+        raise ValueError("the predicted mesh has no extent along its length axis")
+    scale = length / extent
+    vertices = scale * verts @ torch.tensor(OBJECT_TO_BLENDER, dtype=torch.float64).T
+    lift = -float(vertices[:, 2].min())
+    vertices[:, 2] += lift
+    uvs = mesh.face_uvs.double().reshape(-1, 2)
+    uvs[:, 1] = 1.0 - uvs[:, 1]  # ours: (0, 0) top-left, v down; Blender's: (0, 0) bottom-left, v up
+
+    azimuth, elevation, distance, fov_y = (float(field[0]) for field in
+                                           (camera.azimuth, camera.elevation, camera.distance, camera.fov_y))
+    settings = camera_to_blender(azimuth, elevation, distance, fov_y, resolution=(FRAMED_SIZE, FRAMED_SIZE),
+                                 scale=scale)
+    x, y, z = settings.location
+    blender_mesh = {"vertices": vertices.tolist(), "faces": mesh.faces.tolist(), "uvs": uvs.tolist()}
+    blender_camera = {
+        "azimuth": azimuth, "elevation": elevation, "distance": distance, "fov_y": fov_y,
+        "location": [x, y, z + lift], "rotation_euler": list(settings.rotation_euler), "lens": settings.lens,
+        "sensor_width": settings.sensor_width, "sensor_height": settings.sensor_height,
+        "sensor_fit": settings.sensor_fit,
+    }
+    return blender_mesh, blender_camera, scale
+
+
+# ---------------------------------------------------------------------------------------------------
+# Requests
+
+
+def _argument(request: dict, op: str, name: str, types: tuple[type, ...], what: str, default=_REQUIRED):
+    """``request[name]`` checked against ``types`` (bool never counts as a number), or ``default``."""
+    if name not in request:
+        if default is _REQUIRED:
+            raise ProtocolError(f"{op} needs the argument {name!r} ({what}).")
+        return default
+    value = request[name]
+    if isinstance(value, bool) or not isinstance(value, types):  # JSON true is no number (bool is an int)
+        raise ProtocolError(f"The argument {name!r} of {op} must be {what}, not {json.dumps(value)[:60]}.")
+    return value
+
+
+def _request_id(request: dict):
+    """The request's id (int or string), or ProtocolError answered with id null."""
+    request_id = request.get("id")
+    if isinstance(request_id, bool) or not isinstance(request_id, (int, str)):
+        raise ProtocolError("Every request needs an 'id' that is an integer or a string.")
+    return request_id
+
+
+class Worker:
+    """Answers requests; keeps the device and model settings of the process and, through
+    :func:`ganverse3d.api.load_inverse_model`, the loaded model.
+
+    Args:
+        write_line: writes one protocol line (JSON text without the newline) and flushes it.
+        device, model, segmenter: as the command-line options.
+    """
+
+    def __init__(self, write_line: Callable[[str], None], device: str = "auto", model: str | None = None,
+                 segmenter: str = "world"):
+        self.write_line = write_line
+        self.device = device
+        self.model = model
+        self.segmenter = segmenter
+        self.ops: dict[str, tuple[Callable, frozenset]] = {
+            "hello": (self.hello, frozenset()),
+            "reconstruct": (self.reconstruct, frozenset({"photo", "mask", "length", "out_dir"})),
+            "shutdown": (self.shutdown, frozenset()),
+        }
+        self.finished = False
+
+    def handle_line(self, line: bytes) -> None:
+        """Answer one request line; every path ends in exactly one final reply."""
+        request_id = None
+        try:
+            try:
+                request = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                raise ProtocolError("The request is not one line of UTF-8 JSON.") from None
+            if not isinstance(request, dict):
+                raise ProtocolError(f"A request must be a JSON object, not {type(request).__name__}.")
+            request_id = _request_id(request)
+            version = request.get("protocol", PROTOCOL_VERSION)
+            if isinstance(version, bool) or version != PROTOCOL_VERSION:
+                raise ProtocolError(f"This worker speaks protocol version {PROTOCOL_VERSION}, not "
+                                    f"{json.dumps(version)}; use matching versions of the add-on and the backend.")
+            op = request.get("op")
+            if op not in self.ops:
+                raise ProtocolError(f"Unknown op {json.dumps(op)}; this worker knows {', '.join(self.ops)}.")
+            handler, arguments = self.ops[op]
+            unknown = sorted(set(request) - {"protocol", "id", "op"} - arguments)
+            if unknown:
+                raise ProtocolError(f"{op} takes no argument {unknown[0]!r}.")
+            result = handler(request, lambda fraction, message: self.write_line(_json_line(
+                {"id": request_id, "type": "progress", "fraction": fraction, "message": message})))
+            # Serialised inside the try: a result that JSON cannot carry (NaN) becomes an internal error.
+            reply = _json_line({"id": request_id, "type": "result", **result})
+        except ProtocolError as error:
+            return self._error(request_id, "protocol", str(error))
+        except InputError as error:
+            return self._error(request_id, "input", str(error))
+        except Exception as error:  # a bug: report it in one sentence, keep the traceback for the log
+            traceback.print_exc(file=sys.stderr)
+            detail = (str(error).strip().splitlines() or [""])[0][:_MAX_DETAIL_CHARS].rstrip(".")
+            return self._error(request_id, "internal",
+                               f"Internal error: {type(error).__name__}" + (f": {detail}." if detail else "."))
+        self.write_line(reply)
+
+    def _error(self, request_id, kind: str, message: str) -> None:
+        self.write_line(_json_line({"id": request_id, "type": "error", "kind": kind, "message": message}))
+
+    # -- ops ----------------------------------------------------------------------------------------
+
+    def hello(self, request: dict, progress) -> dict:
+        import torch
+
+        from .api import DEFAULT_INVERSE_MODEL, load_inverse_model
+        from .devices import resolve_device
+
+        device = resolve_device(self.device)
+        load_inverse_model(self.model, device)
+        model = Path(self.model).resolve() if self.model is not None else DEFAULT_INVERSE_MODEL
+        torch_version = torch.__version__.split("+")[0]
+        device_text = f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
+        origin = " (embedded)" if self.model is None else ""
+        python = f"{sys.version_info.major}.{sys.version_info.minor}"
+        summary = (f"ganverse3d {__version__} · torch {torch_version} · Python {python} · {device_text} · "
+                   f"model {model.name}{origin}")
+        return {"protocol": PROTOCOL_VERSION,
+                "versions": {"ganverse3d": __version__, "torch": torch_version, "python": platform.python_version()},
+                "device": device_text, "model": str(model), "summary": summary}
+
+    def reconstruct(self, request: dict, progress) -> dict:
+        from .api import load_inverse_model, reconstruct
+        from .files import check_output_file, save_png, write_text
+
+        photo = _argument(request, "reconstruct", "photo", (str,), "a path")
+        mask = _argument(request, "reconstruct", "mask", (str, type(None)), "a path or null", default=None)
+        length = _argument(request, "reconstruct", "length", (int, float), "a number of metres",
+                           default=DEFAULT_LENGTH_M)
+        out_dir = Path(_argument(request, "reconstruct", "out_dir", (str,), "a folder path")).absolute()
+        if not (math.isfinite(length) and length > 0):
+            raise InputError(f"The car's length must be a positive number of metres, not {length}.")
+        # Checked before any work, and nothing is created until the reconstruction succeeded.
+        check_output_file(out_dir / MESH_FILE, (".json",))
+
+        progress(0.0, "Loading the model")
+        load_inverse_model(self.model, self.device)
+        progress(0.1, "Predicting the mesh")
+        result = reconstruct(photo, mask=mask, model=self.model, segmenter=self.segmenter, device=self.device)
+        progress(0.8, "Writing the mesh and texture")
+        mesh, camera, scale = blender_payload(result, float(length))
+        files = {"mesh": out_dir / MESH_FILE, "texture": out_dir / TEXTURE_FILE,
+                 "framed_photo": out_dir / FRAMED_PHOTO_FILE}
+        save_png(files["texture"], result.mesh.texture)
+        save_png(files["framed_photo"], result.image)
+        write_text(files["mesh"], json.dumps(mesh, separators=(",", ":")))
+        return {**{key: str(path) for key, path in files.items()}, "length": float(length), "scale": scale,
+                "camera": camera}
+
+    def shutdown(self, request: dict, progress) -> dict:
+        self.finished = True
+        return {}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The process
+
+
+def _protocol_stdout():
+    """A text stream on the original stdout for protocol lines; stdout itself (Python's and file descriptor
+    1, for C code and child processes) is pointed at stderr so that nothing else can write between them."""
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", newline="\n")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    return protocol
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ganverse3d.worker``: answer requests from stdin until ``shutdown`` or end of input."""
+    parser = argparse.ArgumentParser(prog="python -m ganverse3d.worker",
+                                     description="GANverse3D backend worker (JSON lines over stdin/stdout, "
+                                                 f"protocol version {PROTOCOL_VERSION}; see the module docstring).")
+    parser.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
+    parser.add_argument("--model", default=None, help="Inverse-graphics bundle [default: the embedded one].")
+    parser.add_argument("--segmenter", default="world",
+                        help="Segmenter for photos without mask: world, world:PATH, maskrcnn:PATH or detectron2:PATH.")
+    options = parser.parse_args(argv)
+    protocol = _protocol_stdout()
+
+    def write_line(text: str) -> None:
+        protocol.write(text + "\n")
+        protocol.flush()
+
+    worker = Worker(write_line, device=options.device, model=options.model, segmenter=options.segmenter)
+    requests = sys.stdin.buffer
+    while not worker.finished:
+        line = requests.readline()
+        if not line:  # end of input: the client went away
+            break
+        worker.handle_line(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
