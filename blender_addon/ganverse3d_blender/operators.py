@@ -1,0 +1,208 @@
+"""Operators that talk to the backend worker: Check Backend and Import Car from Photo.
+
+Both run one worker request through :class:`WorkerRequestOperator`: with Blender's UI it is a modal operator
+polled by a timer (Blender stays responsive, the status bar shows progress, Esc cancels); in background mode
+(``blender --background``, the bpy module), where modal operators never run, it waits for the answer.
+"""
+
+import os
+import shutil
+import tempfile
+import time
+import traceback
+
+import bpy
+
+from . import scene_build, session
+
+# How often the modal operator looks at the worker's answers (seconds).
+_POLL_INTERVAL = 0.1
+_PHOTO_EXTENSIONS = ("*.png", "*.jpg", "*.jpeg", "*.bmp", "*.tif", "*.tiff", "*.webp")
+
+# The import options, shared by the operator and the panel's settings (GANVERSE3D_PG_import_settings).
+PHOTO = bpy.props.StringProperty(name="Photo", description="Photo of one car", subtype="FILE_PATH")
+LENGTH = bpy.props.FloatProperty(name="Length", description="Real-world length of the car (metres)",
+                                 default=4.5, min=0.5, soft_max=10.0, subtype="DISTANCE", unit="LENGTH")
+CREATE_CAMERA = bpy.props.BoolProperty(name="Create Matching Camera", default=True,
+                                       description="Add a camera that sees the car as the photo does and make it "
+                                                   "the scene camera")
+PHOTO_BACKGROUND = bpy.props.BoolProperty(name="Photo as Camera Background", default=True,
+                                          description="Show the framed photo behind the car in the camera view")
+
+
+def _status_bar(context, text: str | None) -> None:
+    """Show ``text`` in the status bar (None restores the normal one)."""
+    if context.workspace is not None:
+        context.workspace.status_text_set(text)
+
+
+def _tag_sidebar_redraw(context) -> None:
+    screen = context.screen
+    for area in screen.areas if screen else ():
+        if area.type in ("VIEW_3D", "PREFERENCES"):
+            area.tag_redraw()
+
+
+class WorkerRequestOperator:
+    """Mixin: send one worker request and finish when it is answered.
+
+    Subclasses implement ``send(context)`` -> Request or None (after reporting why not) and ``finish(context,
+    request)`` -> operator return set, and name in ``status_line`` their status property on
+    ``WindowManager.ganverse3d`` (shown in the panel or the preferences).
+    """
+
+    status_line = ""
+
+    def run(self, context):
+        try:
+            request = self.send(context)
+        except session.AddonNotEnabled as error:
+            return self.fail(context, str(error))
+        if request is None:
+            return {"CANCELLED"}
+        if bpy.app.background:
+            request.wait()
+            return self.finish(context, request)
+        self._request = request
+        window_manager = context.window_manager
+        self._timer = window_manager.event_timer_add(_POLL_INTERVAL, window=context.window)
+        window_manager.modal_handler_add(self)
+        window_manager.progress_begin(0, 100)
+        self.show_status(context, "Starting the backend...")
+        _status_bar(context, f"{self.bl_label}: starting the backend - Esc cancels")
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC" and event.value == "PRESS":
+            session.cancel_worker()
+            self._end_modal(context)
+            self.cleanup()
+            self.show_status(context, "Cancelled.")
+            self.report({"WARNING"}, f"{self.bl_label} cancelled.")
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        request = self._request
+        if not request.poll():
+            context.window_manager.progress_update(round(100 * request.progress))
+            if request.message:
+                progress = f"{request.message} ({request.progress:.0%})"
+                self.show_status(context, progress)
+                _status_bar(context, f"{self.bl_label}: {progress} - Esc cancels")
+            return {"RUNNING_MODAL"}
+        self._end_modal(context)
+        return self.finish(context, request)
+
+    def _end_modal(self, context) -> None:
+        window_manager = context.window_manager
+        window_manager.event_timer_remove(self._timer)
+        window_manager.progress_end()
+        _status_bar(context, None)
+
+    def show_status(self, context, text: str) -> None:
+        setattr(context.window_manager.ganverse3d, self.status_line, text)
+        _tag_sidebar_redraw(context)
+
+    def fail(self, context, sentence: str):
+        self.cleanup()
+        self.show_status(context, sentence)
+        self.report({"ERROR"}, sentence)
+        return {"CANCELLED"}
+
+    def cleanup(self) -> None:
+        """Release what ``send`` set up (called on failure and cancel; ``finish`` calls it itself)."""
+
+
+class GANVERSE3D_OT_check_backend(WorkerRequestOperator, bpy.types.Operator):
+    """Start the backend with the current preferences and report its versions, device and model"""
+
+    bl_idname = "ganverse3d.check_backend"
+    bl_label = "Check Backend"
+    status_line = "backend"
+
+    def invoke(self, context, event):
+        return self.run(context)
+
+    def execute(self, context):
+        return self.run(context)
+
+    def send(self, context):
+        if session.worker_busy():
+            self.report({"ERROR"}, "The backend is busy; wait for the running request or press Esc to cancel it.")
+            return None
+        return session.worker_client(context).request("hello")
+
+    def finish(self, context, request):
+        if request.error:
+            return self.fail(context, request.error)
+        summary = str(request.result.get("summary", "The backend answered without a summary."))
+        self.show_status(context, summary)
+        self.report({"INFO"}, summary)
+        return {"FINISHED"}
+
+
+class GANVERSE3D_OT_import_photo(WorkerRequestOperator, bpy.types.Operator):
+    """Reconstruct the car in a photo as a textured mesh, with a camera that sees it as the photo does"""
+
+    bl_idname = "ganverse3d.import_photo"
+    bl_label = "Import Car from Photo"
+    bl_options = {"REGISTER", "UNDO"}
+    status_line = "import_status"
+
+    filepath: PHOTO
+    filter_glob: bpy.props.StringProperty(default=";".join(_PHOTO_EXTENSIONS), options={"HIDDEN"})
+    length: LENGTH
+    create_camera: CREATE_CAMERA
+    photo_background: PHOTO_BACKGROUND
+
+    @classmethod
+    def poll(cls, context):
+        return not session.worker_busy()
+
+    def invoke(self, context, event):
+        if not self.filepath:
+            context.window_manager.fileselect_add(self)
+            return {"RUNNING_MODAL"}
+        return self.run(context)
+
+    def execute(self, context):
+        return self.run(context)
+
+    def send(self, context):
+        photo = bpy.path.abspath(self.filepath)
+        if not self.filepath:
+            self.fail(context, "Choose a photo of a car first.")
+            return None
+        if not os.path.isfile(photo):
+            self.fail(context, f"The photo {photo} does not exist.")
+            return None
+        self._photo = photo
+        self._started = time.monotonic()
+        self._out_dir = tempfile.mkdtemp(prefix="ganverse3d_import_")
+        return session.worker_client(context).request("reconstruct", photo=photo, mask=None, length=self.length,
+                                                      out_dir=self._out_dir)
+
+    def cleanup(self):
+        out_dir = getattr(self, "_out_dir", None)
+        if out_dir:
+            shutil.rmtree(out_dir, ignore_errors=True)  # images are packed into the .blend before this runs
+            self._out_dir = None
+
+    def finish(self, context, request):
+        if request.error:
+            return self.fail(context, request.error)
+        try:
+            car, camera = scene_build.build_car(context, request.result, self._photo, self.create_camera,
+                                                self.photo_background)
+        except scene_build.BuildError as error:
+            return self.fail(context, str(error))
+        except Exception as error:  # a bug: the scene is already rolled back; the console gets the traceback
+            traceback.print_exc()
+            return self.fail(context, f"Building the car failed: {type(error).__name__}: {error}.")
+        self.cleanup()
+        seconds = time.monotonic() - self._started
+        with_camera = f" and {camera.name}" if camera else ""
+        message = f"Imported {car.name}{with_camera} ({self.length:.2f} m long) in {seconds:.1f} s."
+        self.show_status(context, message)
+        self.report({"INFO"}, message)
+        return {"FINISHED"}

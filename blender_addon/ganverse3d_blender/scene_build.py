@@ -1,0 +1,168 @@
+"""Turn the worker's reconstruct result into Blender data: the textured car and its matching camera.
+
+Runs on Blender's main thread. The worker already speaks Blender's conventions (protocol version 1): vertices in
+metres in Blender's world (Z up, the car's front towards -Y, lowest vertex at z = 0), counter-clockwise faces,
+one UV per face corner with v up, and the camera's location / XYZ Euler rotation / lens / sensor with
+``sensor_fit`` VERTICAL. So nothing is converted here, only built. Either everything is built or, when anything
+fails, everything created so far is removed again and the scene is as it was.
+"""
+
+import json
+import os
+
+import bpy
+
+
+class BuildError(Exception):
+    """The worker's files or answer cannot be turned into a car; the message is one sentence."""
+
+
+def _read_mesh(path: str) -> tuple[list, list, list]:
+    """``mesh.json`` -> (vertices [V][3], faces [F][3], flat per-corner uvs [6F]), checked for shape and range."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+    except OSError as error:
+        raise BuildError(f"The backend's mesh {path} cannot be read: {error.strerror or error}.") from None
+    except ValueError:
+        raise BuildError(f"The backend's mesh {path} is not valid JSON.") from None
+    try:
+        vertices = [tuple(float(c) for c in vertex) for vertex in data["vertices"]]
+        faces = [tuple(int(i) for i in face) for face in data["faces"]]
+        uvs = [float(c) for uv in data["uvs"] for c in uv]
+    except (KeyError, TypeError, ValueError):
+        raise BuildError(f"The backend's mesh {path} lacks vertices, faces or uvs as lists of numbers.") from None
+    if not faces or any(len(v) != 3 for v in vertices) or any(len(f) != 3 for f in faces):
+        raise BuildError(f"The backend's mesh {path} must have 3 coordinates per vertex and 3 corners per face.")
+    if any(not 0 <= i < len(vertices) for face in faces for i in face):
+        raise BuildError(f"The backend's mesh {path} has faces that point past its {len(vertices)} vertices.")
+    if len(uvs) != 6 * len(faces):
+        raise BuildError(f"The backend's mesh {path} has {len(uvs) // 2} uvs; it needs one per face corner "
+                         f"({3 * len(faces)}).")
+    return vertices, faces, uvs
+
+
+def _field(result: dict, *keys):
+    value = result
+    try:
+        for key in keys:
+            value = value[key]
+    except (KeyError, TypeError):
+        raise BuildError(f"The backend's answer lacks '{'.'.join(keys)}'.") from None
+    return value
+
+
+def _load_packed_image(path: str, name: str, created: list):
+    """Load an image file and pack it into the .blend, so the file travels without the backend's temp folder."""
+    if not os.path.isfile(path):
+        raise BuildError(f"The backend's image {path} does not exist.")
+    try:
+        image = bpy.data.images.load(path, check_existing=False)
+    except RuntimeError:
+        raise BuildError(f"Blender cannot read the backend's image {path}.") from None
+    created.append(image)
+    image.name = name
+    image.pack()
+    return image
+
+
+def _car_material(name: str, texture, created: list) -> bpy.types.Material:
+    """A Principled BSDF whose base colour is ``texture`` through the mesh's UVs."""
+    material = bpy.data.materials.new(name)
+    created.append(material)
+    if material.node_tree is None:  # Blender < 5 creates materials without nodes
+        material.use_nodes = True
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    shader = next(node for node in nodes if node.type == "BSDF_PRINCIPLED")
+    image_node = nodes.new("ShaderNodeTexImage")
+    image_node.image = texture
+    image_node.location = (shader.location.x - 400, shader.location.y)
+    links.new(image_node.outputs["Color"], shader.inputs["Base Color"])
+    return material
+
+
+def _car_object(name: str, mesh_path: str, material, created: list) -> bpy.types.Object:
+    vertices, faces, uvs = _read_mesh(mesh_path)
+    mesh = bpy.data.meshes.new(name)
+    created.append(mesh)
+    mesh.from_pydata(vertices, [], faces)
+    # from_pydata makes face i's corners loops 3i, 3i+1, 3i+2 in the given order: the uvs' order.
+    mesh.uv_layers.new(name="UVMap").data.foreach_set("uv", uvs)
+    mesh.shade_smooth()
+    mesh.materials.append(material)
+    mesh.update()
+    car = bpy.data.objects.new(name, mesh)
+    created.append(car)
+    return car
+
+
+def _camera_object(name: str, camera_result: dict, photo, created: list) -> bpy.types.Object:
+    data = bpy.data.cameras.new(name)
+    created.append(data)
+    data.type = "PERSP"
+    data.lens_unit = "MILLIMETERS"
+    data.sensor_fit = _field(camera_result, "sensor_fit")
+    data.sensor_width = _field(camera_result, "sensor_width")
+    data.sensor_height = _field(camera_result, "sensor_height")
+    data.lens = _field(camera_result, "lens")
+    if photo is not None:
+        data.show_background_images = True
+        background = data.background_images.new()
+        background.image = photo
+        background.alpha = 1.0
+    camera = bpy.data.objects.new(name, data)
+    created.append(camera)
+    camera.rotation_mode = "XYZ"
+    camera.location = _field(camera_result, "location")
+    camera.rotation_euler = _field(camera_result, "rotation_euler")
+    return camera
+
+
+def fit_photo_to_frame(camera: bpy.types.Object, scene: bpy.types.Scene) -> None:
+    """Scale the camera's square background photo to span the frame's height, whatever the render aspect.
+
+    The camera uses sensor_fit VERTICAL: its vertical field of view is the photo's, and the frame's width
+    follows the render aspect. 'FIT' scales the photo to the frame's smaller side and 'CROP' to its larger side,
+    so the square photo spans the height with 'FIT' in a landscape (or square) frame and with 'CROP' in a
+    portrait frame (its sides then reach past the frame's).
+    """
+    landscape = scene.render.resolution_x * scene.render.pixel_aspect_x >= \
+        scene.render.resolution_y * scene.render.pixel_aspect_y
+    for background in camera.data.background_images:
+        background.frame_method = "FIT" if landscape else "CROP"
+
+
+def build_car(context, result: dict, photo_path: str, create_camera: bool, photo_background: bool):
+    """Build the car (and camera) from a reconstruct ``result`` (see the worker protocol) in the active collection.
+
+    Returns (car object, camera object or None). The car is selected and active; the camera becomes the scene
+    camera. Raises :class:`BuildError` (or, for a bug, anything else) after removing whatever it had created.
+    """
+    stem = os.path.splitext(os.path.basename(photo_path))[0]
+    scene = context.scene
+    collection = context.view_layer.active_layer_collection.collection
+    created = []
+    try:
+        texture = _load_packed_image(_field(result, "texture"), f"car_{stem}_texture", created)
+        material = _car_material(f"car_{stem}", texture, created)
+        car = _car_object(f"car_{stem}", _field(result, "mesh"), material, created)
+        camera = None
+        if create_camera:
+            photo = (_load_packed_image(_field(result, "framed_photo"), f"photo_{stem}", created)
+                     if photo_background else None)
+            camera = _camera_object(f"camera_{stem}", _field(result, "camera"), photo, created)
+            fit_photo_to_frame(camera, scene)
+    except BaseException:
+        bpy.data.batch_remove(created)  # objects, meshes, materials, images, cameras made so far
+        raise
+    # Nothing below can fail on valid data: from here on the scene changes.
+    collection.objects.link(car)
+    if camera is not None:
+        collection.objects.link(camera)
+        scene.camera = camera
+    for selected in context.selected_objects:
+        selected.select_set(False)
+    car.select_set(True)
+    context.view_layer.objects.active = car
+    return car, camera
+

@@ -1,0 +1,54 @@
+"""A stand-in for ``python -m ganverse3d.worker`` that misbehaves on purpose, for the worker client's tests.
+
+Run as ``fake_worker.py BEHAVIOUR STARTS_FILE [worker options...]``; every start appends a line to STARTS_FILE
+(so tests can count restarts). Behaviours:
+
+* ``echo``: a well-behaved worker: every request gets two progress events, then a result
+  ``{"op": ..., "arguments": {...}, "pid": ...}``; ``shutdown`` exits 0; ``fail`` gets an "input" error reply.
+* ``exit``: says on stderr what a Python without the backend says, then exits with code 1 at once.
+* ``crash``: reads one request, writes a last line to stderr, and dies with exit code 3.
+* ``garbage``: answers the first request with a line that is not JSON.
+* ``hang``: reads requests and never answers.
+"""
+
+import json
+import os
+import sys
+import time
+
+behaviour, starts_file = sys.argv[1], sys.argv[2]
+with open(starts_file, "a") as starts:
+    starts.write(f"{os.getpid()} {' '.join(sys.argv[3:])}\n")
+
+
+def reply(message):
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+if behaviour == "exit":
+    sys.stderr.write("Traceback (most recent call last):\nModuleNotFoundError: No module named 'ganverse3d'\n")
+    sys.exit(1)
+
+for line in sys.stdin:
+    request = json.loads(line)
+    request_id, op = request["id"], request["op"]
+    if behaviour == "crash":
+        sys.stderr.write("Fatal Python error: Segmentation fault\n")
+        sys.stderr.flush()
+        os._exit(3)
+    if behaviour == "garbage":
+        sys.stdout.write("Loading model weights... done\n")
+        sys.stdout.flush()
+        continue
+    if behaviour == "hang":
+        time.sleep(3600)
+    arguments = {key: value for key, value in request.items() if key not in ("protocol", "id", "op")}
+    if op == "fail":
+        reply({"id": request_id, "type": "error", "kind": "input", "message": "No car found in the photo."})
+        continue
+    for fraction in (0.25, 0.75):
+        reply({"id": request_id, "type": "progress", "fraction": fraction, "message": f"Step {fraction}"})
+    reply({"id": request_id, "type": "result", "op": op, "arguments": arguments, "pid": os.getpid()})
+    if op == "shutdown":
+        sys.exit(0)
