@@ -9,10 +9,13 @@ Run as ``fake_worker.py BEHAVIOUR STARTS_FILE [worker options...]``; every start
 * ``crash``: reads one request, writes a last line to stderr, and dies with exit code 3.
 * ``garbage``: answers the first request with a line that is not JSON.
 * ``hang``: reads requests and never answers.
+* ``bad_mesh``: answers ``reconstruct`` with a readable texture and framed photo (copies of the photo) but a
+  mesh whose faces point past its vertices, so the add-on fails half-way through building the car.
 """
 
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -44,6 +47,18 @@ for line in sys.stdin:
     if behaviour == "hang":
         time.sleep(3600)
     arguments = {key: value for key, value in request.items() if key not in ("protocol", "id", "op")}
+    if behaviour == "bad_mesh":
+        out_dir = request["out_dir"]
+        files = {name: os.path.join(out_dir, name) for name in ("mesh.json", "texture.png", "photo_framed.png")}
+        shutil.copy(request["photo"], files["texture.png"])
+        shutil.copy(request["photo"], files["photo_framed.png"])
+        with open(files["mesh.json"], "w") as mesh:
+            json.dump({"vertices": [[0, 0, 0], [1, 0, 0], [0, 1, 0]], "faces": [[0, 1, 7]], "uvs": [[0, 0]] * 3}, mesh)
+        camera = {"location": [0, -5, 1], "rotation_euler": [1.4, 0, 0], "lens": 50, "sensor_width": 36,
+                  "sensor_height": 36, "sensor_fit": "VERTICAL"}
+        reply({"id": request_id, "type": "result", "mesh": files["mesh.json"], "texture": files["texture.png"],
+               "framed_photo": files["photo_framed.png"], "length": 4.5, "scale": 1.0, "camera": camera})
+        continue
     if op == "fail":
         reply({"id": request_id, "type": "error", "kind": "input", "message": "No car found in the photo."})
         continue

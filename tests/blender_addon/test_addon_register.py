@@ -1,0 +1,110 @@
+"""Registering the add-on: everything it adds to Blender goes away on unregister, it registers again, and it
+never imports torch, numpy or the backend (it talks to the backend only through the worker protocol)."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import bpy
+import addon_utils  # Blender's own module: importable once bpy is
+
+import ganverse3d_blender
+
+ADDON = "ganverse3d_blender"
+PACKAGE_DIR = Path(ganverse3d_blender.__file__).parent
+CLASS_NAMES = [cls.__name__ for cls in ganverse3d_blender.CLASSES]
+BLENDER_BASES = (bpy.types.PropertyGroup, bpy.types.AddonPreferences, bpy.types.Operator, bpy.types.Panel)
+OPERATORS = ("import_photo", "check_backend")
+
+
+def operator_registered(name: str) -> bool:
+    try:
+        getattr(bpy.ops.ganverse3d, name).get_rna_type()
+        return True
+    except KeyError:
+        return False
+
+
+def registered_traces() -> dict:
+    """Everything the add-on could leave behind, as booleans."""
+    # By name in Blender's registry: addon_utils may reload the module, making new class objects.
+    traces = {f"class {name}": any(base.bl_rna_get_subclass_py(name) for base in BLENDER_BASES)
+              for name in CLASS_NAMES}
+    traces.update({f"operator {name}": operator_registered(name) for name in OPERATORS})
+    traces["Scene.ganverse3d"] = "ganverse3d" in bpy.types.Scene.bl_rna.properties
+    traces["WindowManager.ganverse3d"] = "ganverse3d" in bpy.types.WindowManager.bl_rna.properties
+    traces["preferences"] = ADDON in bpy.context.preferences.addons
+    return traces
+
+
+def test_classes_are_the_panel_operators_preferences_and_property_groups():
+    assert CLASS_NAMES == ["GANVERSE3D_PG_import_settings", "GANVERSE3D_PG_status", "GANVERSE3D_AddonPreferences",
+                           "GANVERSE3D_OT_check_backend", "GANVERSE3D_OT_import_photo", "GANVERSE3D_PT_import"]
+
+
+def test_register_adds_everything_and_unregister_leaves_no_trace():
+    assert not any(registered_traces().values()), "nothing may be registered before the test"
+    for _ in range(2):  # registering again after unregistering works
+        addon_utils.enable(ADDON, default_set=True, handle_error=None)
+        try:
+            assert all(registered_traces().values()), registered_traces()
+            preferences = bpy.context.preferences.addons[ADDON].preferences
+            assert (preferences.python, preferences.model, preferences.device, preferences.timeout) == \
+                   ("", "", "AUTO", 300)
+            settings = bpy.context.scene.ganverse3d
+            assert (settings.length, settings.create_camera, settings.photo_background) == (4.5, True, True)
+            assert bpy.types.GANVERSE3D_OT_import_photo.bl_options == {"REGISTER", "UNDO"}
+        finally:
+            addon_utils.disable(ADDON, default_set=True, handle_error=None)
+        assert not any(registered_traces().values()), registered_traces()
+
+
+def imported_names(path: Path) -> set[str]:
+    """Top-level names of every absolute import in a module (relative imports give none)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_addon_imports_only_bpy_and_the_standard_library():
+    modules = sorted(PACKAGE_DIR.glob("*.py"))
+    assert len(modules) >= 6
+    for module in modules:
+        foreign = imported_names(module) - set(sys.stdlib_module_names) - {"bpy", "__future__"}
+        assert not foreign, f"{module.name} imports {sorted(foreign)}"
+    assert imported_names(PACKAGE_DIR / "worker_client.py") <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+BLOCKED_IMPORT_SCRIPT = """
+import importlib.abc, sys
+import bpy, addon_utils
+
+BLOCKED = {"torch", "numpy", "ganverse3d"}
+
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"the add-on must not import {name}")
+
+sys.meta_path.insert(0, Blocker())
+sys.path.insert(0, sys.argv[1])
+addon_utils.enable("ganverse3d_blender", default_set=True, handle_error=None)
+assert "ganverse3d_blender" in bpy.context.preferences.addons
+bpy.ops.ganverse3d.import_photo.get_rna_type()
+addon_utils.disable("ganverse3d_blender", default_set=True, handle_error=None)
+print("registered without", sorted(BLOCKED & set(sys.modules)))
+"""
+
+
+def test_the_addon_registers_where_torch_numpy_and_the_backend_cannot_be_imported():
+    # bpy itself may import numpy at start-up, so the blocker goes in after `import bpy`; the add-on's
+    # modules, imported by addon_utils.enable, are all imported after it.
+    done = subprocess.run([sys.executable, "-c", BLOCKED_IMPORT_SCRIPT, str(PACKAGE_DIR.parent)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "registered without" in done.stdout
