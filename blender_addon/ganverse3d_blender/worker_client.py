@@ -245,6 +245,10 @@ class WorkerClient:
         code = process.exit_code(wait=2.0)
         last_line = process.last_stderr_line()
         self._discard_process()
+        if "No module named 'ganverse3d" in last_line:  # the most common set-up mistake gets its own advice
+            request._finish(error=f"The backend Python {self.config.python} does not have the ganverse3d package; "
+                                  f"install it there or choose another Python in the add-on's preferences.")
+            return
         status = f"exit code {code}" if code is not None else "its output closed"
         detail = f": {last_line}" if last_line else " without a message"
         request._finish(error=f"The backend worker stopped during '{request.op}' ({status}){detail}")

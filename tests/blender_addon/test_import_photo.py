@@ -237,13 +237,19 @@ def expect_untouched_failure(sentence_start: str, **options) -> str:
     return message
 
 
-def test_a_python_without_the_backend_fails_with_its_last_words_and_changes_nothing(imported, fake_python):
+def test_a_python_without_the_backend_fails_with_advice_and_changes_nothing(imported, fake_python):
     preferences().python, _ = fake_python("exit")
-    expect_untouched_failure("The backend worker stopped during 'reconstruct' (exit code 1): "
-                             "ModuleNotFoundError: No module named 'ganverse3d'")
-    with pytest.raises(RuntimeError, match="No module named 'ganverse3d'"):
+    advice = f"The backend Python {preferences().python} does not have the ganverse3d package"
+    expect_untouched_failure(advice)
+    with pytest.raises(RuntimeError, match="does not have the ganverse3d package"):
         bpy.ops.ganverse3d.check_backend()
-    assert bpy.context.window_manager.ganverse3d.backend.endswith("No module named 'ganverse3d'")
+    assert bpy.context.window_manager.ganverse3d.backend.startswith(advice)
+
+
+def test_a_crashing_worker_is_reported_with_its_last_words_and_changes_nothing(imported, fake_python):
+    preferences().python, _ = fake_python("crash")
+    expect_untouched_failure("The backend worker stopped during 'reconstruct' (exit code 3): "
+                             "Fatal Python error: Segmentation fault")
 
 
 def test_a_worker_writing_garbage_fails_and_changes_nothing(imported, fake_python):

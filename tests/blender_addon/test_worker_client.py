@@ -56,13 +56,13 @@ def test_poll_returns_at_once_while_the_worker_works(fake_python):
         client.close()
 
 
-def test_a_python_without_the_backend_is_reported_with_its_last_stderr_line(fake_python):
+def test_a_python_without_the_backend_is_reported_as_such(fake_python):
     python, _ = fake_python("exit")
     client = WorkerClient(WorkerConfig(python))
     request = client.request("hello")
     assert not request.wait()
-    assert request.error == ("The backend worker stopped during 'hello' (exit code 1): "
-                             "ModuleNotFoundError: No module named 'ganverse3d'")
+    assert request.error == (f"The backend Python {python} does not have the ganverse3d package; install it there "
+                             f"or choose another Python in the add-on's preferences.")
     assert not client.running
 
 
