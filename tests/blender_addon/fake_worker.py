@@ -9,6 +9,7 @@ Run as ``fake_worker.py BEHAVIOUR STARTS_FILE [worker options...]``; every start
 * ``crash``: reads one request, writes a last line to stderr, and dies with exit code 3.
 * ``garbage``: answers the first request with a line that is not JSON.
 * ``hang``: reads requests and never answers.
+* ``slow``: like ``echo``, but one progress event and half a second before the result.
 * ``bad_mesh``: answers ``reconstruct`` with a readable texture and framed photo (copies of the photo) but a
   mesh whose faces point past its vertices, so the add-on fails half-way through building the car.
 """
@@ -46,6 +47,9 @@ for line in sys.stdin:
         continue
     if behaviour == "hang":
         time.sleep(3600)
+    if behaviour == "slow":
+        reply({"id": request_id, "type": "progress", "fraction": 0.5, "message": "Predicting the mesh"})
+        time.sleep(0.5)
     arguments = {key: value for key, value in request.items() if key not in ("protocol", "id", "op")}
     if behaviour == "bad_mesh":
         out_dir = request["out_dir"]
@@ -62,7 +66,7 @@ for line in sys.stdin:
     if op == "fail":
         reply({"id": request_id, "type": "error", "kind": "input", "message": "No car found in the photo."})
         continue
-    for fraction in (0.25, 0.75):
+    for fraction in (0.25, 0.75) if behaviour == "echo" else ():
         reply({"id": request_id, "type": "progress", "fraction": fraction, "message": f"Step {fraction}"})
     reply({"id": request_id, "type": "result", "op": op, "arguments": arguments, "pid": os.getpid()})
     if op == "shutdown":

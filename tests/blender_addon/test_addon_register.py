@@ -108,3 +108,75 @@ def test_the_addon_registers_where_torch_numpy_and_the_backend_cannot_be_importe
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "registered without" in done.stdout
+
+
+class RecordingLayout:
+    """Stands in for a UILayout (the bpy module draws no UI): records what a draw() puts in it."""
+
+    def __init__(self, items):
+        self.items = items
+        self.use_property_split = self.active = False
+
+    def prop(self, data, name, **options):
+        assert name in data.bl_rna.properties, f"{name} is not a property of {data}"
+        self.items.append(("prop", name))
+
+    def operator(self, idname, **options):
+        self.items.append(("operator", idname))
+        return OperatorButton(idname)
+
+    def label(self, text="", **options):
+        self.items.append(("label", text))
+
+    def row(self):
+        return self
+
+    column = row
+
+
+class OperatorButton:
+    """A button's operator properties: a draw() may only set ones the operator has."""
+
+    def __init__(self, idname):
+        module, name = idname.split(".")
+        object.__setattr__(self, "properties", getattr(getattr(bpy.ops, module), name).get_rna_type().properties)
+
+    def __setattr__(self, name, value):
+        assert name in self.properties, f"the operator has no property {name}"
+
+
+class RecordingLayoutOwner:
+    """``self`` for a Panel's / AddonPreferences' draw(): a recording layout, and the preferences' properties."""
+
+    def __init__(self, items, properties=None):
+        self.layout = RecordingLayout(items)
+        self._properties = properties
+
+    def __getattr__(self, name):
+        return getattr(self._properties, name)
+
+    @property
+    def bl_rna(self):
+        return self._properties.bl_rna
+
+
+def test_the_panel_and_the_preferences_draw_their_options_and_status():
+    addon_utils.enable(ADDON, default_set=True, handle_error=None)
+    try:
+        package = sys.modules[ADDON]
+        bpy.context.window_manager.ganverse3d.import_status = "Imported car_x and camera_x (4.50 m long) in 1.0 s."
+        items = []
+        package.panel.GANVERSE3D_PT_import.draw(RecordingLayoutOwner(items), bpy.context)
+        assert items == [("prop", "photo"), ("prop", "length"), ("prop", "create_camera"),
+                         ("prop", "photo_background"), ("operator", "ganverse3d.import_photo"),
+                         ("label", "Imported car_x and camera_x (4.50 m long) in 1.0 s.")]
+        items = []
+        preferences = bpy.context.preferences.addons[ADDON].preferences
+        package.preferences.GANVERSE3D_AddonPreferences.draw(RecordingLayoutOwner(items, preferences), bpy.context)
+        assert [item for item in items if item[0] != "label"] == [
+            ("prop", "python"), ("prop", "model"), ("prop", "device"), ("prop", "timeout"),
+            ("operator", "ganverse3d.check_backend")]
+        assert ("label", f"Using Blender's own Python: {sys.executable}") in items
+    finally:
+        addon_utils.disable(ADDON, default_set=True, handle_error=None)
+
