@@ -36,7 +36,7 @@ def put_site_first(folder: str) -> None:
     or misbehaves. Putting the folder first makes the venv's versions win, as they do when the venv runs.
     """
     before = list(sys.path)
-    site.addsitedir(folder)
+    site.addsitedir(os.path.abspath(folder))
     sys.path[:] = [path for path in sys.path if path not in before] + before
 
 
