@@ -53,6 +53,13 @@ class WorkerRequestOperator:
 
     status_line = ""
 
+    @classmethod
+    def poll(cls, context):
+        if session.worker_busy():
+            cls.poll_message_set("The backend is busy; wait for the running request or press Esc to cancel it.")
+            return False
+        return True
+
     def run(self, context):
         try:
             request = self.send(context)
@@ -127,9 +134,6 @@ class GANVERSE3D_OT_check_backend(WorkerRequestOperator, bpy.types.Operator):
         return self.run(context)
 
     def send(self, context):
-        if session.worker_busy():
-            self.report({"ERROR"}, "The backend is busy; wait for the running request or press Esc to cancel it.")
-            return None
         return session.worker_client(context).request("hello")
 
     def finish(self, context, request):
@@ -154,10 +158,6 @@ class GANVERSE3D_OT_import_photo(WorkerRequestOperator, bpy.types.Operator):
     length: LENGTH
     create_camera: CREATE_CAMERA
     photo_background: PHOTO_BACKGROUND
-
-    @classmethod
-    def poll(cls, context):
-        return not session.worker_busy()
 
     def invoke(self, context, event):
         if not self.filepath:

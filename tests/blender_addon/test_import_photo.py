@@ -21,7 +21,7 @@ from PIL import Image
 
 from ganverse3d.api import reconstruct
 from ganverse3d.geometry import object_to_blender
-from ganverse3d_blender import scene_build
+from ganverse3d_blender import scene_build, session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "blender_conventions"))
 from blender_scene import iou, our_mask, render_cycles_alpha  # noqa: E402  (the convention tests' helpers)
@@ -268,6 +268,20 @@ def test_a_hung_worker_times_out_and_changes_nothing(imported, fake_python):
 def test_a_build_that_fails_half_way_removes_what_it_had_made(imported, fake_python):
     preferences().python, _ = fake_python("bad_mesh")
     expect_untouched_failure("The backend's mesh ")
+
+
+def test_while_the_backend_is_busy_neither_operator_starts(imported, fake_python):
+    preferences().python, _ = fake_python("hang")
+    running = session.worker_client(bpy.context).request("reconstruct", photo=str(PHOTO))
+    try:
+        before = datablocks()
+        for operator in (bpy.ops.ganverse3d.import_photo, bpy.ops.ganverse3d.check_backend):
+            with pytest.raises(RuntimeError, match="The backend is busy; wait for the running request or press Esc"):
+                operator()
+        assert datablocks() == before and not running.done
+    finally:
+        session.cancel_worker()
+    assert running.error == "Cancelled 'reconstruct'."
 
 
 def test_the_backends_input_errors_and_a_missing_photo_are_reported(imported, tmp_path):
