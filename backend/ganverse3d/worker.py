@@ -103,6 +103,8 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+# Only light modules here: torch and the rest of the backend are imported inside the ops, after main() has
+# moved stdout out of the way, so that nothing they print at import time can reach the protocol stream.
 from . import __version__
 from .errors import InputError
 
@@ -265,6 +267,7 @@ class Worker:
     # -- ops ----------------------------------------------------------------------------------------
 
     def hello(self, request: dict, progress) -> dict:
+        """Load the model and describe the backend (see the module docstring)."""
         import torch
 
         from .api import DEFAULT_INVERSE_MODEL, load_inverse_model
@@ -284,6 +287,7 @@ class Worker:
                 "device": device_text, "model": str(model), "summary": summary}
 
     def reconstruct(self, request: dict, progress) -> dict:
+        """Photo -> mesh.json, texture.png, photo_framed.png in ``out_dir`` and the Blender camera."""
         from .api import load_inverse_model, reconstruct
         from .files import check_output_file, save_png, write_text
 
@@ -312,6 +316,7 @@ class Worker:
                 "camera": camera}
 
     def shutdown(self, request: dict, progress) -> dict:
+        """Reply, then let the request loop end."""
         self.finished = True
         return {}
 
