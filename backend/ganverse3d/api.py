@@ -172,11 +172,19 @@ def single_car(mask: np.ndarray, source: str) -> np.ndarray:
     return mask & keep
 
 
+_SEGMENTER_CACHE: dict[tuple, object] = {}
+
+
 def segment_photo(rgb: np.ndarray, segmenter: str, device) -> np.ndarray:
-    """The one car of a photo [H, W, 3] uint8 found by a segmenter spec (see ``ganverse3d.dataset.segment``)."""
+    """The one car of a photo [H, W, 3] uint8 found by a segmenter spec (see ``ganverse3d.dataset.segment``);
+    the segmenter is loaded once per spec and device (the worker reconstructs many photos)."""
     from .dataset.segment import load_segmenter
 
-    model = load_segmenter(segmenter, device=device)
+    key = (segmenter, str(device))
+    if key not in _SEGMENTER_CACHE:
+        _SEGMENTER_CACHE.clear()
+        _SEGMENTER_CACHE[key] = load_segmenter(segmenter, device=device)
+    model = _SEGMENTER_CACHE[key]
     instances = model.segment(torch.tensor(rgb).permute(2, 0, 1)[None].float() / 255)[0]
     if len(instances) == 0:
         raise InputError("No car found in the photo; give --mask if there is one.")
