@@ -19,7 +19,9 @@ def fake_python(tmp_path):
         starts = tmp_path / f"{behaviour}_starts.txt"
         starts.touch()
         launcher = tmp_path / f"python_{behaviour}"
-        launcher.write_text(f"#!/bin/sh\nshift 2\nexec '{sys.executable}' '{FAKE_WORKER}' {behaviour} '{starts}' \"$@\"\n")
+        # "shift 2" drops the "-m ganverse3d.worker" that the client puts before the worker's options.
+        launcher.write_text(f"#!/bin/sh\nshift 2\n"
+                            f"exec '{sys.executable}' '{FAKE_WORKER}' {behaviour} '{starts}' \"$@\"\n")
         launcher.chmod(0o755)
         return str(launcher), starts
     return make
