@@ -65,13 +65,14 @@ class Request:
         id: the protocol id (an int, unique per client).
         op: the op name, e.g. "reconstruct".
         timeout: seconds allowed from sending until the final reply.
+        started: time.monotonic() when it was sent.
         progress: last progress fraction in [0, 1].
         message: last progress message ("" until the first one).
         result: the result reply (without "id" and "type") once it succeeded, else None.
         error: one sentence once it failed (worker error reply, dead or hung worker, cancel), else None.
     """
 
-    def __init__(self, client: WorkerClient | None, request_id: int, op: str, timeout: float, started: float):
+    def __init__(self, client: WorkerClient, request_id: int, op: str, timeout: float, started: float):
         self._client = client
         self.id, self.op, self.timeout, self.started = request_id, op, timeout, started
         self.progress, self.message = 0.0, ""
