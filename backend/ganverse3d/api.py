@@ -187,9 +187,9 @@ def segment_photo(rgb: np.ndarray, segmenter: str, device) -> np.ndarray:
     model = _SEGMENTER_CACHE[key]
     instances = model.segment(torch.tensor(rgb).permute(2, 0, 1)[None].float() / 255)[0]
     if len(instances) == 0:
-        raise InputError("No car found in the photo; give --mask if there is one.")
+        raise InputError("No car found in the photo; if there is one, give its mask (a mask file or the photo's alpha).")
     if len(instances) > 1:
-        raise InputError(f"The photo shows {len(instances)} cars; crop it to one car or give --mask.")
+        raise InputError(f"The photo shows {len(instances)} cars; crop it to one car or give the mask of one.")
     return instances.masks[0].numpy()
 
 
