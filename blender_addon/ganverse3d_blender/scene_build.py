@@ -88,7 +88,8 @@ def _car_object(name: str, mesh_path: str, material, created: list) -> bpy.types
     mesh.from_pydata(vertices, [], faces)
     # from_pydata makes face i's corners loops 3i, 3i+1, 3i+2 in the given order: the uvs' order.
     mesh.uv_layers.new(name="UVMap").data.foreach_set("uv", uvs)
-    mesh.shade_smooth()
+    # use_smooth rather than Mesh.shade_smooth(): the latter only exists from Blender 4.1 on.
+    mesh.polygons.foreach_set("use_smooth", [True] * len(mesh.polygons))
     mesh.materials.append(material)
     mesh.update()
     car = bpy.data.objects.new(name, mesh)
