@@ -14,10 +14,8 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
-import sys
 
-from common import machine, timed, write_results
+from common import machine, run_case_in_subprocess, timed, write_results
 
 CASES = ("generate (eval, batch 32, no grad)", "train step: G + D, no regularisers", "train step: G + D + R1")
 
@@ -67,9 +65,7 @@ def main():
     if args.case:
         print(json.dumps(run_case(args.case, args.repeat)))
         return
-    results = [json.loads(subprocess.run([sys.executable, __file__, "--case", name, "--repeat", str(args.repeat)],
-                                         check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-               for name in CASES]
+    results = [run_case_in_subprocess(__file__, name, "--repeat", str(args.repeat)) for name in CASES]
     description = machine()
     print(f"bm_gan — 64 px, channel_base 2048, channel_max 64, batch 32, cpu ({description})")
     print(f"{'case':<40} {'median s':>9} {'min s':>8} {'img/s':>7} {'peak MiB':>9}")

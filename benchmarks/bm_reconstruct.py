@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine, timed, write_results
+from common import machine, run_case_in_subprocess, timed, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = ("cold CLI (process, 512 px, writes .glb)", "cold API (first call, torch already loaded)",
@@ -103,12 +103,9 @@ def main():
         return
     with tempfile.TemporaryDirectory() as folder:
         make_photo(Path(folder))
-        results = []
-        for name in CASES:
-            command = [sys.executable, __file__, "--case", name, "--repeat", str(args.repeat), "--folder", folder]
-            command += ["--model", args.model] if args.model else []
-            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            results.append(json.loads(output.strip().splitlines()[-1]))
+        model = ["--model", args.model] if args.model else []
+        results = [run_case_in_subprocess(__file__, name, "--repeat", str(args.repeat), "--folder", folder, *model)
+                   for name in CASES]
     description = machine()
     print(f"bm_reconstruct — 512-px photo, cpu ({description})")
     print(f"{'case':<44} {'median s':>9} {'min s':>8} {'peak MiB':>9}")

@@ -14,10 +14,8 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
-import sys
 
-from common import machine, timed, write_results
+from common import machine, run_case_in_subprocess, timed, write_results
 
 CASES = {
     "forward: textured image (no soft mask)": dict(soft=False, backward=False),
@@ -67,11 +65,8 @@ def main():
     if args.case:
         print(json.dumps(run_case(args.case, args.repeat, args.device)))
         return
-    results = []
-    for name in CASES:
-        output = subprocess.run([sys.executable, __file__, "--case", name, "--repeat", str(args.repeat),
-                                 "--device", args.device], check=True, capture_output=True, text=True).stdout
-        results.append(json.loads(output.strip().splitlines()[-1]))
+    results = [run_case_in_subprocess(__file__, name, "--repeat", str(args.repeat), "--device", args.device)
+               for name in CASES]
     description = machine()
     print(f"bm_render — batch 16, 128x128, template sphere (1280 faces), 256^2 texture, {args.device} ({description})")
     print(f"{'case':<50} {'median s':>9} {'min s':>8} {'peak MiB':>9}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,3 +36,11 @@ def write_results(name: str, payload: dict) -> Path:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(payload, indent=2))
     return out
+
+
+def run_case_in_subprocess(script: str, name: str, *arguments: str) -> dict:
+    """Run ``python SCRIPT --case NAME ARGUMENTS`` and return the JSON object on its last stdout line: each case
+    in a fresh process, so that its peak resident memory is its own."""
+    output = subprocess.run([sys.executable, script, "--case", name, *arguments], check=True, capture_output=True,
+                            text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])

@@ -1,11 +1,9 @@
 """`ganverse3d world render`: the dataset layout, same seed same bytes, resuming, and bad input."""
 
 import json
-import os
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from ganverse3d.cli import main
