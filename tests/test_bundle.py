@@ -1,6 +1,7 @@
 """bundle.py: weights round-trip through safetensors with metadata; every kind of bad file is one clear sentence."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -67,3 +68,10 @@ def test_saving_the_same_weights_twice_gives_the_same_bytes(tmp_path):
     first = (tmp_path / "a.safetensors").read_bytes()
     assert first == (tmp_path / "b.safetensors").read_bytes() == (tmp_path / "c.safetensors").read_bytes()
     assert torch.equal(load_module(tmp_path / "a.safetensors", Discriminator).b4.fc.weight, module.b4.fc.weight)
+
+
+def test_saved_files_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
+    umask = os.umask(0)
+    os.umask(umask)
+    save_module(tmp_path / "d.safetensors", tiny_discriminator())
+    assert (tmp_path / "d.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -32,9 +32,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     except OSError as error:
         raise InputError(f"Cannot write to {path.parent}: {error.strerror or error}.") from None
     os.close(handle)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual permissions
     try:
         yield Path(tmp)
+        # mkstemp makes 0600 files, and some writers (safetensors) replace the file with another 0600 one:
+        # outputs get the usual permissions once written.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
