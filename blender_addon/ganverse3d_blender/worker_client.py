@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import queue
 import subprocess
 import threading
