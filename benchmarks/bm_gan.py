@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 
-from common import machine, run_case_in_subprocess, timed, write_results
+from common import case_result, machine, run_case_in_subprocess, timed, write_results
 
 CASES = ("generate (eval, batch 32, no grad)", "train step: G + D, no regularisers", "train step: G + D + R1")
 
@@ -50,11 +49,8 @@ def run_case(name: str, repeat: int) -> dict:
         loss.backward()
 
     step = {CASES[0]: generate, CASES[1]: lambda: train_step(False), CASES[2]: lambda: train_step(True)}[name]
-    times = timed(step, repeat)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    median = statistics.median(times)
-    return {"case": name, "median_s": median, "min_s": min(times), "images_per_s": 32 / median,
-            "peak_extra_mib": (peak_kib - baseline_kib) / 1024}
+    result = case_result(name, timed(step, repeat), baseline_kib)
+    return {**result, "images_per_s": 32 / result["median_s"]}
 
 
 def main():

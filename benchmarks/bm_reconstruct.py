@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine, run_case_in_subprocess, timed, write_results
+from common import case_result, machine, run_case_in_subprocess, timed, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = ("cold CLI (process, 512 px, writes .glb)", "cold API (first call, torch already loaded)",
@@ -59,8 +59,8 @@ def run_case(name: str, repeat: int, model: str | None, folder: Path) -> dict:
             start = time.perf_counter()
             subprocess.run(command, check=True, capture_output=True)
             times.append(time.perf_counter() - start)
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        return {"case": name, "median_s": statistics.median(times), "min_s": min(times), "peak_mib": peak}
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the whole CLI process
+        return {"case": name, "median_s": statistics.median(times), "min_s": min(times), "peak_extra_mib": peak}
 
     baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if name == CASES[1]:
@@ -86,9 +86,7 @@ def run_case(name: str, repeat: int, model: str | None, folder: Path) -> dict:
                           progress=False)
         baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         times = timed(trainer.train_step, repeat)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"case": name, "median_s": statistics.median(times), "min_s": min(times),
-            "peak_mib": (peak_kib - baseline_kib) / 1024}
+    return case_result(name, times, baseline_kib)
 
 
 def main():
@@ -110,7 +108,7 @@ def main():
     print(f"bm_reconstruct — 512-px photo, cpu ({description})")
     print(f"{'case':<44} {'median s':>9} {'min s':>8} {'peak MiB':>9}")
     for row in results:
-        print(f"{row['case']:<44} {row['median_s']:>9.3f} {row['min_s']:>8.3f} {row['peak_mib']:>9.0f}")
+        print(f"{row['case']:<44} {row['median_s']:>9.3f} {row['min_s']:>8.3f} {row['peak_extra_mib']:>9.0f}")
     print("peak MiB: the whole process for the cold CLI, else above the size after set-up")
     write_results("bm_reconstruct", {"machine": description, "model": args.model or "embedded", "results": results})
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 
-from common import machine, run_case_in_subprocess, timed, write_results
+from common import case_result, machine, run_case_in_subprocess, timed, write_results
 
 CASES = {
     "forward: textured image (no soft mask)": dict(soft=False, backward=False),
@@ -50,10 +49,7 @@ def run_case(name: str, repeat: int, device: str) -> dict:
         if device == "cuda":
             torch.cuda.synchronize()
 
-    times = timed(step, repeat)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"case": name, "median_s": statistics.median(times), "min_s": min(times),
-            "peak_extra_mib": (peak_kib - baseline_kib) / 1024}
+    return case_result(name, timed(step, repeat), baseline_kib)
 
 
 def main():

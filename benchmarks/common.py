@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -22,6 +24,14 @@ def timed(step, repeat: int) -> list[float]:
         step()
         times.append(time.perf_counter() - start)
     return times
+
+
+def case_result(name: str, times: list[float], baseline_kib: int) -> dict:
+    """One case's row: median and fastest of ``times`` (seconds) and the process's peak resident memory above
+    ``baseline_kib`` (``ru_maxrss`` read after set-up), in MiB."""
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"case": name, "median_s": statistics.median(times), "min_s": min(times),
+            "peak_extra_mib": (peak_kib - baseline_kib) / 1024}
 
 
 def machine() -> str:
