@@ -125,9 +125,9 @@ def load_module(path, expected_class: type | None = None, device="cpu") -> torch
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError):
-        raise InputError(f"{path} holds a {class_path}, which this version of ganverse3d does not have.") from None
+        raise InputError(f"{path} holds weights of {class_path}, which this version of ganverse3d does not have.") from None
     if expected_class is not None and cls is not expected_class:
-        raise InputError(f"{path} holds a {class_name}, not the {expected_class.__name__} that was asked for.")
+        raise InputError(f"{path} holds weights of {class_name}, not the {expected_class.__name__} that was asked for.")
     try:
         state = load_file(str(path), device=str(device))
     except (SafetensorError, OSError) as error:
