@@ -295,8 +295,11 @@ def dataset():
 @click.option("--pose-net", default="auto", show_default=True,
               help="World feature net suggesting each view's bin: a .safetensors, 'auto' (the embedded one when "
                    "present) or 'none'.")
+@click.option("--preselect-per-bin", type=click.IntRange(0, 1000), default=0, show_default=True,
+              help="Uncomment up to N views per bin that the pose net sees alike in every row (to check by eye).")
 @click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
-def dataset_views(generator_path, count, out_dir, contents, view_layers, truncation, seed, pose_net, device):
+def dataset_views(generator_path, count, out_dir, contents, view_layers, truncation, seed, pose_net,
+                  preselect_per_bin, device):
     """Sample candidate view codes and write the sheet and annotation template to annotate them.
 
     Look at sheet.png (one candidate view per column, headed by its id), then in views.toml uncomment the
@@ -307,12 +310,12 @@ def dataset_views(generator_path, count, out_dir, contents, view_layers, truncat
     \b
     Example:
       ganverse3d dataset views --generator G.safetensors --candidates 64 --out views
-      (edit views/views.toml)
+      (edit views/views.toml; --preselect-per-bin 3 uncomments the pose net's best views to start from)
       ganverse3d dataset synth --generator G.safetensors --views views/views.toml --contents 1000 --out data
     """
     from .bundle import load_module
     from .devices import resolve_device
-    from .dataset.views import write_view_candidates
+    from .dataset.views import consistency_summary, write_view_candidates
     from .stylegan2 import load_generator
     from .stylegan2.metrics import DEFAULT_FEATURE_NET, WorldFeatureNet
 
@@ -325,12 +328,17 @@ def dataset_views(generator_path, count, out_dir, contents, view_layers, truncat
     G = load_generator(generator_path, device=device)
     pose_net_path = {"auto": DEFAULT_FEATURE_NET if DEFAULT_FEATURE_NET.is_file() else None, "none": None}.get(
         pose_net, pose_net)
+    if preselect_per_bin and not pose_net_path:
+        raise InputError("--preselect-per-bin needs a pose net to guess the bins; give --pose-net.")
     pose = load_module(pose_net_path, expected_class=WorldFeatureNet, device=device) if pose_net_path else None
     _, guesses = write_view_candidates(G, generator_path, out, count, contents=contents, seed=seed,
-                                       truncation=truncation, view_layers=view_layers, pose_net=pose)
+                                       truncation=truncation, view_layers=view_layers, pose_net=pose,
+                                       preselect_per_bin=preselect_per_bin)
     suggestion = "with suggested bins" if guesses else "without suggestions (no pose net)"
     click.echo(f"Wrote {out / 'sheet.png'} ({count} candidate views x {contents} cars), "
                f"{out / 'candidates.safetensors'} and {out / 'views.toml'} {suggestion}; annotate views.toml next.")
+    if guesses:
+        click.echo(consistency_summary(guesses))
 
 
 @dataset.command("synth")

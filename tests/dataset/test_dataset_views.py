@@ -11,8 +11,8 @@ from ganverse3d.bundle import save_module
 from ganverse3d.cli import main
 from ganverse3d.dataset.views import (
     DEFAULT_DISTANCE, DEFAULT_FOV, SHEET_BAND, SHEET_TILE_WIDTH, PoseGuess, annotation_template, check_candidates_fit,
-    generator_fingerprint, guess_poses, load_candidates, parse_annotation, read_annotation, render_view_content,
-    sample_codes)
+    consistency_summary, generator_fingerprint, preselect_views, guess_poses, load_candidates, parse_annotation, read_annotation,
+    render_view_content, sample_codes)
 from ganverse3d.errors import InputError
 from ganverse3d.stylegan2.metrics import WorldFeatureNet
 
@@ -39,6 +39,19 @@ def test_template_with_guesses_round_trips_to_the_guessed_bins():
     first = annotation.views[0]
     assert (first.elevation, first.distance, first.fov_y) == (0.0, DEFAULT_DISTANCE, DEFAULT_FOV)
     assert annotation.candidates.name == "candidates.safetensors"
+
+
+def test_preselection_keeps_the_most_consistent_views_of_each_bin():
+    agreements = [0.95, 0.99, 0.91, 0.99, 0.5, 0.97]
+    azimuths = [0.0, 10.0, 355.0, 5.0, 90.0, 91.0]   # bin 0 four times (one inconsistent), bin 3 twice
+    guesses = [PoseGuess(azimuth=a, elevation=0.0, agreement=r) for a, r in zip(azimuths, agreements)]
+    assert preselect_views(guesses, per_bin=2) == {1, 3, 5}       # 1 and 3 tie at 0.99 in bin 0; 4 is at 0.5
+    assert preselect_views(guesses, per_bin=1) == {1, 5}          # a tie goes to the lower id
+    assert preselect_views(guesses, per_bin=9) == {0, 1, 2, 3, 5}
+    template = annotation_template("G.safetensors", "candidates.safetensors", len(guesses), 2, guesses, {1, 5})
+    annotation = parse_annotation(template, "views.toml", len(guesses))
+    assert [(view.view_id, view.bin) for view in annotation.views] == [(1, 0), (5, 3)]
+    assert "The 2 uncommented views were preselected" in template
 
 
 def test_template_without_guesses_must_be_filled_in():
@@ -120,6 +133,17 @@ def test_pose_guesses_average_each_column_over_its_rows():
         assert guess.agreement == pytest.approx(np.cos(np.radians(5)), abs=1e-5)
 
 
+def test_consistency_summary_counts_agreeing_views_and_their_bins():
+    guesses = [PoseGuess(azimuth=0.0, elevation=0.0, agreement=0.95),     # bin 0
+               PoseGuess(azimuth=350.0, elevation=0.0, agreement=0.90),   # bin 0 again, at the threshold
+               PoseGuess(azimuth=100.0, elevation=0.0, agreement=0.89),   # not consistent
+               PoseGuess(azimuth=275.0, elevation=0.0, agreement=0.99)]   # bin 9
+    assert consistency_summary(guesses) == ("3 of 4 candidate views look alike in every row to the pose net "
+                                            "(agreement >= 0.90), covering 2 of 12 bins: 0, 9.")
+    assert consistency_summary(guesses, min_agreement=0.999).startswith("0 of 4 ")
+    assert consistency_summary(guesses, min_agreement=0.999).endswith("covering 0 of 12 bins: none.")
+
+
 def test_views_command_writes_candidates_sheet_and_template(tmp_path, generator_file, view_layers):
     out = tmp_path / "views"
     assert main(["dataset", "views", "--generator", str(generator_file), "--candidates", "20", "--contents", "3",
@@ -165,7 +189,7 @@ def test_views_command_writes_candidates_sheet_and_template(tmp_path, generator_
     assert (out / "views.toml").read_text() == template
 
 
-def test_views_command_suggests_bins_with_a_pose_net(tmp_path, generator_file):
+def test_views_command_suggests_bins_with_a_pose_net(tmp_path, generator_file, capsys):
     torch.manual_seed(0)
     pose_net = tmp_path / "pose.safetensors"
     save_module(pose_net, WorldFeatureNet(["a", "b"], resolution=16, width=4, feature_dim=8))
@@ -177,6 +201,17 @@ def test_views_command_suggests_bins_with_a_pose_net(tmp_path, generator_file):
     assert [int(line[0]) for line in lines] == [0, 1, 2]
     # Each suggested bin is the one nearest the printed azimuth (which is rounded to a degree).
     assert all(abs((30 * int(line[1]) - int(line[2]) + 180) % 360 - 180) <= 15.5 for line in lines)
+    agreements = {int(line[0]): float(line[4]) for line in lines}  # rounded to 0.01
+    summary = re.search(r"^(\d+) of 3 candidate views look alike in every row", capsys.readouterr().out, flags=re.M)
+    # Preselecting up to 3 per bin uncomments exactly the consistent views that the summary counts.
+    preselected = tmp_path / "preselected"
+    assert main(["dataset", "views", "--generator", str(generator_file), "--candidates", "3", "--out",
+                 str(preselected), "--pose-net", str(pose_net), "--device", "cpu", "--preselect-per-bin", "3"]) == 0
+    chosen = [int(view_id) for view_id in re.findall(r"^(\d+) = \{ bin", (preselected / "views.toml").read_text(),
+                                                     flags=re.M)]
+    assert len(chosen) == int(summary.group(1))
+    assert all(agreements[view_id] >= 0.9 for view_id in chosen)
+    assert all(view_id in chosen for view_id, agreement in agreements.items() if agreement >= 0.91)
 
 
 def test_views_command_refuses_bad_input(tmp_path, generator_file):
@@ -189,6 +224,8 @@ def test_views_command_refuses_bad_input(tmp_path, generator_file):
                  "--pose-net", str(tmp_path / "missing.safetensors")]) == 2
     assert main(["dataset", "views", "--generator", str(generator_file), "--out", str(tmp_path / "o"),
                  "--view-layers", "6"]) == 2
+    assert main(["dataset", "views", "--generator", str(generator_file), "--out", str(tmp_path / "o"),
+                 "--pose-net", "none", "--preselect-per-bin", "2"]) == 2
     assert not (tmp_path / "o").exists()
 
 

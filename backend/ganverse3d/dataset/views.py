@@ -14,7 +14,8 @@ its output folder:
 * ``views.toml``: the annotation template. One commented line per candidate; the user uncomments the
   views to keep and sets each one's azimuth ``bin`` (12 bins: bin b means azimuth b * 30 degrees). When a
   pose net is available (the world feature net), each line carries its guess as a starting point, with
-  how much the rows agree; the file stays a plain list a person checks against the sheet.
+  how much the rows agree; ``--preselect-per-bin N`` also uncomments the N most consistent views of each
+  bin. The file stays a plain list a person checks against the sheet.
 
 Annotation file (TOML)::
 
@@ -68,6 +69,9 @@ SHEET_BAND = 16
 SHEET_TILE_WIDTH = (64, 128)
 _LABEL_HEIGHT = 14
 _VIEW_KEYS = {"bin", "elevation", "distance", "fov"}
+# Mean resultant length of a column's azimuths from which on its rows count as one viewpoint: two rows 26 degrees
+# either side of their mean give 0.9, so the rows stay within a bin of each other.
+CONSISTENT_AGREEMENT = 0.9
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -217,6 +221,28 @@ class PoseGuess:
         return round(self.azimuth / BIN_DEGREES) % AZIMUTH_BINS
 
 
+def consistency_summary(guesses: list[PoseGuess], min_agreement: float = CONSISTENT_AGREEMENT) -> str:
+    """One sentence on how well a generator's view codes fix the viewpoint: how many candidates the pose net
+    sees alike in every row (agreement >= ``min_agreement``) and which azimuth bins those cover."""
+    consistent = [guess for guess in guesses if guess.agreement >= min_agreement]
+    bins = sorted({guess.bin for guess in consistent})
+    covered = ", ".join(map(str, bins)) if bins else "none"
+    return (f"{len(consistent)} of {len(guesses)} candidate views look alike in every row to the pose net "
+            f"(agreement >= {min_agreement:.2f}), covering {len(bins)} of {AZIMUTH_BINS} bins: {covered}.")
+
+
+def preselect_views(guesses: list[PoseGuess], per_bin: int, min_agreement: float = CONSISTENT_AGREEMENT) -> set[int]:
+    """View ids to uncomment in the template: in each azimuth bin, the up to ``per_bin`` candidates whose rows
+    the pose net sees most alike, among those with agreement >= ``min_agreement`` (ties: the lower id)."""
+    chosen = set()
+    for azimuth_bin in range(AZIMUTH_BINS):
+        in_bin = [view_id for view_id, guess in enumerate(guesses)
+                  if guess.bin == azimuth_bin and guess.agreement >= min_agreement]
+        in_bin.sort(key=lambda view_id: (-guesses[view_id].agreement, view_id))
+        chosen.update(in_bin[:per_bin])
+    return chosen
+
+
 @torch.no_grad()
 def guess_poses(pose_net, tiles: list[list[torch.Tensor]]) -> list[PoseGuess]:
     """One :class:`PoseGuess` per column of ``tiles[row][column]`` ([3, h, w] in [0, 1]) from a world feature net
@@ -253,8 +279,9 @@ class Annotation:
 
 
 def annotation_template(generator_path, candidates_name: str, num_candidates: int, view_layers: int,
-                        guesses: list[PoseGuess] | None) -> str:
-    """The ``views.toml`` text that ``dataset views`` writes (format in the module docstring)."""
+                        guesses: list[PoseGuess] | None, preselected: set[int] = frozenset()) -> str:
+    """The ``views.toml`` text that ``dataset views`` writes (format in the module docstring); the lines of the
+    ``preselected`` view ids (needs ``guesses``) come uncommented, as suggestions to check."""
     lines = [
         "# GANverse3D view annotation: the paper's one-minute labelling of view codes (Sec. 3.1, Appendix C).",
         f"# Generator {generator_path}; a view is the first {view_layers} W* entries of its candidate code.",
@@ -277,13 +304,17 @@ def annotation_template(generator_path, candidates_name: str, num_candidates: in
     ]
     if guesses is None:
         lines.append("# (no pose net was available, so no bins are suggested: replace each ? by a bin 0-11)")
+    elif preselected:
+        lines.append(f"# The {len(preselected)} uncommented views were preselected from the pose net's guesses (the "
+                     "most consistent per bin): check each against sheet.png.")
     for view_id in range(num_candidates):
         if guesses is None:
             lines.append(f"# {view_id} = {{ bin = ? }}")
         else:
             guess = guesses[view_id]
-            lines.append(f"# {view_id} = {{ bin = {guess.bin} }}    # pose net: azimuth {guess.azimuth:.0f}, elevation "
-                         f"{guess.elevation:.0f}, rows agree {guess.agreement:.2f}")
+            comment = "" if view_id in preselected else "# "
+            lines.append(f"{comment}{view_id} = {{ bin = {guess.bin} }}    # pose net: azimuth {guess.azimuth:.0f}, "
+                         f"elevation {guess.elevation:.0f}, rows agree {guess.agreement:.2f}")
     return "\n".join(lines) + "\n"
 
 
@@ -373,7 +404,7 @@ def read_annotation(path, num_candidates: int | None) -> Annotation:
 
 def write_view_candidates(G: Generator, generator_path, out, count: int, contents: int = 4, seed: int = 0,
                           truncation: float = 0.7, view_layers: int | None = None, pose_net=None,
-                          batch_size: int = 16) -> tuple[Candidates, list[PoseGuess] | None]:
+                          preselect_per_bin: int = 0, batch_size: int = 16) -> tuple[Candidates, list[PoseGuess] | None]:
     """Sample ``count`` candidate view codes and write ``out/candidates.safetensors``, ``out/sheet.png`` and
     ``out/views.toml`` (module docstring). The candidates come first from a ``torch.Generator`` seeded with
     ``seed``, then the sheet's ``contents`` content codes, so the same seed gives the same files.
@@ -381,6 +412,7 @@ def write_view_candidates(G: Generator, generator_path, out, count: int, content
     Args:
         G: the generator (any device); generator_path: its file, recorded in the outputs.
         pose_net: a world feature net to suggest bins, or None for a template without suggestions.
+        preselect_per_bin: with a pose net, uncomment up to this many views per bin (:func:`preselect_views`).
     Returns:
         The candidates and the pose guesses (None without a pose net).
     """
@@ -402,9 +434,10 @@ def write_view_candidates(G: Generator, generator_path, out, count: int, content
             row += list(render_view_content(G, ws_view, ws_contents[content:content + 1].expand_as(ws_view), view_layers))
         tiles.append(row)
     guesses = guess_poses(pose_net, tiles) if pose_net is not None else None
+    preselected = preselect_views(guesses, preselect_per_bin) if guesses and preselect_per_bin > 0 else set()
 
     save_candidates(out / "candidates.safetensors", candidates, generator_path)
     save_png(out / "sheet.png", candidate_sheet(tiles, [str(view_id) for view_id in range(count)]))
     write_text(out / "views.toml", annotation_template(generator_path, "candidates.safetensors", count, view_layers,
-                                                       guesses))
+                                                       guesses, preselected))
     return candidates, guesses
