@@ -18,7 +18,7 @@ if [ -z "$run" ] && [ -d training/gan-world64 ]; then
     mkdir -p "$run" && cp -r training/gan-world64/. "$run/"
 fi
 if [ -n "$run" ]; then
-    ganverse3d gan train --resume "$run"
+    ganverse3d gan train --resume "$run" --kimg "$kimg"
 else
     ganverse3d gan train --data "$work/world-gan-64" --resolution 64 --kimg "$kimg" --batch 32 \
         --channel-base 2048 --channel-max 64 --seed 0 --runs "$work/runs"

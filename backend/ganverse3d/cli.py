@@ -169,7 +169,8 @@ def gan_layers(generator_path, out_path, samples, truncation, seed, device):
 @gan.command("train")
 @click.option("--data", default=None, help="Dataset folder with images/*.png (e.g. from `ganverse3d world render`).")
 @click.option("--resolution", type=int, default=64, show_default=True, help="Training resolution (power of two).")
-@click.option("--kimg", type=float, default=200.0, show_default=True, help="Training length in thousands of images.")
+@click.option("--kimg", type=float, default=None,
+              help="Training length in thousands of images [default: 200, or the resumed run's].")
 @click.option("--batch", type=int, default=32, show_default=True, help="Minibatch size.")
 @click.option("--channel-base", type=int, default=2048, show_default=True, help="channels(res) = min(base // res, max).")
 @click.option("--channel-max", type=int, default=64, show_default=True, help="Most channels of any layer.")
@@ -185,7 +186,8 @@ def gan_layers(generator_path, out_path, samples, truncation, seed, device):
               help="FID features: a world feature net (.safetensors) or torchvision's Inception-v3 .pth "
                    "[default: the embedded world feature net].")
 @click.option("--runs", "runs_root", default="runs", show_default=True, help="Folder for run folders (gan/NNNNN-name).")
-@click.option("--resume", "resume_dir", default=None, help="Continue this run folder (its config.json wins).")
+@click.option("--resume", "resume_dir", default=None,
+              help="Continue this run folder (its config.json wins; --kimg may change its length).")
 @click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
 def gan_train(data, resolution, kimg, batch, channel_base, channel_max, r1_gamma, pl_weight, mirror, seed,
               sample_every, checkpoint_every, metric_every, feature_net, runs_root, resume_dir, device):
@@ -198,21 +200,24 @@ def gan_train(data, resolution, kimg, batch, channel_base, channel_max, r1_gamma
     Examples:
       ganverse3d world render --n 20000 --resolution 64 --seed 1 --out world-64
       ganverse3d gan train --data world-64 --resolution 64 --kimg 200
-      ganverse3d gan train --resume runs/gan/00000-world-64-r64
+      ganverse3d gan train --resume runs/gan/00000-world-64-r64 --kimg 400
     """
     from .stylegan2.train import TrainConfig, train
 
     if data is None and resume_dir is None:
         raise InputError("Give --data (a dataset folder) or --resume (a run folder).")
-    if kimg <= 0 or batch < 1:
+    if (kimg is not None and kimg <= 0) or batch < 1:
         raise InputError("--kimg must be positive and --batch at least 1.")
     if metric_every < 0:
         raise InputError("--metric-every must be 0 (off) or more.")
-    config = TrainConfig(data=data, resolution=resolution, kimg=kimg, batch=batch, channel_base=channel_base,
-                         channel_max=channel_max, r1_gamma=r1_gamma, pl_weight=pl_weight, mirror=mirror, seed=seed,
-                         sample_every=sample_every, checkpoint_every=checkpoint_every, metric_every=metric_every,
-                         feature_net=feature_net)
-    weights = train(None if resume_dir else config, runs_root=runs_root, resume=resume_dir, device=device)
+    if resume_dir:
+        weights = train(runs_root=runs_root, resume=resume_dir, device=device, kimg=kimg)
+    else:
+        config = TrainConfig(data=data, resolution=resolution, kimg=200.0 if kimg is None else kimg, batch=batch,
+                             channel_base=channel_base, channel_max=channel_max, r1_gamma=r1_gamma,
+                             pl_weight=pl_weight, mirror=mirror, seed=seed, sample_every=sample_every,
+                             checkpoint_every=checkpoint_every, metric_every=metric_every, feature_net=feature_net)
+        weights = train(config, runs_root=runs_root, device=device)
     click.echo(f"Wrote {weights}.")
 
 

@@ -53,6 +53,19 @@ def test_killed_run_resumes_to_identical_weights(tiny_dataset, tmp_path, monkeyp
     assert (run_dir / "samples" / "fakes0000004.png").is_file()
 
 
+def test_a_finished_run_extended_with_kimg_equals_a_longer_run(tiny_dataset, tmp_path):
+    longer = train(tiny_config(tiny_dataset), runs_root=tmp_path / "a", device="cpu")
+    train(tiny_config(tiny_dataset, kimg=0.008), runs_root=tmp_path / "b", device="cpu")
+    run_dir = next((tmp_path / "b" / "gan").iterdir())
+    assert main(["gan", "train", "--resume", str(run_dir), "--kimg", "0.016", "--device", "cpu"]) == 0
+    extended = run_dir / "checkpoints" / "G_ema.safetensors"
+    a, b = load_module(longer, Generator), load_module(extended, Generator)
+    for (name, tensor_a), tensor_b in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(tensor_a, tensor_b), name
+    assert '"kimg": 0.016' in (run_dir / "config.json").read_text()
+    assert main(["gan", "train", "--resume", str(run_dir), "--kimg", "-1"]) == 2
+
+
 def test_training_moves_the_generator_and_tracks_w_avg(tiny_dataset, tmp_path):
     config = tiny_config(tiny_dataset, kimg=0.008)
     trainer = Trainer(config, tmp_path, torch.device("cpu"))

@@ -275,7 +275,8 @@ class Trainer:
         return self.run_dir / "checkpoints" / "G_ema.safetensors"
 
 
-def train(config: TrainConfig | None = None, runs_root="runs", resume=None, device="auto") -> Path:
+def train(config: TrainConfig | None = None, runs_root="runs", resume=None, device="auto",
+          kimg: float | None = None) -> Path:
     """Train (or resume) a StyleGAN2; returns the path of the final EMA generator bundle.
 
     Args:
@@ -283,6 +284,8 @@ def train(config: TrainConfig | None = None, runs_root="runs", resume=None, devi
         runs_root: folder holding ``gan/<NNNNN-name>/`` run folders.
         resume: an existing run folder to continue.
         device: "auto", "cpu" or "cuda".
+        kimg: when resuming, train to this length instead of the configured one (nothing else in a run
+            depends on its length: the learning rates are constant), saved to its config.json.
     """
     device = resolve_device(device)
     if resume is not None:
@@ -290,6 +293,11 @@ def train(config: TrainConfig | None = None, runs_root="runs", resume=None, devi
         if not (run_dir / "config.json").is_file():
             raise InputError(f"{run_dir} is not a gan training run folder (no config.json).")
         config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
+        if kimg is not None:
+            if kimg <= 0:
+                raise InputError(f"--kimg must be positive, not {kimg:g}.")
+            config.kimg = kimg
+            write_json(run_dir / "config.json", dataclasses.asdict(config))
         trainer = Trainer(config, run_dir, device)
         if trainer.state_path.is_file():
             trainer.load_checkpoint()
