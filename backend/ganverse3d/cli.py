@@ -186,11 +186,14 @@ def gan_layers(generator_path, out_path, samples, truncation, seed, device):
               help="FID features: a world feature net (.safetensors) or torchvision's Inception-v3 .pth "
                    "[default: the embedded world feature net].")
 @click.option("--runs", "runs_root", default="runs", show_default=True, help="Folder for run folders (gan/NNNNN-name).")
+@click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default=None,
+              help="bfloat16: G and D under autocast, about 1.8x faster on CPUs with AVX-512 BF16 and on recent "
+                   "GPUs [default: float32, or the resumed run's].")
 @click.option("--resume", "resume_dir", default=None,
-              help="Continue this run folder (its config.json wins; --kimg may change its length).")
+              help="Continue this run folder (its config.json wins; --kimg and --precision may change it).")
 @click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
 def gan_train(data, resolution, kimg, batch, channel_base, channel_max, r1_gamma, pl_weight, mirror, seed,
-              sample_every, checkpoint_every, metric_every, feature_net, runs_root, resume_dir, device):
+              sample_every, checkpoint_every, metric_every, feature_net, precision, runs_root, resume_dir, device):
     """Train a StyleGAN2 (non-saturating loss, lazy R1, style mixing, EMA).
 
     Writes runs/gan/NNNNN-NAME/ with config.json, metrics.jsonl, samples/*.png and
@@ -211,12 +214,13 @@ def gan_train(data, resolution, kimg, batch, channel_base, channel_max, r1_gamma
     if metric_every < 0:
         raise InputError("--metric-every must be 0 (off) or more.")
     if resume_dir:
-        weights = train(runs_root=runs_root, resume=resume_dir, device=device, kimg=kimg)
+        weights = train(runs_root=runs_root, resume=resume_dir, device=device, kimg=kimg, precision=precision)
     else:
         config = TrainConfig(data=data, resolution=resolution, kimg=200.0 if kimg is None else kimg, batch=batch,
                              channel_base=channel_base, channel_max=channel_max, r1_gamma=r1_gamma,
                              pl_weight=pl_weight, mirror=mirror, seed=seed, sample_every=sample_every,
-                             checkpoint_every=checkpoint_every, metric_every=metric_every, feature_net=feature_net)
+                             checkpoint_every=checkpoint_every, metric_every=metric_every, feature_net=feature_net,
+                             precision=precision or "float32")
         weights = train(config, runs_root=runs_root, device=device)
     click.echo(f"Wrote {weights}.")
 

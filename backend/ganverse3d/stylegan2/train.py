@@ -67,6 +67,9 @@ class TrainConfig:
     feature_net: str | None = None   # FID features: a WorldFeatureNet bundle or torchvision's Inception-v3
                                      # .pth; None = the embedded world feature net.
     metric_fakes: int = 2000         # Generated images per FID (the reals are all training images).
+    precision: str = "float32"       # "bfloat16" runs G's synthesis network and D under autocast (1.8x faster
+                                     # on a 2-core AVX-512 BF16 CPU); the mapping network, path length, weights,
+                                     # optimizer states, losses and the EMA stay float32.
 
 
 def image_paths(folder) -> list[Path]:
@@ -120,6 +123,10 @@ class Trainer:
         self.pl_mean = torch.zeros([], device=device)
         self.sample_z = torch.randn(64, config.z_dim, generator=torch.Generator().manual_seed(config.seed + 1))
         self.fid = None  # a metrics.GeneratorFID, made at the first measurement
+
+    def autocast(self):
+        """The context G and D run in: bfloat16 autocast or plain float32 (``config.precision``)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bfloat16")
 
     # -- checkpoints -------------------------------------------------------------------------------
     @property
@@ -183,11 +190,14 @@ class Trainer:
         G.requires_grad_(True)
         D.requires_grad_(False)
         ws = _mapping_with_mixing(G, self.latents(config.batch), config.style_mixing, self.generator)
-        loss_G = F.softplus(-D(G.synthesis(ws, noise_mode="random"))).mean()
+        with self.autocast():
+            logits = D(G.synthesis(ws, noise_mode="random")).float()
+        loss_G = F.softplus(-logits).mean()
         stats["loss_G"] = loss_G.item()
         if config.pl_weight > 0 and self.step % config.pl_interval == 0:
             pl_ws = _mapping_with_mixing(G, self.latents(max(config.batch // 2, 1)), config.style_mixing,
                                          self.generator)
+            # Always float32: in bfloat16 this second-order term came out 7 % off (the losses 0.1-0.4 %).
             images = G.synthesis(pl_ws, noise_mode="random")
             noise = torch.randn(images.shape, generator=self.generator).to(self.device) / math.sqrt(
                 images.shape[2] * images.shape[3])
@@ -205,11 +215,13 @@ class Trainer:
         G.requires_grad_(False)
         D.requires_grad_(True)
         with torch.no_grad():
-            fakes = G.synthesis(_mapping_with_mixing(G, self.latents(config.batch), config.style_mixing,
-                                                     self.generator), noise_mode="random")
+            ws = _mapping_with_mixing(G, self.latents(config.batch), config.style_mixing, self.generator)
+            with self.autocast():
+                fakes = G.synthesis(ws, noise_mode="random").float()
         do_r1 = config.r1_gamma > 0 and self.step % config.r1_interval == 0
         reals = self.real_batch().requires_grad_(do_r1)
-        fake_logits, real_logits = D(fakes), D(reals)
+        with self.autocast():
+            fake_logits, real_logits = D(fakes).float(), D(reals).float()
         loss_D = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
         stats.update(loss_D=loss_D.item(), D_real=real_logits.mean().item(), D_fake=fake_logits.mean().item())
         if do_r1:
@@ -275,8 +287,16 @@ class Trainer:
         return self.run_dir / "checkpoints" / "G_ema.safetensors"
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}.")
+
+
 def train(config: TrainConfig | None = None, runs_root="runs", resume=None, device="auto",
-          kimg: float | None = None) -> Path:
+          kimg: float | None = None, precision: str | None = None) -> Path:
     """Train (or resume) a StyleGAN2; returns the path of the final EMA generator bundle.
 
     Args:
@@ -285,7 +305,10 @@ def train(config: TrainConfig | None = None, runs_root="runs", resume=None, devi
         resume: an existing run folder to continue.
         device: "auto", "cpu" or "cuda".
         kimg: when resuming, train to this length instead of the configured one (nothing else in a run
-            depends on its length: the learning rates are constant), saved to its config.json.
+            depends on its length: the learning rates are constant).
+        precision: when resuming, train on in this precision (``TrainConfig.precision``); metrics.jsonl
+            records the step of the change.
+        Both overrides are saved to the run's config.json.
     """
     device = resolve_device(device)
     if resume is not None:
@@ -293,17 +316,25 @@ def train(config: TrainConfig | None = None, runs_root="runs", resume=None, devi
         if not (run_dir / "config.json").is_file():
             raise InputError(f"{run_dir} is not a gan training run folder (no config.json).")
         config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
-        if kimg is not None:
-            if kimg <= 0:
-                raise InputError(f"--kimg must be positive, not {kimg:g}.")
-            config.kimg = kimg
-            write_json(run_dir / "config.json", dataclasses.asdict(config))
+        if kimg is not None and kimg <= 0:
+            raise InputError(f"--kimg must be positive, not {kimg:g}.")
+        if precision is not None:
+            _check_precision(precision)
+        changed_precision = precision is not None and precision != config.precision
+        config.kimg = config.kimg if kimg is None else kimg
+        config.precision = config.precision if precision is None else precision
+        write_json(run_dir / "config.json", dataclasses.asdict(config))
         trainer = Trainer(config, run_dir, device)
         if trainer.state_path.is_file():
             trainer.load_checkpoint()
+        if changed_precision:
+            with open(run_dir / "metrics.jsonl", "a") as handle:
+                handle.write(json.dumps({"step": trainer.step, "kimg": round(trainer.kimg, 3),
+                                         "precision": config.precision}) + "\n")
         return trainer.run()
     if config is None:
         raise InputError("Give a training configuration or a run folder to resume.")
+    _check_precision(config.precision)
     if config.resolution < 8 or config.resolution & (config.resolution - 1):
         raise InputError(f"--resolution must be a power of two >= 8, not {config.resolution}.")
     image_paths(config.data)  # fail on a bad dataset or feature net before creating the run folder
