@@ -1,5 +1,6 @@
 """StyleGAN2 at the default size (64 px, channel_base 2048, channel_max 64, batch 32): generation throughput,
-training step time (G and D forward + backward, no regularisers, then with lazy R1), and peak memory.
+training step time (G and D forward + backward, no regularisers, then with lazy R1; in float32 and with
+``--precision bfloat16``'s autocast), and peak memory.
 
     python benchmarks/bm_gan.py [--repeat 3]
 
@@ -16,7 +17,8 @@ import resource
 
 from common import case_result, machine, run_case_in_subprocess, timed, write_results
 
-CASES = ("generate (eval, batch 32, no grad)", "train step: G + D, no regularisers", "train step: G + D + R1")
+CASES = ("generate (eval, batch 32, no grad)", "train step: G + D, no regularisers", "train step: G + D + R1",
+         "train step: G + D, bfloat16", "train step: G + D + R1, bfloat16")
 
 
 def run_case(name: str, repeat: int) -> dict:
@@ -35,20 +37,29 @@ def run_case(name: str, repeat: int) -> dict:
         with torch.no_grad():
             G.eval()(z)
 
-    def train_step(r1: bool):
+    def autocast(enabled: bool):
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+
+    def train_step(r1: bool, bfloat16: bool = False):
+        # As stylegan2/train.py: the mapping network outside autocast, synthesis and D inside.
         G.train(), D.train()
-        F.softplus(-D(G(z, noise_mode="random"))).mean().backward()
-        with torch.no_grad():
-            fakes = G(z, noise_mode="random")
+        ws = G.mapping(z)
+        with autocast(bfloat16):
+            logits = D(G.synthesis(ws, noise_mode="random")).float()
+        F.softplus(-logits).mean().backward()
+        with torch.no_grad(), autocast(bfloat16):
+            fakes = G.synthesis(G.mapping(z), noise_mode="random").float()
         real = reals.clone().requires_grad_(r1)
-        real_logits = D(real)
-        loss = F.softplus(D(fakes)).mean() + F.softplus(-real_logits).mean()
+        with autocast(bfloat16):
+            real_logits, fake_logits = D(real).float(), D(fakes).float()
+        loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
         if r1:
             (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
             loss = loss + grad.square().sum((1, 2, 3)).mean()
         loss.backward()
 
-    step = {CASES[0]: generate, CASES[1]: lambda: train_step(False), CASES[2]: lambda: train_step(True)}[name]
+    step = {CASES[0]: generate, CASES[1]: lambda: train_step(False), CASES[2]: lambda: train_step(True),
+            CASES[3]: lambda: train_step(False, True), CASES[4]: lambda: train_step(True, True)}[name]
     result = case_result(name, timed(step, repeat), baseline_kib)
     return {**result, "images_per_s": 32 / result["median_s"]}
 
