@@ -17,6 +17,7 @@ def tiny_generator():
 
 def test_default_view_layers_is_the_papers_four_of_sixteen():
     assert default_view_layers(16) == 4 and default_view_layers(8) == 2 and default_view_layers(2) == 1
+    assert default_view_layers(10) == 3 and default_view_layers(18) == 5  # 2.5 and 4.5 round up
 
 
 def test_mixing_w_star_equals_mixing_ws_at_the_same_crossover():
