@@ -187,8 +187,8 @@ def gan_layers(generator_path, out_path, samples, truncation, seed, device):
                    "[default: the embedded world feature net].")
 @click.option("--runs", "runs_root", default="runs", show_default=True, help="Folder for run folders (gan/NNNNN-name).")
 @click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default=None,
-              help="bfloat16: G and D under autocast, about 1.8x faster on CPUs with AVX-512 BF16 and on recent "
-                   "GPUs [default: float32, or the resumed run's].")
+              help="bfloat16: G's synthesis and D under autocast, about 1.8x faster on CPUs with AVX-512 BF16 "
+                   "[default: float32, or the resumed run's].")
 @click.option("--resume", "resume_dir", default=None,
               help="Continue this run folder (its config.json wins; --kimg and --precision may change it).")
 @click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")

@@ -321,9 +321,10 @@ def train(config: TrainConfig | None = None, runs_root="runs", resume=None, devi
         if precision is not None:
             _check_precision(precision)
         changed_precision = precision is not None and precision != config.precision
-        config.kimg = config.kimg if kimg is None else kimg
-        config.precision = config.precision if precision is None else precision
-        write_json(run_dir / "config.json", dataclasses.asdict(config))
+        if kimg is not None or precision is not None:
+            config.kimg = config.kimg if kimg is None else kimg
+            config.precision = config.precision if precision is None else precision
+            write_json(run_dir / "config.json", dataclasses.asdict(config))
         trainer = Trainer(config, run_dir, device)
         if trainer.state_path.is_file():
             trainer.load_checkpoint()
