@@ -9,7 +9,7 @@
 #   scripts/make_default_generator.sh [WORK_DIR] [KIMG]
 set -euo pipefail
 work=${1:-data}
-kimg=${2:-396.8}
+kimg=${2:-480}
 float32_kimg=243.2
 mkdir -p "$work"
 ganverse3d world render --n 20000 --resolution 64 --seed 1 --out "$work/world-gan-64"
