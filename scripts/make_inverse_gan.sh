@@ -9,7 +9,7 @@
 # The model lands in WORK_DIR/runs-VARIANT/inverse/*/checkpoints/inverse.safetensors and its evaluations in
 # WORK_DIR/eval-VARIANT-{heldout,world}/. The embedded default stays the oracle (scripts/make_inverse_oracle.sh)
 # until "paper" comes within 5 % of it (README, Table 1).
-# Everything is seeded; kill it at any time and run it again to resume. About 30 min per 12k steps with one thread.
+# Everything is seeded; kill it at any time and run it again to resume. About 45 min per 12k steps with one thread.
 #
 #   scripts/make_inverse_gan.sh VARIANT [WORK_DIR] [ITERATIONS]
 set -euo pipefail
