@@ -304,11 +304,14 @@ def dataset():
 @click.option("--pose-net", default="auto", show_default=True,
               help="World feature net suggesting each view's bin: a .safetensors, 'auto' (the embedded one when "
                    "present) or 'none'.")
+@click.option("--pose-contents", type=click.IntRange(1, 256), default=32, show_default=True,
+              help="Cars the pose net reads each candidate over (the sheet's rows, then more); a view whose few "
+                   "rows agree may still show other cars from other sides.")
 @click.option("--preselect-per-bin", type=click.IntRange(0, 1000), default=0, show_default=True,
-              help="Uncomment up to N views per bin that the pose net sees alike in every row (to check by eye).")
+              help="Uncomment up to N views per bin that the pose net sees alike in all those cars (check by eye).")
 @click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
 def dataset_views(generator_path, count, out_dir, contents, view_layers, truncation, seed, pose_net,
-                  preselect_per_bin, device):
+                  pose_contents, preselect_per_bin, device):
     """Sample candidate view codes and write the sheet and annotation template to annotate them.
 
     Look at sheet.png (one candidate view per column, headed by its id), then in views.toml uncomment the
@@ -342,7 +345,7 @@ def dataset_views(generator_path, count, out_dir, contents, view_layers, truncat
     pose = load_module(pose_net_path, expected_class=WorldFeatureNet, device=device) if pose_net_path else None
     _, guesses = write_view_candidates(G, generator_path, out, count, contents=contents, seed=seed,
                                        truncation=truncation, view_layers=view_layers, pose_net=pose,
-                                       preselect_per_bin=preselect_per_bin)
+                                       pose_contents=pose_contents, preselect_per_bin=preselect_per_bin)
     suggestion = "with suggested bins" if guesses else "without suggestions (no pose net)"
     click.echo(f"Wrote {out / 'sheet.png'} ({count} candidate views x {contents} cars), "
                f"{out / 'candidates.safetensors'} and {out / 'views.toml'} {suggestion}; annotate views.toml next.")

@@ -27,7 +27,7 @@ def uncomment(template: str, view_ids) -> str:
 
 
 def test_template_with_guesses_round_trips_to_the_guessed_bins():
-    guesses = [PoseGuess(azimuth=30.0 * view_id + 8, elevation=5.0, agreement=0.9) for view_id in range(NUM_CANDIDATES)]
+    guesses = [PoseGuess(azimuth=30.0 * view_id + 8, elevation=5.0, agreement=0.9, cars=4) for view_id in range(NUM_CANDIDATES)]
     template = annotation_template("G.safetensors", "candidates.safetensors", NUM_CANDIDATES, 2, guesses)
     # Untouched, the template chooses nothing.
     with pytest.raises(InputError, match="chooses no view"):
@@ -44,7 +44,7 @@ def test_template_with_guesses_round_trips_to_the_guessed_bins():
 def test_preselection_keeps_the_most_consistent_views_of_each_bin():
     agreements = [0.95, 0.99, 0.91, 0.99, 0.5, 0.97]
     azimuths = [0.0, 10.0, 355.0, 5.0, 90.0, 91.0]   # bin 0 four times (one inconsistent), bin 3 twice
-    guesses = [PoseGuess(azimuth=a, elevation=0.0, agreement=r) for a, r in zip(azimuths, agreements)]
+    guesses = [PoseGuess(azimuth=a, elevation=0.0, agreement=r, cars=4) for a, r in zip(azimuths, agreements)]
     assert preselect_views(guesses, per_bin=2) == {1, 3, 5}       # 1 and 3 tie at 0.99 in bin 0; 4 is at 0.5
     assert preselect_views(guesses, per_bin=1) == {1, 5}          # a tie goes to the lower id
     assert preselect_views(guesses, per_bin=9) == {0, 1, 2, 3, 5}
@@ -130,15 +130,15 @@ def test_pose_guesses_average_each_column_over_its_rows():
     for column, guess in enumerate(guesses):
         assert abs((guess.azimuth - 30.0 * column + 180) % 360 - 180) < 1e-4
         assert guess.elevation == pytest.approx(0.5)
-        assert guess.agreement == pytest.approx(np.cos(np.radians(5)), abs=1e-5)
+        assert guess.agreement == pytest.approx(np.cos(np.radians(5)), abs=1e-5) and guess.cars == rows
 
 
 def test_consistency_summary_counts_agreeing_views_and_their_bins():
-    guesses = [PoseGuess(azimuth=0.0, elevation=0.0, agreement=0.95),     # bin 0
-               PoseGuess(azimuth=350.0, elevation=0.0, agreement=0.90),   # bin 0 again, at the threshold
-               PoseGuess(azimuth=100.0, elevation=0.0, agreement=0.89),   # not consistent
-               PoseGuess(azimuth=275.0, elevation=0.0, agreement=0.99)]   # bin 9
-    assert consistency_summary(guesses) == ("3 of 4 candidate views look alike in every row to the pose net "
+    guesses = [PoseGuess(azimuth=0.0, elevation=0.0, agreement=0.95, cars=4),     # bin 0
+               PoseGuess(azimuth=350.0, elevation=0.0, agreement=0.90, cars=4),   # bin 0 again, at the threshold
+               PoseGuess(azimuth=100.0, elevation=0.0, agreement=0.89, cars=4),   # not consistent
+               PoseGuess(azimuth=275.0, elevation=0.0, agreement=0.99, cars=4)]   # bin 9
+    assert consistency_summary(guesses) == ("3 of 4 candidate views look alike in all 4 cars to the pose net "
                                             "(agreement >= 0.90), covering 2 of 12 bins: 0, 9.")
     assert consistency_summary(guesses, min_agreement=0.999).startswith("0 of 4 ")
     assert consistency_summary(guesses, min_agreement=0.999).endswith("covering 0 of 12 bins: none.")
@@ -195,23 +195,31 @@ def test_views_command_suggests_bins_with_a_pose_net(tmp_path, generator_file, c
     save_module(pose_net, WorldFeatureNet(["a", "b"], resolution=16, width=4, feature_dim=8))
     out = tmp_path / "views"
     assert main(["dataset", "views", "--generator", str(generator_file), "--candidates", "3", "--out", str(out),
-                 "--pose-net", str(pose_net), "--device", "cpu"]) == 0
-    lines = re.findall(r"^# (\d+) = \{ bin = (\d+) \}    # pose net: azimuth (\d+), elevation (-?\d+), rows agree "
+                 "--pose-net", str(pose_net), "--pose-contents", "7", "--device", "cpu"]) == 0
+    lines = re.findall(r"^# (\d+) = \{ bin = (\d+) \}    # pose net: azimuth (\d+), elevation (-?\d+), 7 cars agree "
                        r"([\d.]+)$", (out / "views.toml").read_text(), flags=re.M)
     assert [int(line[0]) for line in lines] == [0, 1, 2]
     # Each suggested bin is the one nearest the printed azimuth (which is rounded to a degree).
     assert all(abs((30 * int(line[1]) - int(line[2]) + 180) % 360 - 180) <= 15.5 for line in lines)
     agreements = {int(line[0]): float(line[4]) for line in lines}  # rounded to 0.01
-    summary = re.search(r"^(\d+) of 3 candidate views look alike in every row", capsys.readouterr().out, flags=re.M)
+    summary = re.search(r"^(\d+) of 3 candidate views look alike in all 7 cars", capsys.readouterr().out, flags=re.M)
     # Preselecting up to 3 per bin uncomments exactly the consistent views that the summary counts.
     preselected = tmp_path / "preselected"
     assert main(["dataset", "views", "--generator", str(generator_file), "--candidates", "3", "--out",
-                 str(preselected), "--pose-net", str(pose_net), "--device", "cpu", "--preselect-per-bin", "3"]) == 0
+                 str(preselected), "--pose-net", str(pose_net), "--pose-contents", "7", "--device", "cpu",
+                 "--preselect-per-bin", "3"]) == 0
     chosen = [int(view_id) for view_id in re.findall(r"^(\d+) = \{ bin", (preselected / "views.toml").read_text(),
                                                      flags=re.M)]
     assert len(chosen) == int(summary.group(1))
     assert all(agreements[view_id] >= 0.9 for view_id in chosen)
     assert all(view_id in chosen for view_id, agreement in agreements.items() if agreement >= 0.91)
+    # The cars the pose net reads beyond the sheet's rows change its guesses, never the candidates or the sheet.
+    fewer = tmp_path / "fewer"
+    assert main(["dataset", "views", "--generator", str(generator_file), "--candidates", "3", "--out", str(fewer),
+                 "--pose-net", str(pose_net), "--pose-contents", "2", "--device", "cpu"]) == 0
+    for name in ("candidates.safetensors", "sheet.png"):
+        assert (fewer / name).read_bytes() == (out / name).read_bytes()
+    assert "4 cars agree" in (fewer / "views.toml").read_text()  # never fewer cars than the sheet's rows
 
 
 def test_views_command_refuses_bad_input(tmp_path, generator_file):

@@ -14,8 +14,10 @@ its output folder:
 * ``views.toml``: the annotation template. One commented line per candidate; the user uncomments the
   views to keep and sets each one's azimuth ``bin`` (12 bins: bin b means azimuth b * 30 degrees). When a
   pose net is available (the world feature net), each line carries its guess as a starting point, with
-  how much the rows agree; ``--preselect-per-bin N`` also uncomments the N most consistent views of each
-  bin. The file stays a plain list a person checks against the sheet.
+  how much its readings agree over ``pose_contents`` cars (the sheet's rows and more: four rows that agree
+  say little, and a view code that shows different cars from different sides poisons the multi-view
+  data); ``--preselect-per-bin N`` also uncomments the N most consistent views of each bin. The file
+  stays a plain list a person checks against the sheet.
 
 Annotation file (TOML)::
 
@@ -72,6 +74,8 @@ _VIEW_KEYS = {"bin", "elevation", "distance", "fov"}
 # Mean resultant length of a column's azimuths from which on its rows count as one viewpoint: two rows 26 degrees
 # either side of their mean give 0.9, so the rows stay within a bin of each other.
 CONSISTENT_AGREEMENT = 0.9
+# Images per pose-net forward pass (a few hundred candidates x dozens of cars do not fit one batch).
+_POSE_BATCH = 256
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -210,11 +214,12 @@ def candidate_sheet(tiles: list[list[torch.Tensor]], labels: list[str]) -> np.nd
 
 @dataclass(frozen=True)
 class PoseGuess:
-    """A pose net's reading of one candidate view over the sheet's rows (degrees)."""
+    """A pose net's reading of one candidate view over several cars (degrees)."""
 
     azimuth: float
     elevation: float
-    agreement: float  # mean resultant length of the rows' azimuths: 1 = every car seen from the same side
+    agreement: float  # mean resultant length of the cars' azimuths: 1 = every car seen from the same side
+    cars: int         # how many cars (content codes) the reading is over
 
     @property
     def bin(self) -> int:
@@ -223,11 +228,12 @@ class PoseGuess:
 
 def consistency_summary(guesses: list[PoseGuess], min_agreement: float = CONSISTENT_AGREEMENT) -> str:
     """One sentence on how well a generator's view codes fix the viewpoint: how many candidates the pose net
-    sees alike in every row (agreement >= ``min_agreement``) and which azimuth bins those cover."""
+    sees alike in all the cars it read (agreement >= ``min_agreement``) and which azimuth bins those cover."""
     consistent = [guess for guess in guesses if guess.agreement >= min_agreement]
     bins = sorted({guess.bin for guess in consistent})
     covered = ", ".join(map(str, bins)) if bins else "none"
-    return (f"{len(consistent)} of {len(guesses)} candidate views look alike in every row to the pose net "
+    cars = guesses[0].cars if guesses else 0
+    return (f"{len(consistent)} of {len(guesses)} candidate views look alike in all {cars} cars to the pose net "
             f"(agreement >= {min_agreement:.2f}), covering {len(bins)} of {AZIMUTH_BINS} bins: {covered}.")
 
 
@@ -245,8 +251,9 @@ def preselect_views(guesses: list[PoseGuess], per_bin: int, min_agreement: float
 
 @torch.no_grad()
 def guess_poses(pose_net, tiles: list[list[torch.Tensor]]) -> list[PoseGuess]:
-    """One :class:`PoseGuess` per column of ``tiles[row][column]`` ([3, h, w] in [0, 1]) from a world feature net
-    (:class:`ganverse3d.stylegan2.metrics.WorldFeatureNet`, which reads azimuth in 12 bins and elevation)."""
+    """One :class:`PoseGuess` per column of ``tiles[row][column]`` ([3, h, w] in [0, 1], a row per car) from a
+    world feature net (:class:`ganverse3d.stylegan2.metrics.WorldFeatureNet`, which reads azimuth in 12 bins
+    and elevation)."""
     device = next(pose_net.parameters()).device
     columns = len(tiles[0])
     images = torch.stack([image for row in tiles for image in row])
@@ -254,15 +261,19 @@ def guess_poses(pose_net, tiles: list[list[torch.Tensor]]) -> list[PoseGuess]:
     # The net was trained on square renders: pad (not stretch) a wide image to a square.
     pad_x, pad_y = max(0, height - width), max(0, width - height)
     images = F.pad(images, (pad_x // 2, pad_x - pad_x // 2, pad_y // 2, pad_y - pad_y // 2), mode="replicate")
-    _, azimuth_logits, elevation = pose_net(images.to(device))
-    azimuth = torch.deg2rad(pose_net.azimuth_deg(azimuth_logits)).reshape(-1, columns).cpu()
-    elevation = elevation.reshape(-1, columns).cpu()
+    azimuths, elevations = [], []
+    for chunk in images.split(_POSE_BATCH):
+        _, azimuth_logits, elevation = pose_net(chunk.to(device))
+        azimuths.append(pose_net.azimuth_deg(azimuth_logits).cpu())
+        elevations.append(elevation.cpu())
+    azimuth = torch.deg2rad(torch.cat(azimuths)).reshape(-1, columns)
+    elevation = torch.cat(elevations).reshape(-1, columns)
     guesses = []
     for column in range(columns):
         sine, cosine = azimuth[:, column].sin().mean(), azimuth[:, column].cos().mean()
         guesses.append(PoseGuess(azimuth=math.degrees(math.atan2(sine, cosine)) % 360,
                                  elevation=float(elevation[:, column].mean()),
-                                 agreement=float(torch.hypot(sine, cosine))))
+                                 agreement=float(torch.hypot(sine, cosine)), cars=len(tiles)))
     return guesses
 
 
@@ -314,7 +325,7 @@ def annotation_template(generator_path, candidates_name: str, num_candidates: in
             guess = guesses[view_id]
             comment = "" if view_id in preselected else "# "
             lines.append(f"{comment}{view_id} = {{ bin = {guess.bin} }}    # pose net: azimuth {guess.azimuth:.0f}, "
-                         f"elevation {guess.elevation:.0f}, rows agree {guess.agreement:.2f}")
+                         f"elevation {guess.elevation:.0f}, {guess.cars} cars agree {guess.agreement:.2f}")
     return "\n".join(lines) + "\n"
 
 
@@ -404,14 +415,18 @@ def read_annotation(path, num_candidates: int | None) -> Annotation:
 
 def write_view_candidates(G: Generator, generator_path, out, count: int, contents: int = 4, seed: int = 0,
                           truncation: float = 0.7, view_layers: int | None = None, pose_net=None,
-                          preselect_per_bin: int = 0, batch_size: int = 16) -> tuple[Candidates, list[PoseGuess] | None]:
+                          pose_contents: int = 32, preselect_per_bin: int = 0,
+                          batch_size: int = 16) -> tuple[Candidates, list[PoseGuess] | None]:
     """Sample ``count`` candidate view codes and write ``out/candidates.safetensors``, ``out/sheet.png`` and
     ``out/views.toml`` (module docstring). The candidates come first from a ``torch.Generator`` seeded with
-    ``seed``, then the sheet's ``contents`` content codes, so the same seed gives the same files.
+    ``seed``, then the sheet's ``contents`` content codes, then the pose net's further ones, so the same seed
+    gives the same files (and the same candidates whatever the number of contents).
 
     Args:
         G: the generator (any device); generator_path: its file, recorded in the outputs.
         pose_net: a world feature net to suggest bins, or None for a template without suggestions.
+        pose_contents: cars the pose net reads each candidate over: the sheet's rows, then more content codes
+            (at least the sheet's rows are read).
         preselect_per_bin: with a pose net, uncomment up to this many views per bin (:func:`preselect_views`).
     Returns:
         The candidates and the pose guesses (None without a pose net).
@@ -426,14 +441,22 @@ def write_view_candidates(G: Generator, generator_path, out, count: int, content
     candidates = Candidates(ws=sample_codes(G, count, random, truncation), view_layers=view_layers,
                             truncation=truncation, seed=seed, generator_fingerprint=generator_fingerprint(G))
     ws_contents = sample_codes(G, contents, random, truncation)
-    tiles = []
-    for content in range(contents):
-        row = []
-        for start in range(0, count, batch_size):
-            ws_view = candidates.ws[start:start + batch_size]
-            row += list(render_view_content(G, ws_view, ws_contents[content:content + 1].expand_as(ws_view), view_layers))
-        tiles.append(row)
-    guesses = guess_poses(pose_net, tiles) if pose_net is not None else None
+
+    def rows_of(ws_rows: torch.Tensor) -> list[list[torch.Tensor]]:
+        rows = []
+        for ws_content in ws_rows:
+            row = []
+            for start in range(0, count, batch_size):
+                ws_view = candidates.ws[start:start + batch_size]
+                row += list(render_view_content(G, ws_view, ws_content[None].expand_as(ws_view), view_layers))
+            rows.append(row)
+        return rows
+
+    tiles = rows_of(ws_contents)
+    guesses = None
+    if pose_net is not None:
+        extra = sample_codes(G, pose_contents - contents, random, truncation) if pose_contents > contents else None
+        guesses = guess_poses(pose_net, tiles + (rows_of(extra) if extra is not None else []))
     preselected = preselect_views(guesses, preselect_per_bin) if guesses and preselect_per_bin > 0 else set()
 
     save_candidates(out / "candidates.safetensors", candidates, generator_path)
