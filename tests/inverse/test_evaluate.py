@@ -9,7 +9,7 @@ import torch
 from ganverse3d.cli import main
 from ganverse3d.dataset import MultiViewDataset
 from ganverse3d.geometry import Camera, template_sphere
-from ganverse3d.inverse.evaluate import chamfer_distance, evaluate, sample_surface
+from ganverse3d.inverse.evaluate import azimuth_bins, chamfer_distance, evaluate, sample_surface
 from ganverse3d.inverse.model import InverseGraphicsNet, Prediction
 from ganverse3d.inverse.train import TrainConfig, train
 
@@ -68,6 +68,24 @@ def test_a_known_bad_prediction_scores_badly(multiview_dataset):
                       progress=False)
     assert turned["iou"] == 1.0 and turned["chamfer"] == 0.0
     assert turned["iou_predicted_camera"] < 0.8
+
+
+def test_metrics_by_input_azimuth_bin(multiview_dataset):
+    dataset = MultiViewDataset(multiview_dataset)
+    expected_bins = [int(azimuth_bins(dataset[i]["camera"][:1])) for i in range(len(dataset))]
+    metrics = evaluate(Oracle(multiview_dataset, azimuth_offset=90.0, shape=template_sphere().verts * 0.5),
+                       multiview_dataset, device="cpu", turntables=0, progress=False)
+    by_bin = metrics["by_azimuth_bin"]
+    assert {int(b): row["images"] for b, row in by_bin.items()} == {b: expected_bins.count(b) for b in set(expected_bins)}
+    for name in ("iou", "iou_novel_views", "chamfer"):  # the bins' image-weighted means give the overall mean
+        assert sum(row[name] * row["images"] for row in by_bin.values()) / metrics["images"] == pytest.approx(
+            metrics[name], abs=1e-5)
+    assert all(row["azimuth_error_deg"] == pytest.approx(90.0, abs=1e-3) for row in by_bin.values())
+
+
+def test_azimuth_bins_are_centred_on_multiples_of_30_degrees():
+    azimuths = torch.tensor([0.0, 14.99, 15.0, 44.99, 45.0, 180.0, 344.99, 345.0, 359.9, -10.0, 370.0, 720.0])
+    assert azimuth_bins(azimuths).tolist() == [0, 0, 1, 1, 2, 6, 11, 0, 0, 0, 0, 0]
 
 
 def test_chamfer_of_known_point_sets():

@@ -11,6 +11,9 @@ On a world set whose meta.jsonl names ground-truth meshes (``"mesh"``), also:
 * novel-view silhouette IoU against the true mesh over :data:`TURNTABLE_AZIMUTHS`;
 * Chamfer distance between surface samples.
 
+Every metric is also broken down by the azimuth bin (30 degrees, bin 0 = the front) of the camera each
+input was seen from, which shows where a model fails: near-frontal and near-rear inputs, say.
+
 Both compare *shapes*: each mesh is first normalised (bounding-box centre to the origin, farthest vertex at
 radius 1), because a single image fixes size only relative to the camera distance, and the GAN data's
 annotated distance is arbitrary. Novel views then use one fixed camera ring around the normalised meshes.
@@ -48,6 +51,7 @@ TURNTABLE_FOV_Y = 40.0
 NOVEL_VIEW_SIZE = 128
 CHAMFER_POINTS = 2048
 _BACKGROUND_GREY = 0.5
+AZIMUTH_BIN_DEGREES = 30.0
 
 
 def measure_reprojection(model: InverseGraphicsNet, images: torch.Tensor, masks: torch.Tensor,
@@ -213,6 +217,7 @@ def evaluate(model, data, out=None, device="auto", batch: int = 32, turntables: 
     resolution = model.resolution
 
     values_by_metric: dict[str, list[float]] = {}
+    input_bins: list[int] = []
     sheet_tiles, sheet_rows = [], 0
     references: dict[int, ReferenceShape | None] = {}
     for start in tqdm(range(0, len(dataset), batch), desc="inverse eval", unit="batch", disable=not progress):
@@ -226,7 +231,9 @@ def evaluate(model, data, out=None, device="auto", batch: int = 32, turntables: 
             view = learned.get(item["view_id"]) if learned_cameras else None
             camera_rows.append(torch.tensor([view["azimuth"], view["elevation"], view["distance"], view["fov_y"]])
                                if view else item["camera"])
-        result = measure_reprojection(model, images, masks, cameras_from_batch(torch.stack(camera_rows).to(device)))
+        cameras = cameras_from_batch(torch.stack(camera_rows).to(device))
+        input_bins.extend(azimuth_bins(cameras.azimuth).tolist())
+        result = measure_reprojection(model, images, masks, cameras)
         prediction = result.pop("prediction")
         for name, values in result.items():
             values_by_metric.setdefault(name, []).extend(values.tolist())
@@ -251,12 +258,34 @@ def evaluate(model, data, out=None, device="auto", batch: int = 32, turntables: 
         metrics[name] = round(float(values_tensor.mean()), 6)
         if name == "azimuth_error_deg":
             metrics["azimuth_error_deg_median"] = round(float(values_tensor.median()), 6)
+    metrics["by_azimuth_bin"] = _by_azimuth_bin(values_by_metric, input_bins)
     if out is not None:
         out = Path(out)
         write_json(out / "metrics.json", metrics)
         if sheet_tiles:
             save_png(out / "turntables.png", image_grid(torch.cat(sheet_tiles), columns=1 + len(TURNTABLE_AZIMUTHS)))
     return metrics
+
+
+def azimuth_bins(azimuth: torch.Tensor) -> torch.Tensor:
+    """Azimuths [B] in degrees -> their nearest 30-degree bin [B] int64 in 0..11 (bin b = b * 30 degrees; a
+    bin spans [b * 30 - 15, b * 30 + 15))."""
+    shifted = torch.remainder(azimuth.detach().double() + AZIMUTH_BIN_DEGREES / 2, 360.0)
+    return torch.div(shifted, AZIMUTH_BIN_DEGREES, rounding_mode="floor").long().cpu()
+
+
+def _by_azimuth_bin(values_by_metric: dict[str, list[float]], input_bins: list[int]) -> dict[str, dict]:
+    """Per input azimuth bin (keys "0".."11", bins without images left out): its image count and the mean of
+    every per-image metric (each list in ``values_by_metric`` holds one value per image, in input order)."""
+    bins = torch.tensor(input_bins)
+    table = {}
+    for azimuth_bin in sorted(set(input_bins)):
+        chosen = bins == azimuth_bin
+        row = {"images": int(chosen.sum())}
+        for name, values in values_by_metric.items():
+            row[name] = round(float(torch.tensor(values, dtype=torch.float64)[chosen].mean()), 6)
+        table[str(azimuth_bin)] = row
+    return table
 
 
 def _reference_shape(dataset: MultiViewDataset, item: dict, cache: dict, device) -> ReferenceShape | None:
@@ -284,5 +313,15 @@ def format_metrics(metrics: dict) -> str:
     for key, label in labels.items():
         if key in metrics:
             rows.append(f"  {label:<36} {metrics[key]:.4f}")
+    by_bin = metrics.get("by_azimuth_bin")
+    if by_bin:
+        shown = [key for key in ("iou", "iou_predicted_camera", "iou_novel_views", "azimuth_error_deg")
+                 if key in next(iter(by_bin.values()))]
+        rows.append("  by the input's azimuth bin:")
+        widths = [max(len(key), 6) for key in shown]
+        rows.append("    bin  azimuth  images  " + "  ".join(f"{key:>{width}}" for key, width in zip(shown, widths)))
+        for azimuth_bin, row in sorted(by_bin.items(), key=lambda item: int(item[0])):  # JSON keys sort as text
+            values = "  ".join(f"{row[key]:>{width}.3f}" for key, width in zip(shown, widths))
+            rows.append(f"    {azimuth_bin:>3}  {int(azimuth_bin) * AZIMUTH_BIN_DEGREES:>7.0f}  {row['images']:>6}  {values}")
     return "\n".join(rows)
 
