@@ -10,7 +10,9 @@
    match the median of the training masks (recorded in the model bundle); first with the overall median,
    then again with the median of the azimuth bin the first prediction falls in (a front view fills less of
    the frame than a side view);
-4. predict mesh, UV texture and camera with the inverse-graphics network.
+4. predict mesh, UV texture and camera with the inverse-graphics network;
+5. refine the camera's azimuth by the car's silhouette: of the estimate turned by up to 10 degrees either way,
+   keep the one under which the predicted mesh's silhouette best matches the mask (``ganverse3d.inverse.camera_search``).
 
 Photos are never written by this module; :func:`write_reconstruction` writes the mesh and its turntable sheet.
 """
@@ -288,6 +290,7 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
         InputError: unreadable / damaged / oversized photo or mask, no car or several cars, no model.
     """
     from .devices import resolve_device
+    from .inverse.camera_search import search_camera
 
     rgb, alpha = read_photo(image)
     size = rgb.shape[:2]
@@ -304,15 +307,17 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
 
     resolution = net.resolution
     box = crop_box(car, framing["fill"], framing["centre"])
-    prediction = net(*(t[None] for t in _framed(rgb, car, box, resolution, device)))
+    net_image, net_mask = (t[None] for t in _framed(rgb, car, box, resolution, device))
+    prediction = net(net_image, net_mask)
     view_bin = _azimuth_bin(float(prediction.camera.azimuth[0]))
     if framing["bin_fill"][view_bin] is not None:
         box = crop_box(car, framing["bin_fill"][view_bin], framing["bin_centre"][view_bin])
-        prediction = net(*(t[None] for t in _framed(rgb, car, box, resolution, device)))
+        net_image, net_mask = (t[None] for t in _framed(rgb, car, box, resolution, device))
+        prediction = net(net_image, net_mask)
 
     image_crop, mask_crop = _framed(rgb, car, box, FRAMED_SIZE, "cpu")
     mesh = prediction.mesh(0, net.faces.cpu(), net.face_uvs.cpu())
-    camera = prediction.camera.to(device="cpu")
+    camera = search_camera(prediction, net.faces, net.face_uvs, net_mask)[0].to(device="cpu")
     return Reconstruction(mesh=mesh, camera=camera, background=image_crop * (mask_crop <= 0.5), mask=mask_crop,
                           image=image_crop, crop=box)
 

@@ -46,8 +46,8 @@ def test_a_perfect_prediction_scores_perfectly(multiview_dataset, tmp_path):
     metrics = evaluate(Oracle(multiview_dataset), multiview_dataset, out=tmp_path, device="cpu", progress=False)
     assert metrics["images"] == 12 and metrics["split"] == "all"
     assert metrics["iou"] == 1.0
-    assert metrics["iou_predicted_camera"] == 1.0
-    assert metrics["azimuth_error_deg"] == 0.0
+    assert metrics["iou_predicted_camera"] == 1.0 and metrics["iou_searched_camera"] == 1.0
+    assert metrics["azimuth_error_deg"] == 0.0 and metrics["azimuth_error_searched_deg"] == 0.0  # ties keep the estimate
     assert metrics["iou_novel_views"] == 1.0
     assert metrics["chamfer"] == 0.0
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
@@ -68,6 +68,9 @@ def test_a_known_bad_prediction_scores_badly(multiview_dataset):
                       progress=False)
     assert turned["iou"] == 1.0 and turned["chamfer"] == 0.0
     assert turned["iou_predicted_camera"] < 0.8
+    # The azimuth search turns the estimate by at most 10 degrees, towards the truth.
+    assert 80.0 - 1e-3 <= turned["azimuth_error_searched_deg"] <= 90.0 + 1e-3
+    assert turned["iou_searched_camera"] >= turned["iou_predicted_camera"]
 
 
 def test_metrics_by_input_azimuth_bin(multiview_dataset):

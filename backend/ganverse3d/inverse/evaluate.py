@@ -3,8 +3,9 @@
 On any multi-view dataset (a held-out GAN split, or a world set):
 
 * input-view IoU with the dataset's camera (the paper's re-projected 2D IoU; for the training dataset the
-  cameras learned during training) and with the network's own camera estimate;
-* azimuth and elevation error of the camera estimate, degrees.
+  cameras learned during training), with the network's own camera estimate, and with that estimate after
+  the azimuth search of :mod:`.camera_search` (what ``reconstruct`` returns);
+* azimuth and elevation error of the camera estimate, degrees (azimuth also after that search).
 
 On a world set whose meta.jsonl names ground-truth meshes (``"mesh"``), also:
 
@@ -39,6 +40,7 @@ from ..export import load_mesh
 from ..files import image_grid, save_png, write_json
 from ..geometry import Camera
 from ..render import Lighting, render_mesh
+from .camera_search import search_camera
 from .cameras import concat_cameras, wrap_degrees
 from .losses import mask_iou
 from .model import InverseGraphicsNet, Prediction
@@ -60,7 +62,8 @@ def measure_reprojection(model: InverseGraphicsNet, images: torch.Tensor, masks:
 
     images: [B, 3, R, R], masks: [B, 1, R, R] in [0, 1] at the model's resolution R; cameras: the true (or
     training's) cameras of the images. Returns [B] tensors ``iou`` (rendered with ``cameras``),
-    ``iou_predicted_camera``, ``azimuth_error_deg``, ``elevation_error_deg``, and the ``prediction``.
+    ``iou_predicted_camera``, ``iou_searched_camera``, ``azimuth_error_deg``, ``azimuth_error_searched_deg``,
+    ``elevation_error_deg``, and the ``prediction``.
     """
     prediction = model(images, masks)
     cameras = cameras.to(device=images.device, dtype=images.dtype)
@@ -69,8 +72,11 @@ def measure_reprojection(model: InverseGraphicsNet, images: torch.Tensor, masks:
                        prediction.texture.repeat(2, 1, 1, 1), concat_cameras([cameras, prediction.camera]), size,
                        soft=False)
     batch = images.shape[0]
+    searched, searched_iou = search_camera(prediction, model.faces, model.face_uvs, masks)
     return {"iou": mask_iou(both.mask[:batch], masks), "iou_predicted_camera": mask_iou(both.mask[batch:], masks),
+            "iou_searched_camera": searched_iou,
             "azimuth_error_deg": wrap_degrees(prediction.camera.azimuth - cameras.azimuth),
+            "azimuth_error_searched_deg": wrap_degrees(searched.azimuth - cameras.azimuth),
             "elevation_error_deg": (prediction.camera.elevation - cameras.elevation).abs(),
             "prediction": prediction}
 
@@ -256,8 +262,8 @@ def evaluate(model, data, out=None, device="auto", batch: int = 32, turntables: 
     for name, values in values_by_metric.items():
         values_tensor = torch.tensor(values, dtype=torch.float64)
         metrics[name] = round(float(values_tensor.mean()), 6)
-        if name == "azimuth_error_deg":
-            metrics["azimuth_error_deg_median"] = round(float(values_tensor.median()), 6)
+        if name.startswith("azimuth_error"):
+            metrics[f"{name}_median"] = round(float(values_tensor.median()), 6)
     metrics["by_azimuth_bin"] = _by_azimuth_bin(values_by_metric, input_bins)
     if out is not None:
         out = Path(out)
@@ -307,15 +313,19 @@ def format_metrics(metrics: dict) -> str:
     rows = [f"{metrics['images']} images of {metrics['contents']} contents ({metrics['split']}, "
             f"{metrics['camera_source']})"]
     labels = {"iou": "input-view IoU", "iou_predicted_camera": "input-view IoU, predicted camera",
+              "iou_searched_camera": "input-view IoU, searched camera",
               "iou_novel_views": "novel-view IoU (6 views)", "chamfer": "Chamfer distance (normalised)",
               "azimuth_error_deg": "azimuth error, mean (deg)", "azimuth_error_deg_median": "azimuth error, median (deg)",
+              "azimuth_error_searched_deg": "azimuth error, searched, mean (deg)",
+              "azimuth_error_searched_deg_median": "azimuth error, searched, median",
               "elevation_error_deg": "elevation error, mean (deg)"}
     for key, label in labels.items():
         if key in metrics:
             rows.append(f"  {label:<36} {metrics[key]:.4f}")
     by_bin = metrics.get("by_azimuth_bin")
     if by_bin:
-        shown = [key for key in ("iou", "iou_predicted_camera", "iou_novel_views", "azimuth_error_deg")
+        shown = [key for key in ("iou", "iou_predicted_camera", "iou_searched_camera", "iou_novel_views",
+                                 "azimuth_error_deg", "azimuth_error_searched_deg")
                  if key in next(iter(by_bin.values()))]
         rows.append("  by the input's azimuth bin:")
         widths = [max(len(key), 6) for key in shown]
