@@ -71,8 +71,8 @@ SHEET_BAND = 16
 SHEET_TILE_WIDTH = (64, 128)
 _LABEL_HEIGHT = 14
 _VIEW_KEYS = {"bin", "elevation", "distance", "fov"}
-# Mean resultant length of a column's azimuths from which on its rows count as one viewpoint: two rows 26 degrees
-# either side of their mean give 0.9, so the rows stay within a bin of each other.
+# Mean resultant length of a candidate's azimuths from which on its cars count as seen from one viewpoint: two cars
+# 26 degrees either side of their mean give 0.9, so they stay within a bin of each other.
 CONSISTENT_AGREEMENT = 0.9
 # Images per pose-net forward pass (a few hundred candidates x dozens of cars do not fit one batch).
 _POSE_BATCH = 256
