@@ -30,7 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import InputError
 from .export import TexturedMesh, save_mesh
 from .files import check_output_file, image_grid, save_png
-from .geometry import Camera
+from .geometry import Camera, azimuth_bins
 
 DEFAULT_INVERSE_MODEL = Path(__file__).resolve().parent / "assets" / "inverse.safetensors"
 # Larger photos are refused before decoding: 50 megapixels covers every common camera.
@@ -41,7 +41,6 @@ MIN_CAR_AREA = 0.01
 FRAMED_SIZE = 256
 # Masks are searched for separate cars at this size (plenty to tell cars apart, cheap for big photos).
 _COMPONENT_SEARCH_SIZE = 512
-_AZIMUTH_BIN_DEG = 30.0
 
 
 @dataclass
@@ -235,10 +234,6 @@ def _framed(rgb: np.ndarray, mask: np.ndarray, box, size: int, device) -> tuple[
     return image.to(device), car.to(device)
 
 
-def _azimuth_bin(azimuth: float) -> int:
-    return int(((azimuth + _AZIMUTH_BIN_DEG / 2) % 360) // _AZIMUTH_BIN_DEG)
-
-
 # ---------------------------------------------------------------------------------------------------
 # Models
 
@@ -309,7 +304,7 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
     box = crop_box(car, framing["fill"], framing["centre"])
     net_image, net_mask = (t[None] for t in _framed(rgb, car, box, resolution, device))
     prediction = net(net_image, net_mask)
-    view_bin = _azimuth_bin(float(prediction.camera.azimuth[0]))
+    view_bin = int(azimuth_bins(float(prediction.camera.azimuth[0])))
     if framing["bin_fill"][view_bin] is not None:
         box = crop_box(car, framing["bin_fill"][view_bin], framing["bin_centre"][view_bin])
         net_image, net_mask = (t[None] for t in _framed(rgb, car, box, resolution, device))

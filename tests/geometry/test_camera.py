@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from ganverse3d.geometry import Camera
+from ganverse3d.geometry import Camera, azimuth_bins
 
 
 def test_position_follows_the_design_formula():
@@ -68,3 +68,9 @@ def test_indexing_and_broadcasting():
     cameras = Camera.create([0.0, 45.0, 90.0], 10.0, 3.0, 40.0)
     assert len(cameras) == 3 and cameras.elevation.tolist() == [10.0] * 3
     assert cameras[1].azimuth.tolist() == [45.0]
+
+
+def test_azimuth_bins_are_centred_on_multiples_of_30_degrees():
+    azimuths = torch.tensor([0.0, 14.99, 15.0, 44.99, 45.0, 180.0, 344.99, 345.0, 359.9, -10.0, 370.0, 720.0])
+    assert azimuth_bins(azimuths).tolist() == [0, 0, 1, 1, 2, 6, 11, 0, 0, 0, 0, 0]
+    assert int(azimuth_bins(100.0)) == 3 and azimuth_bins(100.0).dtype == torch.int64  # a float too

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+from tqdm import tqdm
 
 from ..errors import InputError
 from ..files import atomic_path, save_png, to_uint8, write_text
@@ -442,6 +443,10 @@ def write_view_candidates(G: Generator, generator_path, out, count: int, content
                             truncation=truncation, seed=seed, generator_fingerprint=generator_fingerprint(G))
     ws_contents = sample_codes(G, contents, random, truncation)
 
+    extra = (sample_codes(G, pose_contents - contents, random, truncation)
+             if pose_net is not None and pose_contents > contents else ws_contents[:0])
+    bar = tqdm(total=(len(ws_contents) + len(extra)) * count, desc="dataset views", unit="img", leave=False)
+
     def rows_of(ws_rows: torch.Tensor) -> list[list[torch.Tensor]]:
         rows = []
         for ws_content in ws_rows:
@@ -449,14 +454,14 @@ def write_view_candidates(G: Generator, generator_path, out, count: int, content
             for start in range(0, count, batch_size):
                 ws_view = candidates.ws[start:start + batch_size]
                 row += list(render_view_content(G, ws_view, ws_content[None].expand_as(ws_view), view_layers))
+                bar.update(len(ws_view))
             rows.append(row)
         return rows
 
-    tiles = rows_of(ws_contents)
-    guesses = None
-    if pose_net is not None:
-        extra = sample_codes(G, pose_contents - contents, random, truncation) if pose_contents > contents else None
-        guesses = guess_poses(pose_net, tiles + (rows_of(extra) if extra is not None else []))
+    with bar:
+        tiles = rows_of(ws_contents)
+        pose_rows = tiles + rows_of(extra)
+    guesses = guess_poses(pose_net, pose_rows) if pose_net is not None else None
     preselected = preselect_views(guesses, preselect_per_bin) if guesses and preselect_per_bin > 0 else set()
 
     save_candidates(out / "candidates.safetensors", candidates, generator_path)

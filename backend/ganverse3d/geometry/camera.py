@@ -171,6 +171,16 @@ class BlenderCamera:
     resolution: tuple[int, int]
 
 
+AZIMUTH_BIN_DEG = 30.0
+
+
+def azimuth_bins(azimuth_deg) -> torch.Tensor:
+    """Azimuths (degrees; a tensor [B] or a float) -> their 30-degree bin, int64 in 0..11 on the CPU: bin b
+    holds [b * 30 - 15, b * 30 + 15), so bin 0 is the front, 3 the +X side, 6 the rear (the annotation's bins)."""
+    shifted = torch.remainder(_as_tensor(azimuth_deg, torch.float64).detach().cpu() + AZIMUTH_BIN_DEG / 2, 360.0)
+    return torch.div(shifted, AZIMUTH_BIN_DEG, rounding_mode="floor").long()
+
+
 def object_to_blender(point) -> tuple[float, float, float]:
     """An object-space (Y-up) point -> Blender (Z-up) coordinates: (x, y, z) -> (x, -z, y)."""
     x, y, z = (float(c) for c in point)

@@ -38,7 +38,7 @@ from ..devices import resolve_device
 from ..errors import InputError
 from ..export import load_mesh
 from ..files import image_grid, save_png, write_json
-from ..geometry import Camera
+from ..geometry import AZIMUTH_BIN_DEG, Camera, azimuth_bins
 from ..render import Lighting, render_mesh
 from .camera_search import search_camera
 from .cameras import concat_cameras, wrap_degrees
@@ -53,7 +53,6 @@ TURNTABLE_FOV_Y = 40.0
 NOVEL_VIEW_SIZE = 128
 CHAMFER_POINTS = 2048
 _BACKGROUND_GREY = 0.5
-AZIMUTH_BIN_DEGREES = 30.0
 
 
 def measure_reprojection(model: InverseGraphicsNet, images: torch.Tensor, masks: torch.Tensor,
@@ -273,24 +272,16 @@ def evaluate(model, data, out=None, device="auto", batch: int = 32, turntables: 
     return metrics
 
 
-def azimuth_bins(azimuth: torch.Tensor) -> torch.Tensor:
-    """Azimuths [B] in degrees -> their nearest 30-degree bin [B] int64 in 0..11 (bin b = b * 30 degrees; a
-    bin spans [b * 30 - 15, b * 30 + 15))."""
-    shifted = torch.remainder(azimuth.detach().double() + AZIMUTH_BIN_DEGREES / 2, 360.0)
-    return torch.div(shifted, AZIMUTH_BIN_DEGREES, rounding_mode="floor").long().cpu()
-
-
 def _by_azimuth_bin(values_by_metric: dict[str, list[float]], input_bins: list[int]) -> dict[str, dict]:
     """Per input azimuth bin (keys "0".."11", bins without images left out): its image count and the mean of
     every per-image metric (each list in ``values_by_metric`` holds one value per image, in input order)."""
     bins = torch.tensor(input_bins)
+    columns = {name: torch.tensor(values, dtype=torch.float64) for name, values in values_by_metric.items()}
     table = {}
     for azimuth_bin in sorted(set(input_bins)):
         chosen = bins == azimuth_bin
-        row = {"images": int(chosen.sum())}
-        for name, values in values_by_metric.items():
-            row[name] = round(float(torch.tensor(values, dtype=torch.float64)[chosen].mean()), 6)
-        table[str(azimuth_bin)] = row
+        table[str(azimuth_bin)] = {"images": int(chosen.sum()),
+                                   **{name: round(float(column[chosen].mean()), 6) for name, column in columns.items()}}
     return table
 
 
@@ -332,6 +323,6 @@ def format_metrics(metrics: dict) -> str:
         rows.append("    bin  azimuth  images  " + "  ".join(f"{key:>{width}}" for key, width in zip(shown, widths)))
         for azimuth_bin, row in sorted(by_bin.items(), key=lambda item: int(item[0])):  # JSON keys sort as text
             values = "  ".join(f"{row[key]:>{width}.3f}" for key, width in zip(shown, widths))
-            rows.append(f"    {azimuth_bin:>3}  {int(azimuth_bin) * AZIMUTH_BIN_DEGREES:>7.0f}  {row['images']:>6}  {values}")
+            rows.append(f"    {azimuth_bin:>3}  {int(azimuth_bin) * AZIMUTH_BIN_DEG:>7.0f}  {row['images']:>6}  {values}")
     return "\n".join(rows)
 

@@ -36,7 +36,7 @@ from ..dataset import MultiViewDataset, cameras_from_batch, read_manifest
 from ..devices import resolve_device
 from ..errors import InputError
 from ..files import image_grid, new_run_dir, save_png, write_json, write_text
-from ..geometry import template_sphere
+from ..geometry import azimuth_bins, template_sphere
 from ..render import render_mesh
 from .cameras import ViewCameras, concat_cameras
 from .evaluate import measure_reprojection, render_around
@@ -204,7 +204,7 @@ def measure_framing(masks: torch.Tensor, azimuths: torch.Tensor) -> dict:
     left, right = extent(columns[keep])
     fill = torch.maximum(bottom - top, right - left) / resolution
     centre = torch.stack(((left + right) / 2 / resolution - 0.5, (top + bottom) / 2 / resolution - 0.5), 1)
-    bins = (torch.remainder(azimuths[keep] + 15, 360) // 30).long()
+    bins = azimuth_bins(azimuths[keep])
     bin_fill, bin_centre = [], []
     for index in range(_AZIMUTH_BINS):
         chosen = bins == index
