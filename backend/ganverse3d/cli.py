@@ -592,14 +592,17 @@ def inverse():
 @click.option("--camera-mode", type=click.Choice(["learn", "fixed"]), default=None,
               help="learn: one camera per view, from its bin (the paper); fixed: the dataset's cameras [default: learn].")
 @click.option("--multiview/--no-multiview", default=None, help="Eq. 2's second view [default: on].")
+@click.option("--image-cameras/--view-cameras", default=None,
+              help="Render each image in the camera head's estimate for it, pulled toward its view's camera (ours), "
+                   "or in its view's camera (the paper) [default: view cameras].")
 @click.option("--vgg-weights", default=None, help="torchvision VGG-16 state dict for LPIPS [default: perceptual loss off].")
 @click.option("--seed", type=int, default=None, help="Seed for initialisation and batches [default: 0].")
 @click.option("--runs", "runs_root", default="runs", show_default=True, help="Folder for run folders (inverse/NNNNN-name).")
 @click.option("--resume", "resume_dir", default=None, help="Continue this run folder (its config.json wins; "
                                                            "--iterations may extend it).")
 @click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
-def inverse_train(data, config_path, iterations, batch, resolution, camera_mode, multiview, vgg_weights, seed,
-                  runs_root, resume_dir, device):
+def inverse_train(data, config_path, iterations, batch, resolution, camera_mode, multiview, image_cameras, vgg_weights,
+                  seed, runs_root, resume_dir, device):
     """Train the inverse-graphics network f: image -> mesh, UV texture, camera.
 
     Writes runs/inverse/NNNNN-NAME/ with config.json, metrics.jsonl (losses, IoU, camera movement in
@@ -612,6 +615,7 @@ def inverse_train(data, config_path, iterations, batch, resolution, camera_mode,
     Examples:
       ganverse3d inverse train --data gan-views-data
       ganverse3d inverse train --data world-multiview --camera-mode fixed --iterations 20000
+      ganverse3d inverse train --data gan-views-data --image-cameras
       ganverse3d inverse train --resume runs/inverse/00000-gan-views-data-r64-learn
     """
     from .inverse.train import TrainConfig, read_config_file, train
@@ -621,7 +625,7 @@ def inverse_train(data, config_path, iterations, batch, resolution, camera_mode,
         return
     settings = read_config_file(config_path) if config_path else {}
     overrides = dict(data=data, iterations=iterations, batch=batch, resolution=resolution, camera_mode=camera_mode,
-                     multiview=multiview, vgg_weights=vgg_weights, seed=seed)
+                     multiview=multiview, image_cameras=image_cameras, vgg_weights=vgg_weights, seed=seed)
     settings.update({name: value for name, value in overrides.items() if value is not None})
     if "data" not in settings:
         raise InputError("Give --data (a multi-view dataset folder) or --resume (a run folder).")

@@ -162,3 +162,73 @@ def test_perceptual_term_joins_at_percept_start(multiview_dataset, tmp_path):
     first, second = [json.loads(line) for line in (bundle.parent.parent / "metrics.jsonl").read_text().splitlines()]
     assert "percept_view0" not in first   # step 0 trains colour-only
     assert second["percept_view0"] > 0 and second["percept_view1"] > 0
+
+
+def _rendered_cameras(trainer, monkeypatch):
+    """Runs one training step of ``trainer`` and returns (the cameras it rendered in, the model's camera
+    estimates for the step's input and other-view images, the view cameras of those images)."""
+    import ganverse3d.inverse.train as train_module
+
+    seen, forwards = {}, []
+    original_render, original_forward = train_module.render_mesh, type(trainer.model).forward
+
+    def recording_render(*args, **kwargs):
+        seen["cameras"] = args[4]
+        return original_render(*args, **kwargs)
+
+    def recording_forward(model, image, mask=None):
+        forwards.append(image)
+        return original_forward(model, image, mask)
+
+    monkeypatch.setattr(train_module, "render_mesh", recording_render)
+    monkeypatch.setattr(type(trainer.model), "forward", recording_forward)
+    generator_state, rng_state = trainer.generator.get_state(), trainer.rng.getstate()
+    picks = torch.randint(len(trainer.train_indices), (trainer.config.batch,), generator=trainer.generator)
+    first = trainer.train_indices[picks]
+    other = torch.tensor([trainer.dataset.other_view(int(i), trainer.rng) for i in first])
+    trainer.generator.set_state(generator_state)
+    trainer.rng.setstate(rng_state)
+    indices = torch.cat((first, other))
+    with torch.no_grad():
+        images, masks = trainer.data.batch(indices, "cpu")
+        estimates = original_forward(trainer.model, images, masks).camera
+        view_cameras = trainer.cameras_of(indices)
+    trainer.train_step()
+    return seen["cameras"], estimates, view_cameras, forwards
+
+
+def test_image_cameras_render_each_image_in_its_own_estimate_after_the_start_step(multiview_dataset, tmp_path,
+                                                                                   monkeypatch):
+    config = tiny_config(multiview_dataset, image_cameras=True, image_cameras_start=1)
+    trainer = Trainer(config, tmp_path, torch.device("cpu"), progress=False)
+
+    rendered, estimates, view_cameras, forwards = _rendered_cameras(trainer, monkeypatch)
+    assert len(forwards) == 1 and forwards[0].shape[0] == config.batch   # step 0: the paper's way
+    assert torch.equal(rendered.azimuth, view_cameras.azimuth)
+
+    rendered, estimates, view_cameras, forwards = _rendered_cameras(trainer, monkeypatch)
+    assert len(forwards) == 1 and forwards[0].shape[0] == 2 * config.batch   # inputs and other views at once
+    for name in ("azimuth", "elevation", "distance"):
+        assert torch.allclose(getattr(rendered, name), getattr(estimates, name), atol=1e-4), name
+    assert not torch.allclose(rendered.azimuth, view_cameras.azimuth, atol=1.0)
+
+
+def test_image_cameras_pull_the_view_cameras_toward_their_images_estimates(multiview_dataset, tmp_path):
+    """With every image term off, only the camera loss moves the view cameras, and only in image-camera mode
+    (the paper's way trains the head toward the view cameras, never the reverse)."""
+    silent = dict(iou_weight=0.0, colour_weight=0.0, laplacian_weight=0.0, flatten_weight=0.0, move_weight=0.0)
+    for image_cameras in (False, True):
+        config = tiny_config(multiview_dataset, image_cameras=image_cameras, image_cameras_start=0, **silent)
+        trainer = Trainer(config, tmp_path / str(image_cameras), torch.device("cpu"), progress=False)
+        trainer.train_step()
+        deltas = torch.cat([parameter.detach() for parameter in trainer.cameras.parameters()])
+        assert bool(deltas.abs().max() > 0) == image_cameras, (image_cameras, deltas)
+
+
+def test_image_cameras_runs_are_named_and_configured_from_the_cli(multiview_dataset, tmp_path):
+    code = main(["inverse", "train", "--data", str(multiview_dataset), "--image-cameras", "--iterations", "1",
+                 "--batch", "2", "--resolution", "16", "--runs", str(tmp_path), "--device", "cpu"])
+    assert code == 0
+    run_dir = next((tmp_path / "inverse").iterdir())
+    assert run_dir.name.endswith("-learn-image-cameras")
+    assert json.loads((run_dir / "config.json").read_text())["image_cameras"] is True

@@ -64,6 +64,10 @@ class TrainConfig:
     camera_lr: float = 1e-3            # Adam learning rate of the camera deltas (radians; ~0.06 deg a step at most).
     camera_mode: str = "learn"         # "learn": one camera per view from its bin; "fixed": the dataset's cameras.
     multiview: bool = True             # Eq. 2: also render and compare in another view of the same content.
+    image_cameras: bool = False        # Render each image in the camera head's estimate for it, which the camera
+                                       # loss pulls toward its view's camera (ours, not the paper's: one camera
+                                       # per view cannot follow each car's own pose around it).
+    image_cameras_start: int = 1000    # ... from this step on (the view's camera before, while the head learns it).
     symmetric_shape: bool = True       # Mirror-symmetric shapes (see model.py).
     holdout_fraction: float = 0.1      # Contents held out for evaluation (the last ones by id).
     iou_weight: float = 3.0            # Loss weights: the paper's (Sec. 4.1) ...
@@ -100,6 +104,8 @@ class TrainConfig:
             raise InputError("iterations and batch must be at least 1.")
         if not 0 <= self.holdout_fraction < 1:
             raise InputError(f"holdout_fraction must lie in [0, 1), not {self.holdout_fraction}.")
+        if self.image_cameras_start < 0:
+            raise InputError(f"image_cameras_start must be at least 0, not {self.image_cameras_start}.")
         if min(self.log_every, self.sample_every, self.eval_every, self.checkpoint_every) < 1:
             raise InputError("log_every, sample_every, eval_every and checkpoint_every must be at least 1.")
 
@@ -325,31 +331,42 @@ class Trainer:
         targets = [self.data.batch(view_indices, self.device) for view_indices in indices]
         images, masks = targets[0]
         model.train()
-        prediction = model(images, masks)
-
-        cameras = [self.cameras_of(i) for i in indices]
-        views = len(indices)
-        rendered = render_mesh(prediction.verts.repeat(views, 1, 1), model.faces, model.face_uvs,
-                               prediction.texture.repeat(views, 1, 1, 1), concat_cameras(cameras), config.resolution,
-                               sigmainv=config.sigmainv, boxlen=config.boxlen)
+        view_cameras = concat_cameras([self.cameras_of(i) for i in indices])
+        views, batch = len(indices), config.batch
+        if self.image_cameras_active():
+            # Every target image goes through f for its own camera; shape and texture come from the inputs.
+            prediction = model(torch.cat([image for image, _ in targets]), torch.cat([mask for _, mask in targets]))
+            render_cameras = prediction.camera
+            # Not detached: each view's camera becomes the centre of its images' cameras.
+            camera_term = camera_loss(prediction.camera_vector, camera_to_vector(view_cameras, model.reference_distance))
+        else:
+            prediction = model(images, masks)
+            render_cameras = view_cameras
+            camera_term = camera_loss(prediction.camera_vector,
+                                      camera_to_vector(view_cameras[:batch], model.reference_distance).detach())
+        verts, texture, offsets = prediction.verts[:batch], prediction.texture[:batch], prediction.offsets[:batch]
+        rendered = render_mesh(verts.repeat(views, 1, 1), model.faces, model.face_uvs, texture.repeat(views, 1, 1, 1),
+                               render_cameras, config.resolution, sigmainv=config.sigmainv, boxlen=config.boxlen)
         perceptual = self.perceptual if self.step >= self.weights.percept_start else None
         terms = []
         for view, (target_images, target_masks) in enumerate(targets):
-            rows = slice(view * config.batch, (view + 1) * config.batch)
+            rows = slice(view * batch, (view + 1) * batch)
             terms.append(view_terms(rendered.image[rows], rendered.soft_mask[rows], target_images, target_masks,
                                     perceptual))
-        shape_terms = {"laplacian": laplacian_loss(prediction.offsets, self.laplacian),
-                       "flatten": flatten_loss(prediction.verts, model.faces, self.edges, self.edge_faces),
-                       "move": move_loss(prediction.offsets)}
-        camera_target = camera_to_vector(cameras[0], model.reference_distance).detach()
-        loss, stats = total_loss(terms, shape_terms, camera_loss(prediction.camera_vector, camera_target), self.weights)
+        shape_terms = {"laplacian": laplacian_loss(offsets, self.laplacian),
+                       "flatten": flatten_loss(verts, model.faces, self.edges, self.edge_faces),
+                       "move": move_loss(offsets)}
+        loss, stats = total_loss(terms, shape_terms, camera_term, self.weights)
 
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.step += 1
-        stats["train_iou"] = float(mask_iou(rendered.mask[:config.batch], masks).mean())
+        stats["train_iou"] = float(mask_iou(rendered.mask[:batch], masks).mean())
         return stats
+
+    def image_cameras_active(self) -> bool:
+        return self.config.image_cameras and self.step >= self.config.image_cameras_start
 
     def camera_stats(self) -> dict:
         moved = self.cameras.moved_degrees()
@@ -374,8 +391,9 @@ class Trainer:
         self.model.eval()
         images, masks = self.data.batch(self.sample_indices, self.device)
         prediction = self.model(images, masks)
-        renders = render_around(prediction, self.model.faces, self.model.face_uvs, self.cameras_of(self.sample_indices),
-                                self.config.resolution, azimuth_offsets=(0.0, 90.0, 180.0, 270.0))
+        cameras = prediction.camera if self.image_cameras_active() else self.cameras_of(self.sample_indices)
+        renders = render_around(prediction, self.model.faces, self.model.face_uvs, cameras, self.config.resolution,
+                                azimuth_offsets=(0.0, 90.0, 180.0, 270.0))
         columns = [images.cpu()] + [r.cpu() for r in renders]
         grid = torch.stack(columns, dim=1).reshape(-1, 3, self.config.resolution, self.config.resolution)
         save_png(self.run_dir / "samples" / f"step{self.step:07d}.png", image_grid(grid, columns=len(columns)))
@@ -454,6 +472,7 @@ def train(config: TrainConfig | None = None, runs_root="runs", resume=None, devi
     read_manifest(config.data)  # fail on a bad dataset before creating the run folder
     if config.vgg_weights:
         PerceptualLoss(config.vgg_weights)  # and on bad VGG weights
-    run_dir = new_run_dir(runs_root, "inverse", f"{Path(config.data).name}-r{config.resolution}-{config.camera_mode}")
+    run_dir = new_run_dir(runs_root, "inverse", f"{Path(config.data).name}-r{config.resolution}-{config.camera_mode}"
+                                                      + ("-image-cameras" if config.image_cameras else ""))
     write_json(run_dir / "config.json", dataclasses.asdict(config))
     return Trainer(config, run_dir, device, progress).run()
