@@ -6,6 +6,7 @@
 #   paper          (a) learned per-view cameras, initialised from the 30-degree bins, multi-view loss
 #   no-multiview   (c) as (a) without the second view of Eq. 2
 #   fixed-cameras  (d) as (a) with the bin cameras kept fixed
+#   image-cameras  (f) as (a), each image rendered in the camera head's estimate, pulled toward its view's camera
 # The model lands in WORK_DIR/runs-VARIANT/inverse/*/checkpoints/inverse.safetensors and its evaluations in
 # WORK_DIR/eval-VARIANT-{heldout,world}/. The embedded default stays the oracle (scripts/make_inverse_oracle.sh)
 # until "paper" comes within 5 % of it (README, Table 1).
@@ -13,7 +14,7 @@
 #
 #   scripts/make_inverse_gan.sh VARIANT [WORK_DIR] [ITERATIONS]
 set -euo pipefail
-variant=${1:?"give a variant: paper, no-multiview or fixed-cameras"}
+variant=${1:?"give a variant: paper, no-multiview, fixed-cameras or image-cameras"}
 work=${2:-data}
 iterations=${3:-12000}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -21,7 +22,8 @@ case "$variant" in
     paper) options=(--camera-mode learn --multiview) ;;
     no-multiview) options=(--camera-mode learn --no-multiview) ;;
     fixed-cameras) options=(--camera-mode fixed --multiview) ;;
-    *) echo "Unknown variant $variant; use paper, no-multiview or fixed-cameras." >&2; exit 2 ;;
+    image-cameras) options=(--camera-mode learn --multiview --image-cameras) ;;
+    *) echo "Unknown variant $variant; use paper, no-multiview, fixed-cameras or image-cameras." >&2; exit 2 ;;
 esac
 generator=backend/ganverse3d/assets/stylegan2_world64.safetensors
 ganverse3d dataset synth --generator "$generator" --views training/views-world64/views.toml --contents 800 \

@@ -38,6 +38,17 @@ def test_prediction_shapes_and_ranges():
     assert torch.allclose(prediction.verts, expected)
 
 
+def test_estimate_camera_gives_the_forward_pass_camera():
+    torch.manual_seed(0)
+    net = tiny_net()
+    image, mask = inputs(3)
+    prediction = net(image, mask)
+    camera, vector = net.estimate_camera(image, mask)
+    assert torch.equal(vector, prediction.camera_vector)
+    for name in ("azimuth", "elevation", "distance", "fov_y"):
+        assert torch.equal(getattr(camera, name), getattr(prediction.camera, name)), name
+
+
 def test_it_starts_as_a_scaled_sphere():
     torch.manual_seed(0)
     net = tiny_net(initial_scale=0.6)

@@ -174,13 +174,7 @@ class InverseGraphicsNet(nn.Module):
         """Predict from images [B, 3, R, R] in [0, 1] and object masks [B, 1, R, R] in [0, 1] (R = resolution;
         the mask is required when the model was built with ``mask_input``)."""
         batch = image.shape[0]
-        assert image.shape[1:] == (3, self.resolution, self.resolution), image.shape
-        if self.mask_input:
-            assert mask is not None and mask.shape == (batch, 1, self.resolution, self.resolution), \
-                None if mask is None else mask.shape
-            image = torch.cat((image, mask), dim=1)
-        feature = self.to_feature(self.encoder(image * 2 - 1))
-
+        feature = self._feature(image, mask)
         shape = self.shape_head(feature)
         offsets = shape[:, :-6].reshape(batch, self.num_verts, 3)
         if self.symmetric_shape:
@@ -195,17 +189,34 @@ class InverseGraphicsNet(nn.Module):
         start = self.texture_start(feature).reshape(batch, self.texture_channels, 4, 8)
         texture = torch.sigmoid(self.texture_decoder(start))
 
+        camera, camera_vector = self._camera(feature)
+        assert verts.shape == (batch, self.num_verts, 3), verts.shape
+        assert texture.shape == (batch, 3, self.texture_height, 2 * self.texture_height), texture.shape
+        return Prediction(verts=verts, texture=texture, camera=camera, offsets=offsets, scale=scale,
+                          translation=translation, camera_vector=camera_vector)
+
+
+    def estimate_camera(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[Camera, torch.Tensor]:
+        """Only the camera estimate of :meth:`forward` (the same values, without decoding shape and texture):
+        (:class:`Camera` batch of B, camera vector [B, 4])."""
+        return self._camera(self._feature(image, mask))
+
+    def _feature(self, image: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        batch = image.shape[0]
+        assert image.shape[1:] == (3, self.resolution, self.resolution), image.shape
+        if self.mask_input:
+            assert mask is not None and mask.shape == (batch, 1, self.resolution, self.resolution), \
+                None if mask is None else mask.shape
+            image = torch.cat((image, mask), dim=1)
+        return self.to_feature(self.encoder(image * 2 - 1))
+
+    def _camera(self, feature: torch.Tensor) -> tuple[Camera, torch.Tensor]:
         raw_camera = self.camera_head(feature)
         direction = F.normalize(raw_camera[:, :2], dim=1, eps=1e-6)
         elevation_unit = (_MAX_ABS_ELEVATION_DEG / 90) * torch.tanh(raw_camera[:, 2])
         log_distance = _MAX_LOG_DISTANCE * torch.tanh(raw_camera[:, 3])
         camera_vector = torch.cat((direction, elevation_unit[:, None], log_distance[:, None]), dim=1)
-        camera = camera_from_vector(camera_vector, self.reference_distance, self.fov_y)
-
-        assert verts.shape == (batch, self.num_verts, 3), verts.shape
-        assert texture.shape == (batch, 3, self.texture_height, 2 * self.texture_height), texture.shape
-        return Prediction(verts=verts, texture=texture, camera=camera, offsets=offsets, scale=scale,
-                          translation=translation, camera_vector=camera_vector)
+        return camera_from_vector(camera_vector, self.reference_distance, self.fov_y), camera_vector
 
 
 def camera_to_vector(camera: Camera, reference_distance: float) -> torch.Tensor:

@@ -5,7 +5,10 @@ predicts shape and texture from I_i, DIB-R renders them in the cameras of views 
 Eq. 1 over both (``multiview = false`` renders view i only, the Fig. 6 ablation). Cameras are one per
 annotated view, learned jointly with f from their bins (``camera_mode = "learn"``), or the dataset's own
 per-image cameras held fixed (``"fixed"``: exact cameras for world data, the bins for the ablation without
-camera optimisation).
+camera optimisation). Beyond the paper, ``image_cameras`` renders each image in the camera head's estimate
+for that image instead, from ``image_cameras_start`` on; the camera loss then ties every estimate to its
+view's camera (a prior, since each car's pose scatters around its view's) and moves the view's camera to
+the centre of its images' estimates.
 
 A run lives in ``runs/inverse/<NNNNN-name>/``: ``config.json``; ``metrics.jsonl`` (losses, training IoU,
 how far the cameras moved, held-out IoU); ``samples/*.png`` (per row: input | render in the input view |
@@ -333,29 +336,29 @@ class Trainer:
         model.train()
         view_cameras = concat_cameras([self.cameras_of(i) for i in indices])
         views, batch = len(indices), config.batch
+        prediction = model(images, masks)
         if self.image_cameras_active():
-            # Every target image goes through f for its own camera; shape and texture come from the inputs.
-            prediction = model(torch.cat([image for image, _ in targets]), torch.cat([mask for _, mask in targets]))
-            render_cameras = prediction.camera
+            other = [model.estimate_camera(image, mask) for image, mask in targets[1:]]
+            render_cameras = concat_cameras([prediction.camera] + [camera for camera, _ in other])
+            estimates = torch.cat([prediction.camera_vector] + [vector for _, vector in other])
             # Not detached: each view's camera becomes the centre of its images' cameras.
-            camera_term = camera_loss(prediction.camera_vector, camera_to_vector(view_cameras, model.reference_distance))
+            camera_term = camera_loss(estimates, camera_to_vector(view_cameras, model.reference_distance))
         else:
-            prediction = model(images, masks)
             render_cameras = view_cameras
             camera_term = camera_loss(prediction.camera_vector,
                                       camera_to_vector(view_cameras[:batch], model.reference_distance).detach())
-        verts, texture, offsets = prediction.verts[:batch], prediction.texture[:batch], prediction.offsets[:batch]
-        rendered = render_mesh(verts.repeat(views, 1, 1), model.faces, model.face_uvs, texture.repeat(views, 1, 1, 1),
-                               render_cameras, config.resolution, sigmainv=config.sigmainv, boxlen=config.boxlen)
+        rendered = render_mesh(prediction.verts.repeat(views, 1, 1), model.faces, model.face_uvs,
+                               prediction.texture.repeat(views, 1, 1, 1), render_cameras, config.resolution,
+                               sigmainv=config.sigmainv, boxlen=config.boxlen)
         perceptual = self.perceptual if self.step >= self.weights.percept_start else None
         terms = []
         for view, (target_images, target_masks) in enumerate(targets):
             rows = slice(view * batch, (view + 1) * batch)
             terms.append(view_terms(rendered.image[rows], rendered.soft_mask[rows], target_images, target_masks,
                                     perceptual))
-        shape_terms = {"laplacian": laplacian_loss(offsets, self.laplacian),
-                       "flatten": flatten_loss(verts, model.faces, self.edges, self.edge_faces),
-                       "move": move_loss(offsets)}
+        shape_terms = {"laplacian": laplacian_loss(prediction.offsets, self.laplacian),
+                       "flatten": flatten_loss(prediction.verts, model.faces, self.edges, self.edge_faces),
+                       "move": move_loss(prediction.offsets)}
         loss, stats = total_loss(terms, shape_terms, camera_term, self.weights)
 
         self.optimizer.zero_grad(set_to_none=True)
