@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ganverse3d.geometry import Camera, template_sphere
-from ganverse3d.inverse.cameras import ViewCameras, wrap_degrees
+from ganverse3d.inverse.cameras import ViewCameras, within_reach, wrap_degrees
 from ganverse3d.inverse.losses import iou_loss
 from ganverse3d.render import render_mesh
 
@@ -65,3 +65,18 @@ def test_fixed_cameras_do_not_learn():
     cameras = ViewCameras(views([30.0, 150.0]), learnable=False)
     assert not any(parameter.requires_grad for parameter in cameras.parameters())
     assert not cameras.all().azimuth.requires_grad
+
+
+def test_within_reach_clamps_angles_the_short_way_round_and_passes_gradients_only_inside():
+    prior = Camera.create([350.0, 90.0, 90.0, 0.0], [0.0, 0.0, 0.0, 20.0], 3.0, 30.0)
+    azimuth = torch.tensor([10.0, 100.0, 270.0, 200.0], requires_grad=True)
+    elevation = torch.tensor([25.0, -40.0, 5.0, 20.0], requires_grad=True)
+    estimate = Camera(azimuth, elevation, torch.tensor([2.0, 3.0, 4.0, 5.0]), torch.full((4,), 40.0))
+    reached = within_reach(estimate, prior, 30.0)
+    # 10 lies 20 deg past 350; 270 is 90's flip (-180 by convention), held 30 deg short; 200 is 0 - 160.
+    assert reached.azimuth.tolist() == [370.0, 100.0, 60.0, -30.0]
+    assert reached.elevation.tolist() == [25.0, -30.0, 5.0, 20.0]
+    assert torch.equal(reached.distance, estimate.distance) and torch.equal(reached.fov_y, estimate.fov_y)
+    (reached.azimuth.sum() + reached.elevation.sum()).backward()
+    assert azimuth.grad.tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert elevation.grad.tolist() == [1.0, 0.0, 1.0, 1.0]

@@ -9,6 +9,7 @@ import torch
 from ganverse3d.bundle import load_module, read_metadata
 from ganverse3d.cli import main
 from ganverse3d.geometry import Camera, template_sphere
+from ganverse3d.inverse.cameras import wrap_degrees
 from ganverse3d.inverse.losses import colour_loss, iou_loss
 from ganverse3d.inverse.model import InverseGraphicsNet
 from ganverse3d.inverse.train import (TrainConfig, Trainer, measure_framing, split_contents, spread_over_contents,
@@ -194,14 +195,15 @@ def _rendered_cameras(trainer, monkeypatch):
 
 def test_image_cameras_render_each_image_in_its_own_estimate_after_the_start_step(multiview_dataset, tmp_path,
                                                                                    monkeypatch):
-    config = tiny_config(multiview_dataset, image_cameras=True, image_cameras_start=1)
+    config = tiny_config(multiview_dataset, image_cameras=True, image_cameras_start=1, image_cameras_reach=180.0)
     trainer = Trainer(config, tmp_path, torch.device("cpu"), progress=False)
 
     rendered, estimates, view_cameras = _rendered_cameras(trainer, monkeypatch)
     assert torch.equal(rendered.azimuth, view_cameras.azimuth)   # step 0: the paper's way
 
     rendered, estimates, view_cameras = _rendered_cameras(trainer, monkeypatch)
-    for name in ("azimuth", "elevation", "distance"):
+    assert float(wrap_degrees(rendered.azimuth - estimates.azimuth).max()) < 1e-3
+    for name in ("elevation", "distance"):
         assert torch.allclose(getattr(rendered, name), getattr(estimates, name), atol=1e-4), name
     assert not torch.allclose(rendered.azimuth, view_cameras.azimuth, atol=1.0)
 
@@ -225,3 +227,12 @@ def test_image_cameras_runs_are_named_and_configured_from_the_cli(multiview_data
     run_dir = next((tmp_path / "inverse").iterdir())
     assert run_dir.name.endswith("-learn-image-cameras")
     assert json.loads((run_dir / "config.json").read_text())["image_cameras"] is True
+
+
+def test_image_cameras_stay_within_reach_of_their_views_camera(multiview_dataset, tmp_path, monkeypatch):
+    config = tiny_config(multiview_dataset, image_cameras=True, image_cameras_start=0, image_cameras_reach=5.0)
+    trainer = Trainer(config, tmp_path, torch.device("cpu"), progress=False)
+    rendered, estimates, view_cameras = _rendered_cameras(trainer, monkeypatch)
+    assert float(wrap_degrees(estimates.azimuth - view_cameras.azimuth).max()) > 5   # an untrained head strays
+    assert float(wrap_degrees(rendered.azimuth - view_cameras.azimuth).max()) <= 5 + 1e-4
+    assert float((rendered.elevation - view_cameras.elevation).abs().max()) <= 5 + 1e-4

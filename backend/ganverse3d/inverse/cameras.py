@@ -103,6 +103,18 @@ class ViewCameras(nn.Module):
                 for k, view_id in enumerate(self.view_ids.tolist())]
 
 
+def within_reach(estimate: Camera, prior: Camera, reach_deg: float) -> Camera:
+    """``estimate`` with its azimuth and elevation moved to at most ``reach_deg`` degrees from ``prior``'s
+    (azimuth the short way round); distance and field of view are the estimate's. Differentiable w.r.t. the
+    estimate inside the reach, constant outside it (a front/rear flip gets no pull from the images); never
+    w.r.t. the prior."""
+    prior_azimuth, prior_elevation = prior.azimuth.detach(), prior.elevation.detach()
+    azimuth_offset = torch.remainder(estimate.azimuth - prior_azimuth + 180.0, 360.0) - 180.0
+    return Camera(prior_azimuth + azimuth_offset.clamp(-reach_deg, reach_deg),
+                  prior_elevation + (estimate.elevation - prior_elevation).clamp(-reach_deg, reach_deg),
+                  estimate.distance, estimate.fov_y)
+
+
 def wrap_degrees(angle: torch.Tensor) -> torch.Tensor:
     """Angles in degrees -> their absolute value modulo 360, folded into [0, 180]."""
     wrapped = torch.remainder(angle, 360.0)

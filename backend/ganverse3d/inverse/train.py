@@ -6,9 +6,10 @@ Eq. 1 over both (``multiview = false`` renders view i only, the Fig. 6 ablation)
 annotated view, learned jointly with f from their bins (``camera_mode = "learn"``), or the dataset's own
 per-image cameras held fixed (``"fixed"``: exact cameras for world data, the bins for the ablation without
 camera optimisation). Beyond the paper, ``image_cameras`` renders each image in the camera head's estimate
-for that image instead, from ``image_cameras_start`` on; the camera loss then ties every estimate to its
-view's camera (a prior, since each car's pose scatters around its view's) and moves the view's camera to
-the centre of its images' estimates.
+for that image instead, from ``image_cameras_start`` on and at most ``image_cameras_reach`` degrees from its
+view's camera (a car's pose scatters around its view's, but never to a front/rear flip); the camera loss
+then ties every estimate to its view's camera and moves the view's camera to the centre of its images'
+estimates.
 
 A run lives in ``runs/inverse/<NNNNN-name>/``: ``config.json``; ``metrics.jsonl`` (losses, training IoU,
 how far the cameras moved, held-out IoU); ``samples/*.png`` (per row: input | render in the input view |
@@ -41,7 +42,7 @@ from ..errors import InputError
 from ..files import image_grid, new_run_dir, save_png, write_json, write_text
 from ..geometry import azimuth_bins, template_sphere
 from ..render import render_mesh
-from .cameras import ViewCameras, concat_cameras
+from .cameras import ViewCameras, concat_cameras, within_reach
 from .evaluate import measure_reprojection, render_around
 from .losses import (LossWeights, PerceptualLoss, camera_loss, flatten_loss, laplacian_loss, mask_iou, move_loss,
                      total_loss, view_terms)
@@ -70,7 +71,8 @@ class TrainConfig:
     image_cameras: bool = False        # Render each image in the camera head's estimate for it, which the camera
                                        # loss pulls toward its view's camera (ours, not the paper's: one camera
                                        # per view cannot follow each car's own pose around it).
-    image_cameras_start: int = 1000    # ... from this step on (the view's camera before, while the head learns it).
+    image_cameras_start: int = 1000    # ... from this step on (the view's camera before, while the head learns it),
+    image_cameras_reach: float = 30.0  # ... at most this many degrees (azimuth, elevation) from the view's camera.
     symmetric_shape: bool = True       # Mirror-symmetric shapes (see model.py).
     holdout_fraction: float = 0.1      # Contents held out for evaluation (the last ones by id).
     iou_weight: float = 3.0            # Loss weights: the paper's (Sec. 4.1) ...
@@ -109,6 +111,8 @@ class TrainConfig:
             raise InputError(f"holdout_fraction must lie in [0, 1), not {self.holdout_fraction}.")
         if self.image_cameras_start < 0:
             raise InputError(f"image_cameras_start must be at least 0, not {self.image_cameras_start}.")
+        if not 0 < self.image_cameras_reach <= 180:
+            raise InputError(f"image_cameras_reach must lie in (0, 180] degrees, not {self.image_cameras_reach}.")
         if min(self.log_every, self.sample_every, self.eval_every, self.checkpoint_every) < 1:
             raise InputError("log_every, sample_every, eval_every and checkpoint_every must be at least 1.")
 
@@ -339,7 +343,8 @@ class Trainer:
         prediction = model(images, masks)
         if self.image_cameras_active():
             other = [model.estimate_camera(image, mask) for image, mask in targets[1:]]
-            render_cameras = concat_cameras([prediction.camera] + [camera for camera, _ in other])
+            render_cameras = within_reach(concat_cameras([prediction.camera] + [camera for camera, _ in other]),
+                                          view_cameras, config.image_cameras_reach)
             estimates = torch.cat([prediction.camera_vector] + [vector for _, vector in other])
             # Not detached: each view's camera becomes the centre of its images' cameras.
             camera_term = camera_loss(estimates, camera_to_vector(view_cameras, model.reference_distance))
