@@ -104,15 +104,13 @@ class ViewCameras(nn.Module):
 
 
 def within_reach(estimate: Camera, prior: Camera, reach_deg: float) -> Camera:
-    """``estimate`` with its azimuth and elevation moved to at most ``reach_deg`` degrees from ``prior``'s
-    (azimuth the short way round); distance and field of view are the estimate's. Differentiable w.r.t. the
-    estimate inside the reach, constant outside it (a front/rear flip gets no pull from the images); never
-    w.r.t. the prior."""
-    prior_azimuth, prior_elevation = prior.azimuth.detach(), prior.elevation.detach()
-    azimuth_offset = torch.remainder(estimate.azimuth - prior_azimuth + 180.0, 360.0) - 180.0
-    return Camera(prior_azimuth + azimuth_offset.clamp(-reach_deg, reach_deg),
-                  prior_elevation + (estimate.elevation - prior_elevation).clamp(-reach_deg, reach_deg),
-                  estimate.distance, estimate.fov_y)
+    """``estimate`` where its azimuth (the short way round) and elevation both lie within ``reach_deg``
+    degrees of ``prior``'s, else ``prior`` (so a front/rear flip is rendered in its view's camera, not
+    rewarded for fitting its image). Differentiable w.r.t. the estimates kept, never w.r.t. the prior."""
+    azimuth_offset = torch.remainder(estimate.azimuth - prior.azimuth + 180.0, 360.0) - 180.0
+    kept = (azimuth_offset.abs() <= reach_deg) & ((estimate.elevation - prior.elevation).abs() <= reach_deg)
+    return Camera(*(torch.where(kept, getattr(estimate, name), getattr(prior, name).detach())
+                    for name in ("azimuth", "elevation", "distance", "fov_y")))
 
 
 def wrap_degrees(angle: torch.Tensor) -> torch.Tensor:

@@ -6,10 +6,10 @@ Eq. 1 over both (``multiview = false`` renders view i only, the Fig. 6 ablation)
 annotated view, learned jointly with f from their bins (``camera_mode = "learn"``), or the dataset's own
 per-image cameras held fixed (``"fixed"``: exact cameras for world data, the bins for the ablation without
 camera optimisation). Beyond the paper, ``image_cameras`` renders each image in the camera head's estimate
-for that image instead, from ``image_cameras_start`` on and at most ``image_cameras_reach`` degrees from its
-view's camera (a car's pose scatters around its view's, but never to a front/rear flip); the camera loss
-then ties every estimate to its view's camera and moves the view's camera to the centre of its images'
-estimates.
+for that image instead, from ``image_cameras_start`` on and when it lies within ``image_cameras_reach``
+degrees of its view's camera (a car's pose scatters around its view's, but not to a front/rear flip: such
+an image is rendered in its view's camera); the camera loss then ties every estimate to its view's camera
+and moves the view's camera to the centre of its images' estimates.
 
 A run lives in ``runs/inverse/<NNNNN-name>/``: ``config.json``; ``metrics.jsonl`` (losses, training IoU,
 how far the cameras moved, held-out IoU); ``samples/*.png`` (per row: input | render in the input view |
@@ -72,7 +72,7 @@ class TrainConfig:
                                        # loss pulls toward its view's camera (ours, not the paper's: one camera
                                        # per view cannot follow each car's own pose around it).
     image_cameras_start: int = 1000    # ... from this step on (the view's camera before, while the head learns it),
-    image_cameras_reach: float = 30.0  # ... at most this many degrees (azimuth, elevation) from the view's camera.
+    image_cameras_reach: float = 30.0  # ... when within this many degrees (azimuth, elevation) of the view's camera.
     symmetric_shape: bool = True       # Mirror-symmetric shapes (see model.py).
     holdout_fraction: float = 0.1      # Contents held out for evaluation (the last ones by id).
     iou_weight: float = 3.0            # Loss weights: the paper's (Sec. 4.1) ...
