@@ -174,7 +174,9 @@ def _rendered_cameras(trainer, monkeypatch):
     original_render, original_forward = train_module.render_mesh, type(trainer.model).forward
 
     def recording_render(*args, **kwargs):
-        seen["cameras"] = args[4]
+        cameras = args[4]
+        seen["cameras"] = Camera(*(getattr(cameras, name).detach() for name in ("azimuth", "elevation", "distance",
+                                                                                "fov_y")))
         return original_render(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "render_mesh", recording_render)
