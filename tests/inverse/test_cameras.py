@@ -72,7 +72,8 @@ def test_within_reach_keeps_estimates_near_the_prior_the_short_way_round_and_fal
     azimuth = torch.tensor([10.0, 100.0, 270.0, 25.0], requires_grad=True)
     elevation = torch.tensor([25.0, 5.0, 5.0, -20.0], requires_grad=True)
     distance = torch.tensor([2.0, 3.5, 4.0, 5.0], requires_grad=True)
-    reached = within_reach(Camera(azimuth, elevation, distance, torch.full((4,), 30.0)), prior, 30.0)
+    reached, kept = within_reach(Camera(azimuth, elevation, distance, torch.full((4,), 30.0)), prior, 30.0)
+    assert kept.tolist() == [True, True, False, False]
     # 10 lies 20 deg past 350: kept; 270 is 90's flip: the prior; the last is 40 deg too low: the prior.
     assert reached.azimuth.tolist() == [10.0, 100.0, 90.0, 0.0]
     assert reached.elevation.tolist() == [25.0, 5.0, 0.0, 20.0]

@@ -167,7 +167,8 @@ def test_perceptual_term_joins_at_percept_start(multiview_dataset, tmp_path):
 
 def _rendered_cameras(trainer, monkeypatch):
     """Runs one training step of ``trainer`` and returns (the cameras it rendered in, the model's camera
-    estimates for the step's input and other-view images before the step, the view cameras of those images)."""
+    estimates for the step's input and other-view images before the step, the view cameras of those images,
+    the step's statistics)."""
     import ganverse3d.inverse.train as train_module
 
     seen = {}
@@ -191,8 +192,8 @@ def _rendered_cameras(trainer, monkeypatch):
         images, masks = trainer.data.batch(indices, "cpu")
         estimates = original_forward(trainer.model, images, masks).camera
         view_cameras = trainer.cameras_of(indices)
-    trainer.train_step()
-    return seen["cameras"], estimates, view_cameras
+    stats = trainer.train_step()
+    return seen["cameras"], estimates, view_cameras, stats
 
 
 def test_image_cameras_render_each_image_in_its_own_estimate_after_the_start_step(multiview_dataset, tmp_path,
@@ -200,10 +201,10 @@ def test_image_cameras_render_each_image_in_its_own_estimate_after_the_start_ste
     config = tiny_config(multiview_dataset, image_cameras=True, image_cameras_start=1, image_cameras_reach=180.0)
     trainer = Trainer(config, tmp_path, torch.device("cpu"), progress=False)
 
-    rendered, estimates, view_cameras = _rendered_cameras(trainer, monkeypatch)
+    rendered, estimates, view_cameras, _ = _rendered_cameras(trainer, monkeypatch)
     assert torch.equal(rendered.azimuth, view_cameras.azimuth)   # step 0: the paper's way
 
-    rendered, estimates, view_cameras = _rendered_cameras(trainer, monkeypatch)
+    rendered, estimates, view_cameras, _ = _rendered_cameras(trainer, monkeypatch)
     assert float(wrap_degrees(rendered.azimuth - estimates.azimuth).max()) < 1e-3
     for name in ("elevation", "distance"):
         assert torch.allclose(getattr(rendered, name), getattr(estimates, name), atol=1e-4), name
@@ -234,9 +235,10 @@ def test_image_cameras_runs_are_named_and_configured_from_the_cli(multiview_data
 def test_image_cameras_out_of_reach_of_their_views_camera_fall_back_to_it(multiview_dataset, tmp_path, monkeypatch):
     config = tiny_config(multiview_dataset, image_cameras=True, image_cameras_start=0, image_cameras_reach=5.0)
     trainer = Trainer(config, tmp_path, torch.device("cpu"), progress=False)
-    rendered, estimates, view_cameras = _rendered_cameras(trainer, monkeypatch)
+    rendered, estimates, view_cameras, stats = _rendered_cameras(trainer, monkeypatch)
     strays = wrap_degrees(estimates.azimuth - view_cameras.azimuth) > 5
     assert bool(strays.any())   # an untrained head does
+    assert stats["image_cameras_kept"] <= 1 - float(strays.float().mean())
     assert torch.equal(rendered.azimuth[strays], view_cameras.azimuth[strays])
     assert float(wrap_degrees(rendered.azimuth - view_cameras.azimuth).max()) <= 5 + 1e-4
     assert float((rendered.elevation - view_cameras.elevation).abs().max()) <= 5 + 1e-4

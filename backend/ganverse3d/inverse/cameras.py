@@ -103,14 +103,15 @@ class ViewCameras(nn.Module):
                 for k, view_id in enumerate(self.view_ids.tolist())]
 
 
-def within_reach(estimate: Camera, prior: Camera, reach_deg: float) -> Camera:
+def within_reach(estimate: Camera, prior: Camera, reach_deg: float) -> tuple[Camera, torch.Tensor]:
     """``estimate`` where its azimuth (the short way round) and elevation both lie within ``reach_deg``
     degrees of ``prior``'s, else ``prior`` (so a front/rear flip is rendered in its view's camera, not
-    rewarded for fitting its image). Differentiable w.r.t. the estimates kept, never w.r.t. the prior."""
+    rewarded for fitting its image), and which were kept ([B] bool). Differentiable w.r.t. the estimates
+    kept, never w.r.t. the prior."""
     azimuth_offset = torch.remainder(estimate.azimuth - prior.azimuth + 180.0, 360.0) - 180.0
     kept = (azimuth_offset.abs() <= reach_deg) & ((estimate.elevation - prior.elevation).abs() <= reach_deg)
     return Camera(*(torch.where(kept, getattr(estimate, name), getattr(prior, name).detach())
-                    for name in ("azimuth", "elevation", "distance", "fov_y")))
+                    for name in ("azimuth", "elevation", "distance", "fov_y"))), kept
 
 
 def wrap_degrees(angle: torch.Tensor) -> torch.Tensor:

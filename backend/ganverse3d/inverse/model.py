@@ -195,7 +195,6 @@ class InverseGraphicsNet(nn.Module):
         return Prediction(verts=verts, texture=texture, camera=camera, offsets=offsets, scale=scale,
                           translation=translation, camera_vector=camera_vector)
 
-
     def estimate_camera(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[Camera, torch.Tensor]:
         """Only the camera estimate of :meth:`forward` (the same values, without decoding shape and texture):
         (:class:`Camera` batch of B, camera vector [B, 4])."""

@@ -341,10 +341,11 @@ class Trainer:
         view_cameras = concat_cameras([self.cameras_of(i) for i in indices])
         views, batch = len(indices), config.batch
         prediction = model(images, masks)
-        if self.image_cameras_active():
+        image_cameras = self.image_cameras_active()
+        if image_cameras:
             other = [model.estimate_camera(image, mask) for image, mask in targets[1:]]
-            render_cameras = within_reach(concat_cameras([prediction.camera] + [camera for camera, _ in other]),
-                                          view_cameras, config.image_cameras_reach)
+            render_cameras, kept = within_reach(concat_cameras([prediction.camera] + [camera for camera, _ in other]),
+                                                view_cameras, config.image_cameras_reach)
             estimates = torch.cat([prediction.camera_vector] + [vector for _, vector in other])
             # Not detached: each view's camera becomes the centre of its images' cameras.
             camera_term = camera_loss(estimates, camera_to_vector(view_cameras, model.reference_distance))
@@ -371,6 +372,8 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         stats["train_iou"] = float(mask_iou(rendered.mask[:batch], masks).mean())
+        if image_cameras:
+            stats["image_cameras_kept"] = float(kept.float().mean())
         return stats
 
     def image_cameras_active(self) -> bool:
