@@ -9,7 +9,7 @@ import torch
 from ganverse3d.cli import main
 from ganverse3d.dataset import MultiViewDataset
 from ganverse3d.geometry import Camera, azimuth_bins, template_sphere
-from ganverse3d.inverse.evaluate import chamfer_distance, evaluate, sample_surface
+from ganverse3d.inverse.evaluate import chamfer_distance, evaluate, sample_surface, view_consistency
 from ganverse3d.inverse.model import InverseGraphicsNet, Prediction
 from ganverse3d.inverse.train import TrainConfig, train
 
@@ -50,6 +50,9 @@ def test_a_perfect_prediction_scores_perfectly(multiview_dataset, tmp_path):
     assert metrics["azimuth_error_deg"] == 0.0 and metrics["azimuth_error_searched_deg"] == 0.0  # ties keep the estimate
     assert metrics["iou_novel_views"] == 1.0
     assert metrics["chamfer"] == 0.0
+    # Every view of a content gives its one true shape; the contents differ.
+    assert metrics["view_consistency_within_content"] == 0.0 and metrics["view_consistency_ratio"] == 0.0
+    assert metrics["view_consistency_between_contents"] > 0.001
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     assert (tmp_path / "turntables.png").is_file()
 
@@ -95,6 +98,27 @@ def test_chamfer_of_known_point_sets():
     mesh = template_sphere()
     samples = sample_surface(mesh.verts, mesh.faces, 500)
     assert samples.norm(dim=1).max() <= 1.0 + 1e-5 and samples.norm(dim=1).min() > 0.95  # on the icosphere
+
+
+def test_view_consistency_of_shapes_that_follow_the_car_or_the_view():
+    # Content c from view v: one point at x = c + 0.1 v. Two views of a content lie 0.1 apart (Chamfer 2 x 0.01),
+    # two contents in a view 1 apart (2 x 1).
+    content_ids, view_ids = [0, 0, 1, 1], [0, 1, 0, 1]
+    points = [torch.tensor([[c + 0.1 * v, 0.0, 0.0]]) for c, v in zip(content_ids, view_ids)]
+    result = view_consistency(points, content_ids, view_ids, max_pairs=50)
+    assert result["view_consistency_within_content"] == pytest.approx(0.02)
+    assert result["view_consistency_between_contents"] == pytest.approx(2.0)
+    assert result["view_consistency_ratio"] == pytest.approx(0.01)
+    # Shapes that follow only the view: every content looks alike from one view.
+    by_view = [torch.tensor([[float(v), 0.0, 0.0]]) for v in view_ids]
+    result = view_consistency(by_view, content_ids, view_ids, max_pairs=50)
+    assert result["view_consistency_within_content"] == pytest.approx(2.0)
+    assert result["view_consistency_between_contents"] == 0.0 and result["view_consistency_ratio"] is None
+    # Sampled pairs where there are more than max_pairs: the same means here, where all pairs of a kind agree.
+    sampled = view_consistency(points, content_ids, view_ids, max_pairs=1)
+    assert sampled["view_consistency_within_content"] == pytest.approx(0.02)
+    # One view per content: nothing to compare.
+    assert view_consistency(points[:1] + points[3:], [0, 1], [0, 1]) is None
 
 
 def test_eval_command_uses_the_held_out_split_of_its_training_data(multiview_dataset, tmp_path, capsys):

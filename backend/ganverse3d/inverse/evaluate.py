@@ -15,6 +15,10 @@ On a world set whose meta.jsonl names ground-truth meshes (``"mesh"``), also:
 Every metric is also broken down by the azimuth bin (30 degrees, bin 0 = the front) of the camera each
 input was seen from, which shows where a model fails: near-frontal and near-rear inputs, say.
 
+On any set with several views per content and several contents per view, also how much the predicted shape
+depends on the view rather than the car (:func:`view_consistency`): near 0.5 for the oracle on world cars, at
+or above 1 where the shapes say more about the view than about the car.
+
 Both compare *shapes*: each mesh is first normalised (bounding-box centre to the origin, farthest vertex at
 radius 1), because a single image fixes size only relative to the camera distance, and the GAN data's
 annotated distance is arbitrary. Novel views then use one fixed camera ring around the normalised meshes.
@@ -25,6 +29,8 @@ view), and the true mesh below when there is one.
 
 from __future__ import annotations
 
+import itertools
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +58,9 @@ TURNTABLE_DISTANCE = 4.0
 TURNTABLE_FOV_Y = 40.0
 NOVEL_VIEW_SIZE = 128
 CHAMFER_POINTS = 2048
+# Fewer points and a sample of the pairs keep view_consistency to seconds on 26k images.
+CONSISTENCY_POINTS = 512
+CONSISTENCY_PAIRS = 2000
 _BACKGROUND_GREY = 0.5
 
 
@@ -142,6 +151,40 @@ def chamfer_distance(first: torch.Tensor, second: torch.Tensor) -> float:
     return float(distance.min(1).values.mean() + distance.min(0).values.mean())
 
 
+def view_consistency(points: list[torch.Tensor], content_ids: list[int], view_ids: list[int],
+                     max_pairs: int = CONSISTENCY_PAIRS, seed: int = 0) -> dict[str, float | None] | None:
+    """How much predicted shapes depend on the view they were predicted from rather than on the car.
+
+    points: per image, surface samples [P, 3] of its normalised predicted mesh; content_ids, view_ids: per
+    image (a multi-view dataset holds each content at most once per view). Returns the mean Chamfer distance
+    between shapes from two views of one content (``view_consistency_within_content``) and from one view of
+    two contents (``view_consistency_between_contents``), each over all such pairs or, where there are more
+    than ``max_pairs``, over ``max_pairs`` of them drawn uniformly (seeded, with replacement), and their ratio (``view_consistency_ratio``; None when
+    the between-contents distance is 0). None when no content has two views or no view two contents.
+    """
+    rng = random.Random(seed)
+
+    def mean_over_pairs(group_of: list[int]) -> float | None:
+        groups: dict[int, list[int]] = {}
+        for index, group in enumerate(group_of):
+            groups.setdefault(group, []).append(index)
+        members = [indices for indices in groups.values() if len(indices) > 1]
+        if not members:
+            return None
+        weights = [len(indices) * (len(indices) - 1) // 2 for indices in members]
+        if sum(weights) <= max_pairs:
+            pairs = [pair for indices in members for pair in itertools.combinations(indices, 2)]
+        else:
+            pairs = [rng.sample(indices, 2) for indices in rng.choices(members, weights=weights, k=max_pairs)]
+        return sum(chamfer_distance(points[first], points[second]) for first, second in pairs) / len(pairs)
+
+    within, between = mean_over_pairs(content_ids), mean_over_pairs(view_ids)
+    if within is None or between is None:
+        return None
+    return {"view_consistency_within_content": round(within, 6), "view_consistency_between_contents": round(between, 6),
+            "view_consistency_ratio": round(within / between, 4) if between > 0 else None}
+
+
 @dataclass
 class ReferenceShape:
     """A ground-truth mesh with what the shape metrics compare against, computed once per content.
@@ -225,6 +268,7 @@ def evaluate(model, data, out=None, device="auto", batch: int = 32, turntables: 
     input_bins: list[int] = []
     sheet_tiles, sheet_rows = [], 0
     references: dict[int, ReferenceShape | None] = {}
+    shape_samples, content_ids, view_ids = [], [], []
     for start in tqdm(range(0, len(dataset), batch), desc="inverse eval", unit="batch", disable=not progress):
         items = [dataset[index] for index in range(start, min(start + batch, len(dataset)))]
         images = F.interpolate(torch.stack([item["image"] for item in items]).to(device), size=(resolution,) * 2,
@@ -243,6 +287,9 @@ def evaluate(model, data, out=None, device="auto", batch: int = 32, turntables: 
         for name, values in result.items():
             values_by_metric.setdefault(name, []).extend(values.tolist())
         for row, item in enumerate(items):
+            shape_samples.append(sample_surface(normalise_verts(prediction.verts[row]), model.faces, CONSISTENCY_POINTS))
+            content_ids.append(item["content_id"])
+            view_ids.append(item["view_id"])
             reference = _reference_shape(dataset, item, references, device)
             if reference is not None:
                 for name, value in shape_metrics(prediction.verts[row], model.faces, reference).items():
@@ -264,6 +311,7 @@ def evaluate(model, data, out=None, device="auto", batch: int = 32, turntables: 
         if name.startswith("azimuth_error"):
             metrics[f"{name}_median"] = round(float(values_tensor.median()), 6)
     metrics["by_azimuth_bin"] = _by_azimuth_bin(values_by_metric, input_bins)
+    metrics.update(view_consistency(shape_samples, content_ids, view_ids) or {})
     if out is not None:
         out = Path(out)
         write_json(out / "metrics.json", metrics)
@@ -309,9 +357,10 @@ def format_metrics(metrics: dict) -> str:
               "azimuth_error_deg": "azimuth error, mean (deg)", "azimuth_error_deg_median": "azimuth error, median (deg)",
               "azimuth_error_searched_deg": "azimuth error, searched, mean (deg)",
               "azimuth_error_searched_deg_median": "azimuth error, searched, median",
-              "elevation_error_deg": "elevation error, mean (deg)"}
+              "elevation_error_deg": "elevation error, mean (deg)",
+              "view_consistency_ratio": "shape change across views / cars"}
     for key, label in labels.items():
-        if key in metrics:
+        if metrics.get(key) is not None:
             rows.append(f"  {label:<36} {metrics[key]:.4f}")
     by_bin = metrics.get("by_azimuth_bin")
     if by_bin:
