@@ -642,23 +642,29 @@ def inverse_train(data, config_path, iterations, batch, resolution, camera_mode,
 @click.option("--out", "out_dir", default=None, help="Folder for metrics.json and turntables.png.")
 @click.option("--turntables", type=click.IntRange(0, 256), default=8, show_default=True,
               help="Items on the turntable sheet (input + 6 azimuths, true mesh below when known).")
+@click.option("--contents", "max_contents", type=click.IntRange(min=1), default=None,
+              help="Evaluate only the first N contents (by id) [default: all].")
 @click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
-def inverse_eval(model_path, data, out_dir, turntables, device):
+def inverse_eval(model_path, data, out_dir, turntables, max_contents, device):
     """Evaluate an inverse-graphics model on a multi-view dataset.
 
     On the model's own training dataset only its held-out contents count, with the cameras it learned
     (the paper's re-projected 2D IoU); on another dataset every image counts with the dataset's cameras.
     World datasets with ground-truth meshes add novel-view silhouette IoU over 6 azimuths and Chamfer
-    distance (both after scale normalisation); the camera estimate's azimuth error is reported always.
+    distance (both after scale normalisation); the camera estimate's azimuth error is reported always, and
+    with several views per car how much the predicted shape changes across one car's views relative to
+    across cars in one view (near 0.5 for the embedded model on world cars; 1 or more: the shape follows the
+    view more than the car).
 
     \b
-    Example:
+    Examples:
       ganverse3d inverse eval --model runs/inverse/00000-x/checkpoints/inverse.safetensors \\
           --data world-test --out eval-world-test
+      ganverse3d inverse eval --model backend/ganverse3d/assets/inverse.safetensors --data gan-mv-64 --contents 30
     """
     from .inverse.evaluate import evaluate, format_metrics
 
-    metrics = evaluate(model_path, data, out=out_dir, device=device, turntables=turntables)
+    metrics = evaluate(model_path, data, out=out_dir, device=device, turntables=turntables, max_contents=max_contents)
     click.echo(format_metrics(metrics))
     if out_dir:
         click.echo(f"Wrote {Path(out_dir) / 'metrics.json'}" + (f" and {Path(out_dir) / 'turntables.png'}."

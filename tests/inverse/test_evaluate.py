@@ -100,6 +100,13 @@ def test_chamfer_of_known_point_sets():
     assert samples.norm(dim=1).max() <= 1.0 + 1e-5 and samples.norm(dim=1).min() > 0.95  # on the icosphere
 
 
+def test_evaluation_can_take_the_first_contents_only(multiview_dataset):
+    model = Oracle(multiview_dataset)
+    metrics = evaluate(model, multiview_dataset, device="cpu", turntables=0, max_contents=1, progress=False)
+    assert (metrics["contents"], metrics["images"]) == (1, 4)
+    assert metrics.get("view_consistency_ratio") is None   # one car: nothing to compare across cars
+
+
 def test_view_consistency_of_shapes_that_follow_the_car_or_the_view():
     # Content c from view v: one point at x = c + 0.1 v. Two views of a content lie 0.1 apart (Chamfer 2 x 0.01),
     # two contents in a view 1 apart (2 x 1).

@@ -239,7 +239,8 @@ def _load_model(model, device) -> tuple[InverseGraphicsNet, dict]:
 
 
 @torch.no_grad()
-def evaluate(model, data, out=None, device="auto", batch: int = 32, turntables: int = 8, progress: bool = True) -> dict:
+def evaluate(model, data, out=None, device="auto", batch: int = 32, turntables: int = 8, max_contents: int | None = None,
+             progress: bool = True) -> dict:
     """Evaluate a model on a multi-view dataset; optionally write ``out/metrics.json`` and ``out/turntables.png``.
 
     Args:
@@ -250,6 +251,7 @@ def evaluate(model, data, out=None, device="auto", batch: int = 32, turntables: 
         out: folder for the results, or None.
         batch: images per forward pass.
         turntables: how many items the turntable sheet shows (0 = none).
+        max_contents: evaluate only the first this many of those contents (by id); None = all.
 
     Returns a dict of JSON-able numbers (means over images, see the module docstring) and counts.
     """
@@ -260,6 +262,8 @@ def evaluate(model, data, out=None, device="auto", batch: int = 32, turntables: 
     if same_data and not contents:
         raise InputError(f"{data} is the model's training data and it held nothing out; evaluate on another dataset.")
     dataset = MultiViewDataset(data, contents=contents, cache=False)
+    if max_contents is not None:
+        dataset = MultiViewDataset(data, contents=sorted(dataset.content_ids)[:max_contents], cache=False)
     learned = {view["view_id"]: view for view in bundle_config.get("view_cameras", [])} if same_data else {}
     learned_cameras = same_data and bundle_config.get("train", {}).get("camera_mode") == "learn"
     resolution = model.resolution
