@@ -159,8 +159,9 @@ def view_consistency(points: list[torch.Tensor], content_ids: list[int], view_id
     image (a multi-view dataset holds each content at most once per view). Returns the mean Chamfer distance
     between shapes from two views of one content (``view_consistency_within_content``) and from one view of
     two contents (``view_consistency_between_contents``), each over all such pairs or, where there are more
-    than ``max_pairs``, over ``max_pairs`` of them drawn uniformly (seeded, with replacement), and their ratio (``view_consistency_ratio``; None when
-    the between-contents distance is 0). None when no content has two views or no view two contents.
+    than ``max_pairs``, over ``max_pairs`` of them drawn uniformly (seeded, with replacement), and their
+    ratio (``view_consistency_ratio``; None when the between-contents distance is 0). None when no content
+    has two views or no view two contents.
     """
     rng = random.Random(seed)
 
