@@ -11,7 +11,8 @@ Cases (each in a fresh subprocess, so its peak resident memory above the size af
 - warm API with and without a mask: later calls (the model is cached; without a mask the embedded segmenter
   runs too);
 - train step: one `inverse train` step at the defaults (batch 16, 64 px, multi-view, learned cameras) on a small
-  world dataset made in a temporary folder.
+  world dataset made in a temporary folder, and one with `--image-cameras` (the other view's images also go
+  through the encoder for their cameras).
 The photo is docs/example_car.png scaled to 512 x 512. Target (issue 5): warm ≤ 0.5 s (SF3D: 0.5 s on an A100).
 Prints a table and writes benchmarks/results/bm_reconstruct.json.
 """
@@ -32,7 +33,8 @@ from common import case_result, machine, run_case_in_subprocess, timed, write_re
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = ("cold CLI (process, 512 px, writes .glb)", "cold API (first call, torch already loaded)",
-         "warm API, 512 px, segmenter", "warm API, 512 px, mask given", "train step (batch 16, 64 px, multi-view)")
+         "warm API, 512 px, segmenter", "warm API, 512 px, mask given", "train step (batch 16, 64 px, multi-view)",
+         "train step, image cameras")
 
 
 def make_photo(folder: Path) -> tuple[Path, Path]:
@@ -82,8 +84,9 @@ def run_case(name: str, repeat: int, model: str | None, folder: Path) -> dict:
                         "--resolution", "64", "--seed", "3", "--out", str(data)], check=True, capture_output=True)
         import torch
 
-        trainer = Trainer(TrainConfig(data=str(data), holdout_fraction=0.0), folder / "run", torch.device("cpu"),
-                          progress=False)
+        image_cameras = name == CASES[5]
+        config = TrainConfig(data=str(data), holdout_fraction=0.0, image_cameras=image_cameras, image_cameras_start=0)
+        trainer = Trainer(config, folder / f"run-{int(image_cameras)}", torch.device("cpu"), progress=False)
         baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         times = timed(trainer.train_step, repeat)
     return case_result(name, times, baseline_kib)
