@@ -40,7 +40,7 @@ from ..dataset import MultiViewDataset, cameras_from_batch, read_manifest
 from ..devices import resolve_device
 from ..errors import InputError
 from ..files import image_grid, new_run_dir, save_png, write_json, write_text
-from ..geometry import azimuth_bins, template_sphere
+from ..geometry import AZIMUTH_BIN_DEG, azimuth_bins, template_sphere
 from ..render import render_mesh
 from .cameras import ViewCameras, concat_cameras, within_reach
 from .evaluate import measure_reprojection, render_around
@@ -52,7 +52,7 @@ CAMERA_MODES = ("learn", "fixed")
 # Images in the sample grids and in the periodic held-out measurement.
 _SAMPLE_ITEMS = 8
 _MONITOR_ITEMS = 64
-_AZIMUTH_BINS = 12
+_AZIMUTH_BINS = round(360 / AZIMUTH_BIN_DEG)
 
 
 @dataclass
