@@ -189,11 +189,19 @@ def gan_layers(generator_path, out_path, samples, truncation, seed, device):
 @click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default=None,
               help="bfloat16: G's synthesis and D under autocast, about 1.8x faster on CPUs with AVX-512 BF16 "
                    "[default: float32, or the resumed run's].")
+@click.option("--view-mixing", type=float, default=None,
+              help="Weight of the view-mixing loss: images mixed at --view-layers keep the first code's viewpoint "
+                   "and the second's body type as the world feature net reads them (disentangles view from car "
+                   "for `dataset views`; not in StyleGAN2) [default: 0 = off, or the resumed run's].")
+@click.option("--view-layers", type=int, default=None,
+              help="W entries that hold the view, for --view-mixing [default: 3, or the resumed run's].")
 @click.option("--resume", "resume_dir", default=None,
-              help="Continue this run folder (its config.json wins; --kimg and --precision may change it).")
+              help="Continue this run folder (its config.json wins; --kimg, --precision, --view-mixing and "
+                   "--view-layers may change it).")
 @click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
 def gan_train(data, resolution, kimg, batch, channel_base, channel_max, r1_gamma, pl_weight, mirror, seed,
-              sample_every, checkpoint_every, metric_every, feature_net, precision, runs_root, resume_dir, device):
+              sample_every, checkpoint_every, metric_every, feature_net, precision, view_mixing, view_layers,
+              runs_root, resume_dir, device):
     """Train a StyleGAN2 (non-saturating loss, lazy R1, style mixing, EMA).
 
     Writes runs/gan/NNNNN-NAME/ with config.json, metrics.jsonl, samples/*.png and
@@ -204,6 +212,7 @@ def gan_train(data, resolution, kimg, batch, channel_base, channel_max, r1_gamma
       ganverse3d world render --n 20000 --resolution 64 --seed 1 --out world-64
       ganverse3d gan train --data world-64 --resolution 64 --kimg 200
       ganverse3d gan train --resume runs/gan/00000-world-64-r64 --kimg 400
+      ganverse3d gan train --resume runs/gan/00000-world-64-r64 --kimg 600 --view-mixing 1
     """
     from .stylegan2.train import TrainConfig, train
 
@@ -214,13 +223,15 @@ def gan_train(data, resolution, kimg, batch, channel_base, channel_max, r1_gamma
     if metric_every < 0:
         raise InputError("--metric-every must be 0 (off) or more.")
     if resume_dir:
-        weights = train(runs_root=runs_root, resume=resume_dir, device=device, kimg=kimg, precision=precision)
+        weights = train(runs_root=runs_root, resume=resume_dir, device=device, kimg=kimg, precision=precision,
+                        view_mixing=view_mixing, view_layers=view_layers)
     else:
         config = TrainConfig(data=data, resolution=resolution, kimg=200.0 if kimg is None else kimg, batch=batch,
                              channel_base=channel_base, channel_max=channel_max, r1_gamma=r1_gamma,
                              pl_weight=pl_weight, mirror=mirror, seed=seed, sample_every=sample_every,
                              checkpoint_every=checkpoint_every, metric_every=metric_every, feature_net=feature_net,
-                             precision=precision or "float32")
+                             precision=precision or "float32", view_mixing=view_mixing or 0.0,
+                             view_layers=TrainConfig.view_layers if view_layers is None else view_layers)
         weights = train(config, runs_root=runs_root, device=device)
     click.echo(f"Wrote {weights}.")
 

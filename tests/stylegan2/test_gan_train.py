@@ -5,8 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ganverse3d.bundle import load_module
+from ganverse3d.bundle import load_module, save_module
 from ganverse3d.cli import main
+from ganverse3d.stylegan2.metrics import WorldFeatureNet
 from ganverse3d.stylegan2.networks import Generator
 from ganverse3d.stylegan2.train import TrainConfig, Trainer, train
 
@@ -106,4 +107,41 @@ def test_bad_dataset_is_one_sentence_and_no_run_folder(tmp_path, capsys):
     code = main(["gan", "train", "--data", str(tmp_path / "empty"), "--runs", str(tmp_path / "runs")])
     assert code == 2
     assert "No PNG images" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.fixture()
+def tiny_reader(tmp_path):
+    torch.manual_seed(1)
+    reader = WorldFeatureNet(["sedan", "suv"], resolution=8, width=4, feature_dim=8).eval()
+    path = tmp_path / "reader.safetensors"
+    save_module(path, reader)
+    return path
+
+
+def test_view_mixing_joins_the_generator_loss_and_can_start_on_resume(tiny_dataset, tiny_reader, tmp_path):
+    plain = Trainer(tiny_config(tiny_dataset), tmp_path / "plain", torch.device("cpu"))
+    mixing = Trainer(tiny_config(tiny_dataset, view_mixing=1.0, view_layers=2, feature_net=str(tiny_reader)),
+                     tmp_path / "mixing", torch.device("cpu"))
+    stats = mixing.train_step()
+    plain.train_step()
+    assert stats["view_mixing"] > 0 and {"view_mixing_azimuth_kl", "view_mixing_body_kl"} <= set(stats)
+    assert any(not torch.equal(a, b) for a, b in zip(plain.G.parameters(), mixing.G.parameters()))
+
+    train(tiny_config(tiny_dataset, kimg=0.008, feature_net=str(tiny_reader)), runs_root=tmp_path, device="cpu")
+    run_dir = next((tmp_path / "gan").iterdir())
+    assert main(["gan", "train", "--resume", str(run_dir), "--kimg", "0.016", "--view-mixing", "0.5",
+                 "--device", "cpu"]) == 0
+    metrics = (run_dir / "metrics.jsonl").read_text()
+    assert '{"step": 2, "kimg": 0.008, "view_mixing": 0.5}' in metrics
+    assert '"view_mixing_body_kl"' in metrics.splitlines()[-1]
+    assert main(["gan", "train", "--resume", str(run_dir), "--view-layers", "6"]) == 2  # 8 px has 4 W entries
+
+
+def test_view_mixing_needs_a_world_feature_net(tiny_dataset, tmp_path, capsys):
+    (tmp_path / "inception.pth").write_bytes(b"not a world feature net")
+    code = main(["gan", "train", "--data", str(tiny_dataset), "--view-mixing", "1", "--feature-net",
+                 str(tmp_path / "inception.pth"), "--runs", str(tmp_path / "runs")])
+    assert code == 2
+    assert capsys.readouterr().err.count("\n") == 1
     assert not (tmp_path / "runs").exists()

@@ -1,12 +1,15 @@
 """Fig. 2 (view codes x content codes) and Appendix B (per-block images) on a tiny generator."""
 
+import pytest
 import torch
 from PIL import Image
 
 from ganverse3d.bundle import save_module
 from ganverse3d.cli import main
 from ganverse3d.stylegan2.networks import Generator, upsample2d
-from ganverse3d.stylegan2.views import default_view_layers, mix_view_and_content, view_content_sheet
+from ganverse3d.stylegan2.metrics import WorldFeatureNet
+from ganverse3d.stylegan2.views import (default_view_layers, mix_view_and_content, view_content_sheet,
+                                       view_mixing_loss)
 
 
 def tiny_generator():
@@ -66,3 +69,50 @@ def test_views_and_layers_commands_write_sheets(tmp_path):
     assert main(["gan", "views", "--generator", str(tmp_path / "G.safetensors"), "-o", str(tmp_path / "x.png"),
                  "--view-layers", "9", "--device", "cpu"]) == 2
     assert not (tmp_path / "x.png").exists()
+
+
+def tiny_reader():
+    torch.manual_seed(1)
+    reader = WorldFeatureNet(["sedan", "suv", "pickup"], resolution=16, width=4, feature_dim=8)
+    with torch.no_grad():
+        reader.heads.weight.mul_(1000)  # untrained heads read every image as nearly uniform
+    return reader.eval().requires_grad_(False)
+
+
+def test_view_mixing_loss_reads_the_view_from_the_first_entries_and_the_car_from_the_rest():
+    G, reader = tiny_generator(), tiny_reader()
+    ws_a, ws_b = G.mapping(torch.randn(4, 8)), G.mapping(torch.randn(4, 8))
+    split = 2
+    same, _ = view_mixing_loss(G, reader, ws_a, ws_a, split)
+    assert same.item() == 0
+    # Codes that differ only after the split: the mix is the content's own image, so the body type matches
+    # exactly and only the view can be off; the other way round only the body type can be off.
+    late = torch.cat((ws_a[:, :split], ws_b[:, split:]), dim=1)
+    _, stats = view_mixing_loss(G, reader, ws_a, late, split)
+    assert stats["view_mixing_body_kl"] == 0
+    assert stats["view_mixing_azimuth_kl"] > 0 and stats["view_mixing_elevation_deg"] > 0
+    early = torch.cat((ws_b[:, :split], ws_a[:, split:]), dim=1)
+    _, stats = view_mixing_loss(G, reader, early, ws_a, split)
+    assert stats["view_mixing_body_kl"] > 0
+    assert stats["view_mixing_azimuth_kl"] == 0 and stats["view_mixing_elevation_deg"] == 0
+
+
+def test_view_mixing_loss_is_a_kl_and_trains_only_the_generator():
+    G, reader = tiny_generator(), tiny_reader()
+    ws_a, ws_b = G.mapping(torch.randn(4, 8)), G.mapping(torch.randn(4, 8))
+    loss, stats = view_mixing_loss(G, reader, ws_a, ws_b, 3)
+    assert loss.item() == pytest.approx(stats["view_mixing_azimuth_kl"] + stats["view_mixing_body_kl"]
+                                        + stats["view_mixing_elevation_deg"] / 10, rel=1e-5)
+    # The azimuth term by hand: KL(view image's bins || mix's bins), averaged over the batch.
+    with torch.no_grad():
+        _, target, _ = reader((G.synthesis(ws_a, noise_mode="const") + 1).div(2).clamp(0, 1))
+        mixed = torch.cat((ws_a[:, :3], ws_b[:, 3:]), dim=1)
+        _, azimuth, _ = reader((G.synthesis(mixed, noise_mode="const") + 1).div(2).clamp(0, 1))
+    p = target.softmax(1)
+    expected = (p * (p.log() - azimuth.log_softmax(1))).sum(1).mean()
+    assert stats["view_mixing_azimuth_kl"] == pytest.approx(expected.item(), rel=1e-3)  # float32 cancellation
+    loss.backward()
+    assert all(p.grad is not None for p in G.synthesis.parameters() if p.requires_grad)
+    assert all(p.grad is None for p in reader.parameters())
+    with pytest.raises(ValueError, match="view_layers"):
+        view_mixing_loss(G, reader, ws_a, ws_b, G.num_ws)

@@ -30,8 +30,9 @@ from ..bundle import flatten_optimizer, load_state, restore_optimizer, save_modu
 from ..devices import resolve_device
 from ..errors import InputError
 from ..files import image_grid, new_run_dir, save_png, write_json
-from .metrics import GeneratorFID, load_feature_extractor
+from .metrics import GeneratorFID, WorldFeatureNet, load_feature_extractor
 from .networks import Discriminator, Generator
+from .views import view_mixing_loss
 
 
 @dataclass
@@ -64,12 +65,20 @@ class TrainConfig:
     log_every: int = 20              # Steps between metrics.jsonl lines.
     metric_every: int = 0            # Steps between FID lines in metrics.jsonl, keyed "fid-world" or
                                      # "fid-inception" by the extractor (see metrics.py); 0 = off.
-    feature_net: str | None = None   # FID features: a WorldFeatureNet bundle or torchvision's Inception-v3
-                                     # .pth; None = the embedded world feature net.
+    feature_net: str | None = None   # FID features (a WorldFeatureNet bundle or torchvision's Inception-v3
+                                     # .pth) and the view-mixing loss's reader (a WorldFeatureNet only);
+                                     # None = the embedded world feature net.
     metric_fakes: int = 2000         # Generated images per FID (the reals are all training images).
     precision: str = "float32"       # "bfloat16" runs G's synthesis network and D under autocast (1.8x faster
                                      # on a 2-core AVX-512 BF16 CPU); the mapping network, path length, weights,
                                      # optimizer states, losses and the EMA stay float32.
+    view_mixing: float = 0.0         # Weight of the view-mixing loss (views.view_mixing_loss; 0 = off): images
+                                     # mixed at `view_layers` must keep the viewpoint of their first code and
+                                     # the body type of the second, as the world feature net `feature_net`
+                                     # reads them. Not in StyleGAN2 or the paper: it disentangles view from car
+                                     # for GANverse3D's multi-view data.
+    view_layers: int = 3             # W entries that hold the view, for the view-mixing loss (the split that
+                                     # `dataset views` uses; 3 of 10 at 64 px).
 
 
 def image_paths(folder) -> list[Path]:
@@ -123,6 +132,8 @@ class Trainer:
         self.pl_mean = torch.zeros([], device=device)
         self.sample_z = torch.randn(64, config.z_dim, generator=torch.Generator().manual_seed(config.seed + 1))
         self.fid = None  # a metrics.GeneratorFID, made at the first measurement
+        self.view_reader = (_load_view_reader(config.feature_net, device).requires_grad_(False)
+                            if config.view_mixing > 0 else None)
 
     def autocast(self):
         """The context G and D run in: bfloat16 autocast or plain float32 (``config.precision``)."""
@@ -207,6 +218,13 @@ class Trainer:
             penalty = (lengths - self.pl_mean).square().mean()
             loss_G = loss_G + penalty * config.pl_weight * config.pl_interval
             stats["pl_penalty"] = penalty.item()
+        if self.view_reader is not None:
+            half = max(config.batch // 2, 1)
+            ws_view, ws_content = (G.mapping(self.latents(half), update_w_avg=False) for _ in range(2))
+            with self.autocast():
+                mixing, mixing_stats = view_mixing_loss(G, self.view_reader, ws_view, ws_content, config.view_layers)
+            loss_G = loss_G + mixing * config.view_mixing
+            stats.update(view_mixing=mixing.item(), **mixing_stats)
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         self.opt_G.step()
@@ -295,8 +313,29 @@ def _check_precision(precision: str) -> None:
         raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}.")
 
 
-def train(config: TrainConfig | None = None, runs_root="runs", resume=None, device="auto",
-          kimg: float | None = None, precision: str | None = None) -> Path:
+def _check_view_mixing(config: TrainConfig) -> None:
+    if config.view_mixing < 0:
+        raise InputError(f"--view-mixing must be 0 (off) or more, not {config.view_mixing:g}.")
+    if config.view_mixing > 0:
+        num_ws = int(math.log2(config.resolution)) * 2 - 2
+        if not 1 <= config.view_layers < num_ws:
+            raise InputError(f"--view-layers must be from 1 to {num_ws - 1} at {config.resolution} px, "
+                             f"not {config.view_layers}.")
+        _load_view_reader(config.feature_net, "cpu")
+
+
+def _load_view_reader(path, device) -> WorldFeatureNet:
+    reader = load_feature_extractor(path, device)
+    if not isinstance(reader, WorldFeatureNet):
+        raise InputError(f"The view-mixing loss reads views with a world feature net; {path} is not one.")
+    return reader.eval()
+
+
+# What a resumed run may change (each change is saved to config.json and recorded in metrics.jsonl).
+RESUME_CHANGES = ("kimg", "precision", "view_mixing", "view_layers")
+
+
+def train(config: TrainConfig | None = None, runs_root="runs", resume=None, device="auto", **changes) -> Path:
     """Train (or resume) a StyleGAN2; returns the path of the final EMA generator bundle.
 
     Args:
@@ -304,40 +343,43 @@ def train(config: TrainConfig | None = None, runs_root="runs", resume=None, devi
         runs_root: folder holding ``gan/<NNNNN-name>/`` run folders.
         resume: an existing run folder to continue.
         device: "auto", "cpu" or "cuda".
-        kimg: when resuming, train to this length instead of the configured one (nothing else in a run
-            depends on its length: the learning rates are constant).
-        precision: when resuming, train on in this precision (``TrainConfig.precision``); metrics.jsonl
-            records the step of the change.
-        Both overrides are saved to the run's config.json.
+        changes: when resuming, new values of the fields in :data:`RESUME_CHANGES` (None = keep): ``kimg``
+            trains to a new length (nothing else depends on it: the learning rates are constant), the others
+            train on with another precision or view-mixing loss from the current step. They are saved to the
+            run's config.json, and metrics.jsonl records the step of every change but the length.
     """
     device = resolve_device(device)
+    changes = {name: value for name, value in changes.items() if value is not None}
+    unknown = set(changes) - set(RESUME_CHANGES)
+    if unknown:
+        raise TypeError(f"train() cannot change {', '.join(sorted(unknown))} of a resumed run.")
     if resume is not None:
         run_dir = Path(resume)
         if not (run_dir / "config.json").is_file():
             raise InputError(f"{run_dir} is not a gan training run folder (no config.json).")
         config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
-        if kimg is not None and kimg <= 0:
-            raise InputError(f"--kimg must be positive, not {kimg:g}.")
-        if precision is not None:
-            _check_precision(precision)
-        changed_precision = precision is not None and precision != config.precision
-        if kimg is not None or precision is not None:
-            config.kimg = config.kimg if kimg is None else kimg
-            config.precision = config.precision if precision is None else precision
+        if changes.get("kimg", 1) <= 0:
+            raise InputError(f"--kimg must be positive, not {changes['kimg']:g}.")
+        recorded = {name: value for name, value in changes.items()
+                    if name != "kimg" and value != getattr(config, name)}
+        config = dataclasses.replace(config, **changes)
+        _check_precision(config.precision)
+        _check_view_mixing(config)
+        if changes:
             write_json(run_dir / "config.json", dataclasses.asdict(config))
         trainer = Trainer(config, run_dir, device)
         if trainer.state_path.is_file():
             trainer.load_checkpoint()
-        if changed_precision:
+        if recorded:
             with open(run_dir / "metrics.jsonl", "a") as handle:
-                handle.write(json.dumps({"step": trainer.step, "kimg": round(trainer.kimg, 3),
-                                         "precision": config.precision}) + "\n")
+                handle.write(json.dumps({"step": trainer.step, "kimg": round(trainer.kimg, 3), **recorded}) + "\n")
         return trainer.run()
     if config is None:
         raise InputError("Give a training configuration or a run folder to resume.")
     _check_precision(config.precision)
     if config.resolution < 8 or config.resolution & (config.resolution - 1):
         raise InputError(f"--resolution must be a power of two >= 8, not {config.resolution}.")
+    _check_view_mixing(config)
     image_paths(config.data)  # fail on a bad dataset or feature net before creating the run folder
     if config.metric_every > 0:
         load_feature_extractor(config.feature_net)
