@@ -191,8 +191,8 @@ def gan_layers(generator_path, out_path, samples, truncation, seed, device):
                    "[default: float32, or the resumed run's].")
 @click.option("--view-mixing", type=float, default=None,
               help="Weight of the view-mixing loss: images mixed at --view-layers keep the first code's viewpoint "
-                   "and the second's body type as the world feature net reads them (disentangles view from car "
-                   "for `dataset views`; not in StyleGAN2) [default: 0 = off, or the resumed run's].")
+                   "and the second's body type as the world feature net reads them (asks the first entries to "
+                   "hold the view and not the car; not in StyleGAN2) [default: 0 = off, or the resumed run's].")
 @click.option("--view-layers", type=int, default=None,
               help="W entries that hold the view, for --view-mixing [default: 3, or the resumed run's].")
 @click.option("--resume", "resume_dir", default=None,

@@ -75,8 +75,8 @@ class TrainConfig:
     view_mixing: float = 0.0         # Weight of the view-mixing loss (views.view_mixing_loss; 0 = off): images
                                      # mixed at `view_layers` must keep the viewpoint of their first code and
                                      # the body type of the second, as the world feature net `feature_net`
-                                     # reads them. Not in StyleGAN2 or the paper: it disentangles view from car
-                                     # for GANverse3D's multi-view data.
+                                     # reads them. Not in StyleGAN2 or the paper: it asks the view code to hold
+                                     # the viewpoint and not the car (README: it does the first, not the second).
     view_layers: int = 3             # W entries that hold the view, for the view-mixing loss (the split that
                                      # `dataset views` uses; 3 of 10 at 64 px).
 
@@ -317,7 +317,7 @@ def _check_view_mixing(config: TrainConfig) -> None:
     if config.view_mixing < 0:
         raise InputError(f"--view-mixing must be 0 (off) or more, not {config.view_mixing:g}.")
     if config.view_mixing > 0:
-        num_ws = int(math.log2(config.resolution)) * 2 - 2
+        num_ws = int(math.log2(config.resolution)) * 2 - 2  # the Generator's W entries at this resolution
         if not 1 <= config.view_layers < num_ws:
             raise InputError(f"--view-layers must be from 1 to {num_ws - 1} at {config.resolution} px, "
                              f"not {config.view_layers}.")
