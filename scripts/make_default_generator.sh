@@ -3,6 +3,8 @@
 # a small StyleGAN2 (64 px, channel_base 2048, channel_max 64) trained on 20,000 world renders, its first
 # 243.2 kimg (7,600 steps) in float32 and the rest with --precision bfloat16 (as the shipped run was trained).
 # Everything is seeded; on a 2-core CPU it takes hours (about 1.2 s/step in float32, 0.75 s/step in bfloat16).
+# bfloat16 is fast only on CPUs with AVX-512 BF16; without it autocast is emulated (74 s/step measured on a
+# 2-core AMD EPYC, against 3.4 s in float32), so there train the rest in float32 as well.
 # Kill it at any time and run it again: rendering and training both resume, and training/gan-world64/ holds
 # the committed state of the shipped generator, so a fresh clone continues it (give a larger KIMG to train on).
 #
