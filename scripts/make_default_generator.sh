@@ -4,7 +4,7 @@
 # 243.2 kimg (7,600 steps) in float32 and the rest with --precision bfloat16 (as the shipped run was trained).
 # Everything is seeded; on a 2-core CPU it takes hours (about 1.2 s/step in float32, 0.75 s/step in bfloat16).
 # bfloat16 is fast only on CPUs with AVX-512 BF16; without it autocast is emulated (74 s/step measured on a
-# 2-core AMD EPYC, against 3.4 s in float32), so there train the rest in float32 as well.
+# 2-core AMD EPYC, against 3.4 s in float32): there set LATE_PRECISION=float32 (other weights than the shipped).
 # Kill it at any time and run it again: rendering and training both resume, and training/gan-world64/ holds
 # the committed state of the shipped generator, so a fresh clone continues it (give a larger KIMG to train on).
 #
@@ -29,7 +29,7 @@ fi
 if grep -q '"precision": "float32"' "$run/config.json"; then
     ganverse3d gan train --resume "$run" --kimg "$float32_kimg"
 fi
-ganverse3d gan train --resume "$run" --kimg "$kimg" --precision bfloat16
+ganverse3d gan train --resume "$run" --kimg "$kimg" --precision "${LATE_PRECISION:-bfloat16}"
 cp "$run/checkpoints/G_ema.safetensors" backend/ganverse3d/assets/stylegan2_world64.safetensors
 ganverse3d gan views --generator backend/ganverse3d/assets/stylegan2_world64.safetensors -o docs/gan_views.png
 ganverse3d gan layers --generator backend/ganverse3d/assets/stylegan2_world64.safetensors -o docs/gan_layers.png
