@@ -51,9 +51,10 @@ def view_mixing_loss(G: Generator, reader: WorldFeatureNet, ws_view: torch.Tenso
 
     The image whose first ``view_layers`` W entries come from ``ws_view`` and the rest from ``ws_content``
     should have the azimuth and elevation that ``reader`` sees in ``ws_view``'s own image and the body type
-    it sees in ``ws_content``'s. Minimising this teaches a generator to keep the viewpoint in its first
-    entries and the car out of them, which GANverse3D's multi-view data needs and plain style mixing does
-    not ask for. All images use constant noise, so identical codes give a loss of exactly zero.
+    it sees in ``ws_content``'s: it asks a generator to keep the viewpoint in its first entries and the car
+    out of them, which GANverse3D's multi-view data needs and plain style mixing does not ask for (on the
+    default generator it fixed the first, not the second: README, "View mixing"). All images use constant
+    noise, so identical codes give a loss of exactly zero.
 
     Args:
         G: the generator; gradients flow into it through the mixed image only.
