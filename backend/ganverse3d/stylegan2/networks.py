@@ -429,6 +429,11 @@ class SynthesisBlock(nn.Module):
         return x, img, conv_outputs
 
 
+def num_ws_at(img_resolution: int) -> int:
+    """The number of W entries (one per modulated layer's w) of a generator at ``img_resolution``: 2 log2(R) - 2."""
+    return 2 * int(math.log2(img_resolution)) - 2
+
+
 class SynthesisNetwork(nn.Module):
     """ws [B, num_ws, w_dim] -> image [B, C, R, R], with the W* style space exposed.
 
@@ -476,7 +481,7 @@ class SynthesisNetwork(nn.Module):
                 ws_of_layer[f"b{res}.conv0"] = 2 * block_index - 1
             ws_of_layer[f"b{res}.conv1"] = 2 * block_index
             ws_of_layer[f"b{res}.torgb"] = 2 * block_index + 1
-        self.num_ws = 2 * log2_resolution - 2
+        self.num_ws = num_ws_at(img_resolution)
         # Modulated layers in execution order, and for each w index the layers that read it.
         self.layer_names = list(ws_of_layer)
         self.style_layers = [tuple(name for name in self.layer_names if ws_of_layer[name] == index)

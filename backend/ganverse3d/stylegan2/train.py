@@ -31,7 +31,7 @@ from ..devices import resolve_device
 from ..errors import InputError
 from ..files import image_grid, new_run_dir, save_png, write_json
 from .metrics import GeneratorFID, WorldFeatureNet, load_feature_extractor
-from .networks import Discriminator, Generator
+from .networks import Discriminator, Generator, num_ws_at
 from .views import view_mixing_loss
 
 
@@ -317,7 +317,7 @@ def _check_view_mixing(config: TrainConfig) -> None:
     if config.view_mixing < 0:
         raise InputError(f"--view-mixing must be 0 (off) or more, not {config.view_mixing:g}.")
     if config.view_mixing > 0:
-        num_ws = int(math.log2(config.resolution)) * 2 - 2  # the Generator's W entries at this resolution
+        num_ws = num_ws_at(config.resolution)
         if not 1 <= config.view_layers < num_ws:
             raise InputError(f"--view-layers must be from 1 to {num_ws - 1} at {config.resolution} px, "
                              f"not {config.view_layers}.")
