@@ -1,6 +1,7 @@
 """StyleGAN2 at the default size (64 px, channel_base 2048, channel_max 64, batch 32): generation throughput,
 training step time (G and D forward + backward, no regularisers, then with lazy R1; in float32 and with
-``--precision bfloat16``'s autocast), and peak memory.
+``--precision bfloat16``'s autocast; then with ``--view-mixing``'s loss on half a batch of mixes, as
+stylegan2/train.py adds it), and peak memory.
 
     python benchmarks/bm_gan.py [--repeat 3]
 
@@ -18,7 +19,7 @@ import resource
 from common import case_result, machine, run_case_in_subprocess, timed, write_results
 
 CASES = ("generate (eval, batch 32, no grad)", "train step: G + D, no regularisers", "train step: G + D + R1",
-         "train step: G + D, bfloat16", "train step: G + D + R1, bfloat16")
+         "train step: G + D, bfloat16", "train step: G + D + R1, bfloat16", "train step: G + D + view mixing")
 
 
 def run_case(name: str, repeat: int) -> dict:
@@ -26,10 +27,15 @@ def run_case(name: str, repeat: int) -> dict:
     import torch.nn.functional as F
 
     from ganverse3d.stylegan2 import Discriminator, Generator
+    from ganverse3d.stylegan2.metrics import WorldFeatureNet
+    from ganverse3d.stylegan2.views import default_view_layers, view_mixing_loss
+    from ganverse3d.world import BODY_TYPES
 
     torch.manual_seed(0)
     G = Generator(z_dim=128, w_dim=128, img_resolution=64, img_channels=3, channel_base=2048, channel_max=64)
     D = Discriminator(img_resolution=64, img_channels=3, channel_base=2048, channel_max=64)
+    # Untrained: the step costs the same whatever the reader's weights.
+    reader = WorldFeatureNet(body_types=list(BODY_TYPES)).eval().requires_grad_(False)
     z, reals = torch.randn(32, 128), torch.rand(32, 3, 64, 64) * 2 - 1
     baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
@@ -40,13 +46,17 @@ def run_case(name: str, repeat: int) -> dict:
     def autocast(enabled: bool):
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
 
-    def train_step(r1: bool, bfloat16: bool = False):
+    def train_step(r1: bool, bfloat16: bool = False, view_mixing: bool = False):
         # As stylegan2/train.py: the mapping network outside autocast, synthesis and D inside.
         G.train(), D.train()
         ws = G.mapping(z)
         with autocast(bfloat16):
             logits = D(G.synthesis(ws, noise_mode="random")).float()
-        F.softplus(-logits).mean().backward()
+        loss_G = F.softplus(-logits).mean()
+        if view_mixing:
+            ws_view, ws_content = G.mapping(z[:16]), G.mapping(z[16:])
+            loss_G = loss_G + view_mixing_loss(G, reader, ws_view, ws_content, default_view_layers(G.num_ws))[0]
+        loss_G.backward()
         with torch.no_grad(), autocast(bfloat16):
             fakes = G.synthesis(G.mapping(z), noise_mode="random").float()
         real = reals.clone().requires_grad_(r1)
@@ -59,7 +69,8 @@ def run_case(name: str, repeat: int) -> dict:
         loss.backward()
 
     step = {CASES[0]: generate, CASES[1]: lambda: train_step(False), CASES[2]: lambda: train_step(True),
-            CASES[3]: lambda: train_step(False, True), CASES[4]: lambda: train_step(True, True)}[name]
+            CASES[3]: lambda: train_step(False, True), CASES[4]: lambda: train_step(True, True),
+            CASES[5]: lambda: train_step(False, view_mixing=True)}[name]
     result = case_result(name, timed(step, repeat), baseline_kib)
     return {**result, "images_per_s": 32 / result["median_s"]}
 
