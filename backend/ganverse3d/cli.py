@@ -320,9 +320,13 @@ def dataset():
                    "rows agree may still show other cars from other sides.")
 @click.option("--preselect-per-bin", type=click.IntRange(0, 1000), default=0, show_default=True,
               help="Uncomment up to N views per bin that the pose net sees alike in all those cars (check by eye).")
+@click.option("--min-agreement", type=click.FloatRange(0, 1), default=None,
+              help="Least agreement of the pose net's readings over the cars for a view to be preselected [default: "
+                   "0.9, the summary's 'alike': the cars within about a bin]. Lower it for a generator whose views "
+                   "never reach that in some bins.")
 @click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
 def dataset_views(generator_path, count, out_dir, contents, view_layers, truncation, seed, pose_net,
-                  pose_contents, preselect_per_bin, device):
+                  pose_contents, preselect_per_bin, min_agreement, device):
     """Sample candidate view codes and write the sheet and annotation template to annotate them.
 
     Look at sheet.png (one candidate view per column, headed by its id), then in views.toml uncomment the
@@ -338,7 +342,7 @@ def dataset_views(generator_path, count, out_dir, contents, view_layers, truncat
     """
     from .bundle import load_module
     from .devices import resolve_device
-    from .dataset.views import consistency_summary, write_view_candidates
+    from .dataset.views import CONSISTENT_AGREEMENT, consistency_summary, write_view_candidates
     from .stylegan2 import load_generator
     from .stylegan2.metrics import DEFAULT_FEATURE_NET, WorldFeatureNet
 
@@ -356,7 +360,8 @@ def dataset_views(generator_path, count, out_dir, contents, view_layers, truncat
     pose = load_module(pose_net_path, expected_class=WorldFeatureNet, device=device) if pose_net_path else None
     _, guesses = write_view_candidates(G, generator_path, out, count, contents=contents, seed=seed,
                                        truncation=truncation, view_layers=view_layers, pose_net=pose,
-                                       pose_contents=pose_contents, preselect_per_bin=preselect_per_bin)
+                                       pose_contents=pose_contents, preselect_per_bin=preselect_per_bin,
+                                       min_agreement=CONSISTENT_AGREEMENT if min_agreement is None else min_agreement)
     suggestion = "with suggested bins" if guesses else "without suggestions (no pose net)"
     click.echo(f"Wrote {out / 'sheet.png'} ({count} candidate views x {contents} cars), "
                f"{out / 'candidates.safetensors'} and {out / 'views.toml'} {suggestion}; annotate views.toml next.")

@@ -48,10 +48,12 @@ def test_preselection_keeps_the_most_consistent_views_of_each_bin():
     assert preselect_views(guesses, per_bin=2) == {1, 3, 5}       # 1 and 3 tie at 0.99 in bin 0; 4 is at 0.5
     assert preselect_views(guesses, per_bin=1) == {1, 5}          # a tie goes to the lower id
     assert preselect_views(guesses, per_bin=9) == {0, 1, 2, 3, 5}
-    template = annotation_template("G.safetensors", "candidates.safetensors", len(guesses), 2, guesses, {1, 5})
+    assert preselect_views(guesses, per_bin=9, min_agreement=0.5) == {0, 1, 2, 3, 4, 5}
+    assert preselect_views(guesses, per_bin=1, min_agreement=0.98) == {1}  # bin 3's best is 0.97
+    template = annotation_template("G.safetensors", "candidates.safetensors", len(guesses), 2, guesses, {1, 5}, 0.6)
     annotation = parse_annotation(template, "views.toml", len(guesses))
     assert [(view.view_id, view.bin) for view in annotation.views] == [(1, 0), (5, 3)]
-    assert "The 2 uncommented views were preselected" in template
+    assert "The 2 uncommented views were preselected" in template and "agreement >= 0.60" in template
 
 
 def test_template_without_guesses_must_be_filled_in():
@@ -213,6 +215,12 @@ def test_views_command_suggests_bins_with_a_pose_net(tmp_path, generator_file, c
     assert len(chosen) == int(summary.group(1))
     assert all(agreements[view_id] >= 0.9 for view_id in chosen)
     assert all(view_id in chosen for view_id, agreement in agreements.items() if agreement >= 0.91)
+    # With no least agreement, each bin gives up to 3 views whatever they show: all 3 candidates.
+    anything = tmp_path / "anything"
+    assert main(["dataset", "views", "--generator", str(generator_file), "--candidates", "3", "--out", str(anything),
+                 "--pose-net", str(pose_net), "--pose-contents", "7", "--device", "cpu", "--preselect-per-bin", "3",
+                 "--min-agreement", "0"]) == 0
+    assert re.findall(r"^(\d+) = \{ bin", (anything / "views.toml").read_text(), flags=re.M) == ["0", "1", "2"]
     # The cars the pose net reads beyond the sheet's rows change its guesses, never the candidates or the sheet.
     fewer = tmp_path / "fewer"
     assert main(["dataset", "views", "--generator", str(generator_file), "--candidates", "3", "--out", str(fewer),
@@ -234,6 +242,8 @@ def test_views_command_refuses_bad_input(tmp_path, generator_file):
                  "--view-layers", "6"]) == 2
     assert main(["dataset", "views", "--generator", str(generator_file), "--out", str(tmp_path / "o"),
                  "--pose-net", "none", "--preselect-per-bin", "2"]) == 2
+    assert main(["dataset", "views", "--generator", str(generator_file), "--out", str(tmp_path / "o"),
+                 "--preselect-per-bin", "2", "--min-agreement", "1.5"]) == 2
     assert not (tmp_path / "o").exists()
 
 

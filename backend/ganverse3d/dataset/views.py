@@ -291,9 +291,11 @@ class Annotation:
 
 
 def annotation_template(generator_path, candidates_name: str, num_candidates: int, view_layers: int,
-                        guesses: list[PoseGuess] | None, preselected: set[int] = frozenset()) -> str:
+                        guesses: list[PoseGuess] | None, preselected: set[int] = frozenset(),
+                        min_agreement: float = CONSISTENT_AGREEMENT) -> str:
     """The ``views.toml`` text that ``dataset views`` writes (format in the module docstring); the lines of the
-    ``preselected`` view ids (needs ``guesses``) come uncommented, as suggestions to check."""
+    ``preselected`` view ids (needs ``guesses``; chosen at ``min_agreement``) come uncommented, as suggestions
+    to check."""
     lines = [
         "# GANverse3D view annotation: the paper's one-minute labelling of view codes (Sec. 3.1, Appendix C).",
         f"# Generator {generator_path}; a view is the first {view_layers} W* entries of its candidate code.",
@@ -318,7 +320,7 @@ def annotation_template(generator_path, candidates_name: str, num_candidates: in
         lines.append("# (no pose net was available, so no bins are suggested: replace each ? by a bin 0-11)")
     elif preselected:
         lines.append(f"# The {len(preselected)} uncommented views were preselected from the pose net's guesses (the "
-                     "most consistent per bin): check each against sheet.png.")
+                     f"most consistent per bin, agreement >= {min_agreement:.2f}): check each against sheet.png.")
     for view_id in range(num_candidates):
         if guesses is None:
             lines.append(f"# {view_id} = {{ bin = ? }}")
@@ -417,7 +419,7 @@ def read_annotation(path, num_candidates: int | None) -> Annotation:
 def write_view_candidates(G: Generator, generator_path, out, count: int, contents: int = 4, seed: int = 0,
                           truncation: float = 0.7, view_layers: int | None = None, pose_net=None,
                           pose_contents: int = 32, preselect_per_bin: int = 0,
-                          batch_size: int = 16) -> tuple[Candidates, list[PoseGuess] | None]:
+                          min_agreement: float = CONSISTENT_AGREEMENT, batch_size: int = 16) -> tuple[Candidates, list[PoseGuess] | None]:
     """Sample ``count`` candidate view codes and write ``out/candidates.safetensors``, ``out/sheet.png`` and
     ``out/views.toml`` (module docstring). The candidates come first from a ``torch.Generator`` seeded with
     ``seed``, then the sheet's ``contents`` content codes, then the pose net's further ones, so the same seed
@@ -428,7 +430,8 @@ def write_view_candidates(G: Generator, generator_path, out, count: int, content
         pose_net: a world feature net to suggest bins, or None for a template without suggestions.
         pose_contents: cars the pose net reads each candidate over: the sheet's rows, then more content codes
             (at least the sheet's rows are read).
-        preselect_per_bin: with a pose net, uncomment up to this many views per bin (:func:`preselect_views`).
+        preselect_per_bin: with a pose net, uncomment up to this many views per bin (:func:`preselect_views`)
+            among those whose cars agree at least ``min_agreement``.
     Returns:
         The candidates and the pose guesses (None without a pose net).
     """
@@ -462,10 +465,11 @@ def write_view_candidates(G: Generator, generator_path, out, count: int, content
         tiles = rows_of(ws_contents)
         pose_rows = tiles + rows_of(extra)
     guesses = guess_poses(pose_net, pose_rows) if pose_net is not None else None
-    preselected = preselect_views(guesses, preselect_per_bin) if guesses and preselect_per_bin > 0 else set()
+    preselected = (preselect_views(guesses, preselect_per_bin, min_agreement) if guesses and preselect_per_bin > 0
+                   else set())
 
     save_candidates(out / "candidates.safetensors", candidates, generator_path)
     save_png(out / "sheet.png", candidate_sheet(tiles, [str(view_id) for view_id in range(count)]))
     write_text(out / "views.toml", annotation_template(generator_path, "candidates.safetensors", count, view_layers,
-                                                       guesses, preselected))
+                                                       guesses, preselected, min_agreement))
     return candidates, guesses
