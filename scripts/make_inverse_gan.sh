@@ -7,16 +7,20 @@
 #   no-multiview   (c) as (a) without the second view of Eq. 2
 #   fixed-cameras  (d) as (a) with the bin cameras kept fixed
 #   image-cameras  (f) as (a), each image rendered in the camera head's estimate, pulled toward its view's camera
-# The model lands in WORK_DIR/runs-VARIANT/inverse/*/checkpoints/inverse.safetensors and its evaluations in
-# WORK_DIR/eval-VARIANT-{heldout,world}/. The embedded default stays the oracle (scripts/make_inverse_oracle.sh)
+# VIEWS picks the annotation folder (default training/views-world64; training/views-world64-L2 is the
+# two-entry view split of rows (i) and (j)). The model lands in WORK_DIR/runs-VARIANT[-L2]/inverse/*/checkpoints/
+# inverse.safetensors and its evaluations in WORK_DIR/eval-VARIANT[-L2]-{heldout,world}/. The embedded default stays the oracle (scripts/make_inverse_oracle.sh)
 # until "paper" comes within 5 % of it (README, Table 1).
 # Everything is seeded; kill it at any time and run it again to resume. About 45 min per 12k steps with one thread.
 #
-#   scripts/make_inverse_gan.sh VARIANT [WORK_DIR] [ITERATIONS]
+#   [VIEWS=training/views-world64-L2] scripts/make_inverse_gan.sh VARIANT [WORK_DIR] [ITERATIONS]
 set -euo pipefail
 variant=${1:?"give a variant: paper, no-multiview, fixed-cameras or image-cameras"}
 work=${2:-data}
 iterations=${3:-12000}
+views=${VIEWS:-training/views-world64}
+suffix=$(basename "$views")
+suffix=${suffix#views-world64}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 case "$variant" in
     paper) options=(--camera-mode learn --multiview) ;;
@@ -26,18 +30,18 @@ case "$variant" in
     *) echo "Unknown variant $variant; use paper, no-multiview, fixed-cameras or image-cameras." >&2; exit 2 ;;
 esac
 generator=backend/ganverse3d/assets/stylegan2_world64.safetensors
-ganverse3d dataset synth --generator "$generator" --views training/views-world64/views.toml --contents 800 \
-    --seed 0 --out "$work/gan-mv-64"
+ganverse3d dataset synth --generator "$generator" --views "$views/views.toml" --contents 800 \
+    --seed 0 --out "$work/gan-mv-64$suffix"
 ganverse3d dataset world --cars 50 --views 6 --resolution 64 --seed 999 --out "$work/world-test-999"
-runs="$work/runs-$variant"
-run=$(ls -d "$runs"/inverse/*-gan-mv-64-* 2>/dev/null | tail -n 1 || true)
+runs="$work/runs-$variant$suffix"
+run=$(ls -d "$runs"/inverse/*-gan-mv-64$suffix-r* 2>/dev/null | tail -n 1 || true)
 if [ -n "$run" ]; then
     ganverse3d inverse train --resume "$run" --iterations "$iterations"
 else
-    ganverse3d inverse train --data "$work/gan-mv-64" "${options[@]}" --iterations "$iterations" --batch 16 \
+    ganverse3d inverse train --data "$work/gan-mv-64$suffix" "${options[@]}" --iterations "$iterations" --batch 16 \
         --seed 0 --runs "$runs"
-    run=$(ls -d "$runs"/inverse/*-gan-mv-64-* | tail -n 1)
+    run=$(ls -d "$runs"/inverse/*-gan-mv-64$suffix-r* | tail -n 1)
 fi
 model="$run/checkpoints/inverse.safetensors"
-ganverse3d inverse eval --model "$model" --data "$work/gan-mv-64" --out "$work/eval-$variant-heldout"
-ganverse3d inverse eval --model "$model" --data "$work/world-test-999" --out "$work/eval-$variant-world"
+ganverse3d inverse eval --model "$model" --data "$work/gan-mv-64$suffix" --out "$work/eval-$variant$suffix-heldout"
+ganverse3d inverse eval --model "$model" --data "$work/world-test-999" --out "$work/eval-$variant$suffix-world"
