@@ -32,7 +32,11 @@ from .export import TexturedMesh, save_mesh
 from .files import check_output_file, image_grid, save_png
 from .geometry import Camera, azimuth_bins
 
-DEFAULT_INVERSE_MODEL = Path(__file__).resolve().parent / "assets" / "inverse.safetensors"
+_ASSETS = Path(__file__).resolve().parent / "assets"
+DEFAULT_INVERSE_MODEL = _ASSETS / "inverse.safetensors"
+# The inverse-graphics models that ship in assets/, by the name `--model NAME` takes (README, Table 1): the
+# oracle trained on world renders with exact cameras, and the paper's way, trained on the generator's images.
+EMBEDDED_INVERSE_MODELS = {"oracle": DEFAULT_INVERSE_MODEL, "gan": _ASSETS / "inverse_gan.safetensors"}
 # Larger photos are refused before decoding: 50 megapixels covers every common camera.
 MAX_PIXELS = 50_000_000
 # Mask components smaller than this fraction of the photo are specks, not cars (the segmenters' rule).
@@ -240,20 +244,26 @@ def _framed(rgb: np.ndarray, mask: np.ndarray, box, size: int, device) -> tuple[
 _MODEL_CACHE: dict[tuple, tuple] = {}
 
 
-def load_inverse_model(path=None, device="auto"):
-    """(model, framing) of an inverse-graphics bundle (default: the embedded one), cached per file and device."""
+def inverse_model_path(model=None) -> Path:
+    """The bundle file that ``model`` names: None = the default, a key of ``EMBEDDED_INVERSE_MODELS``, or a path."""
+    if model is None:
+        if not DEFAULT_INVERSE_MODEL.is_file():
+            raise InputError("No default inverse-graphics model is installed yet; pass --model with a bundle from "
+                             "`ganverse3d inverse train` (runs/inverse/.../checkpoints/inverse.safetensors).")
+        return DEFAULT_INVERSE_MODEL
+    path = EMBEDDED_INVERSE_MODELS.get(str(model), Path(model))
+    if not path.is_file():
+        raise InputError(f"The model {path} does not exist.")
+    return path
+
+
+def load_inverse_model(model=None, device="auto"):
+    """(model, framing) of an inverse-graphics bundle (see :func:`inverse_model_path`), cached per file and device."""
     from .bundle import load_module, read_metadata
     from .devices import resolve_device
     from .inverse import InverseGraphicsNet
 
-    if path is None:
-        if not DEFAULT_INVERSE_MODEL.is_file():
-            raise InputError("No default inverse-graphics model is installed yet; pass --model with a bundle from "
-                             "`ganverse3d inverse train` (runs/inverse/.../checkpoints/inverse.safetensors).")
-        path = DEFAULT_INVERSE_MODEL
-    path, device = Path(path), resolve_device(device)
-    if not path.is_file():
-        raise InputError(f"The model {path} does not exist.")
+    path, device = inverse_model_path(model), resolve_device(device)
     key = (str(path.resolve()), path.stat().st_mtime_ns, str(device))
     if key not in _MODEL_CACHE:
         model = load_module(path, InverseGraphicsNet, device=device)
@@ -277,7 +287,8 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
         image: a path, a PIL image, a uint8 array [H, W, 3|4] or a float tensor [3|4, H, W] in [0, 1].
         mask: the car's mask in the same forms ([H, W] / [1, H, W]; white / > 0.5 = car), or None to use the
             photo's alpha channel or else the segmenter.
-        model: path of an inverse-graphics bundle; None = the embedded default.
+        model: path of an inverse-graphics bundle, or the name of an embedded one ("oracle", the default, or
+            "gan", trained the paper's way); None = the default.
         segmenter: segmenter spec for photos without mask or alpha (``world``, ``maskrcnn:PATH``, ...).
         device: "auto", "cpu" or "cuda".
 

@@ -653,7 +653,8 @@ def inverse_train(data, config_path, iterations, batch, resolution, camera_mode,
 
 
 @inverse.command("eval")
-@click.option("--model", "model_path", required=True, help="Model bundle (runs/inverse/.../checkpoints/inverse.safetensors).")
+@click.option("--model", "model_path", required=True,
+              help="Model bundle (runs/inverse/.../checkpoints/inverse.safetensors), or 'oracle' or 'gan' (embedded).")
 @click.option("--data", required=True, help="Multi-view dataset folder; world sets with meshes/ add 3D metrics.")
 @click.option("--out", "out_dir", default=None, help="Folder for metrics.json and turntables.png.")
 @click.option("--turntables", type=click.IntRange(0, 256), default=8, show_default=True,
@@ -676,7 +677,7 @@ def inverse_eval(model_path, data, out_dir, turntables, max_contents, device):
     Examples:
       ganverse3d inverse eval --model runs/inverse/00000-x/checkpoints/inverse.safetensors \\
           --data world-test --out eval-world-test
-      ganverse3d inverse eval --model backend/ganverse3d/assets/inverse.safetensors --data gan-mv-64 --contents 30
+      ganverse3d inverse eval --model oracle --data gan-mv-64 --contents 30
     """
     from .inverse.evaluate import evaluate, format_metrics
 
@@ -692,7 +693,9 @@ def inverse_eval(model_path, data, out_dir, turntables, max_contents, device):
 @click.option("-o", "--out", "out_path", required=True, help="Output mesh, .glb or .obj (with .mtl and texture).")
 @click.option("--mask", "mask_path", default=None,
               help="The car's mask, same size as PHOTO (white = car) [default: PHOTO's alpha, else the segmenter].")
-@click.option("--model", "model_path", default=None, help="Inverse-graphics bundle [default: the embedded one].")
+@click.option("--model", "model_path", default=None,
+              help="Inverse-graphics bundle, or an embedded model: 'oracle' (trained on world renders with exact "
+                   "cameras) or 'gan' (trained the paper's way, on the generator's images) [default: oracle].")
 @click.option("--segmenter", default="world", show_default=True,
               help="Segmenter for photos without mask: world, world:PATH, maskrcnn:PATH or detectron2:PATH.")
 @click.option("--device", default="auto", show_default=True, help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
@@ -705,7 +708,8 @@ def reconstruct(photo, out_path, mask_path, model_path, segmenter, device):
 
     \b
     Example:
-      ganverse3d reconstruct photo.jpg --mask photo_mask.png --model inverse.safetensors -o car.glb
+      ganverse3d reconstruct photo.jpg -o car.glb
+      ganverse3d reconstruct photo.jpg --mask photo_mask.png --model gan -o car.obj
     """
     from .api import check_mesh_output, describe_camera, reconstruct as reconstruct_photo, write_reconstruction
 

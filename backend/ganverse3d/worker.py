@@ -4,7 +4,8 @@ Start it with the Python that has ``ganverse3d`` installed::
 
     python -m ganverse3d.worker [--device auto|cpu|cuda] [--model PATH] [--segmenter SPEC]
 
-``--model`` is an inverse-graphics bundle (default: the embedded ``assets/inverse.safetensors``), ``--segmenter``
+``--model`` is an inverse-graphics bundle or an embedded model's name (default: ``oracle``,
+``assets/inverse.safetensors``; ``gan`` is the one trained the paper's way), ``--segmenter``
 finds the car in photos without mask or alpha (default ``world``; see ``ganverse3d reconstruct --help``). Models
 load once, on the first request that needs them, and stay loaded.
 
@@ -270,15 +271,15 @@ class Worker:
         """Load the model and describe the backend (see the module docstring)."""
         import torch
 
-        from .api import DEFAULT_INVERSE_MODEL, load_inverse_model
+        from .api import EMBEDDED_INVERSE_MODELS, inverse_model_path, load_inverse_model
         from .devices import resolve_device
 
         device = resolve_device(self.device)
         load_inverse_model(self.model, device)
-        model = Path(self.model).resolve() if self.model is not None else DEFAULT_INVERSE_MODEL
+        model = inverse_model_path(self.model).resolve()
         torch_version = torch.__version__.split("+")[0]
         device_text = f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
-        origin = " (embedded)" if self.model is None else ""
+        origin = " (embedded)" if model in EMBEDDED_INVERSE_MODELS.values() else ""
         python = f"{sys.version_info.major}.{sys.version_info.minor}"
         summary = (f"ganverse3d {__version__} · torch {torch_version} · Python {python} · {device_text} · "
                    f"model {model.name}{origin}")
@@ -341,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description="GANverse3D backend worker (JSON lines over stdin/stdout, "
                                                  f"protocol version {PROTOCOL_VERSION}; see the module docstring).")
     parser.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu' or 'cuda'.")
-    parser.add_argument("--model", default=None, help="Inverse-graphics bundle [default: the embedded one].")
+    parser.add_argument("--model", default=None,
+                        help="Inverse-graphics bundle, or 'oracle' or 'gan' (embedded) [default: oracle].")
     parser.add_argument("--segmenter", default="world",
                         help="Segmenter for photos without mask: world, world:PATH, maskrcnn:PATH or detectron2:PATH.")
     options = parser.parse_args(argv)

@@ -25,7 +25,8 @@ class GANVERSE3D_AddonPreferences(bpy.types.AddonPreferences):
     )
     model: bpy.props.StringProperty(
         name="Model",
-        description="Inverse-graphics model bundle (.safetensors); empty = the one embedded in the backend",
+        description="Inverse-graphics model bundle (.safetensors), or 'gan' for the embedded model trained the "
+                    "paper's way on GAN images; empty = the embedded oracle, trained on renders with exact cameras",
         subtype="FILE_PATH",
     )
     device: bpy.props.EnumProperty(

@@ -234,9 +234,12 @@ def turntable_rows(image: torch.Tensor, prediction_images: torch.Tensor, true_im
 
 
 def _load_model(model, device) -> tuple[InverseGraphicsNet, dict]:
+    from ..api import inverse_model_path
+
     if isinstance(model, InverseGraphicsNet):
         return model.to(device).eval(), {}
-    return load_module(model, InverseGraphicsNet, device=device), read_metadata(model)["config"]
+    path = inverse_model_path(model)
+    return load_module(path, InverseGraphicsNet, device=device), read_metadata(path)["config"]
 
 
 @torch.no_grad()
