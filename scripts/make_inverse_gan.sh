@@ -9,11 +9,12 @@
 #   image-cameras  (f) as (a), each image rendered in the camera head's estimate, pulled toward its view's camera
 # VIEWS picks the annotation folder (default training/views-world64; training/views-world64-L2 is the
 # two-entry view split of rows (i) and (j)). The model lands in WORK_DIR/runs-VARIANT[-L2]/inverse/*/checkpoints/
-# inverse.safetensors and its evaluations in WORK_DIR/eval-VARIANT[-L2]-{heldout,world}/. The embedded default stays the oracle (scripts/make_inverse_oracle.sh)
-# until "paper" comes within 5 % of it (README, Table 1).
+# inverse.safetensors and its evaluations in WORK_DIR/eval-VARIANT[-L2]-{heldout,world}/; SHIP=1 copies the model to
+# backend/ganverse3d/assets/inverse_gan.safetensors, the embedded model `--model gan` picks (README, Table 1). The
+# default model stays the oracle (scripts/make_inverse_oracle.sh) until one trained this way comes within 5 % of it.
 # Everything is seeded; kill it at any time and run it again to resume. About 45 min per 12k steps with one thread.
 #
-#   [VIEWS=training/views-world64-L2] scripts/make_inverse_gan.sh VARIANT [WORK_DIR] [ITERATIONS]
+#   [VIEWS=training/views-world64-L2] [SHIP=1] scripts/make_inverse_gan.sh VARIANT [WORK_DIR] [ITERATIONS]
 set -euo pipefail
 variant=${1:?"give a variant: paper, no-multiview, fixed-cameras or image-cameras"}
 work=${2:-data}
@@ -45,3 +46,6 @@ fi
 model="$run/checkpoints/inverse.safetensors"
 ganverse3d inverse eval --model "$model" --data "$work/gan-mv-64$suffix" --out "$work/eval-$variant$suffix-heldout"
 ganverse3d inverse eval --model "$model" --data "$work/world-test-999" --out "$work/eval-$variant$suffix-world"
+if [ "${SHIP:-0}" = 1 ]; then
+    cp "$model" backend/ganverse3d/assets/inverse_gan.safetensors
+fi

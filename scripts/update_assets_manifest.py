@@ -18,8 +18,13 @@ SOURCES = {
     "world_segmenter.safetensors": ("scripts/make_segmenter.sh", "embedded car segmenter"),
     "stylegan2_world64.safetensors": ("scripts/make_default_generator.sh", "default StyleGAN2, 64 px, world renders"),
     "inverse.safetensors": ("scripts/make_inverse_oracle.sh",
-                            "stand-in default inverse-graphics net: trained on world renders with exact cameras "
-                            "(Table 1 (b)), until the GAN-data model (a) is trained"),
+                            "default inverse-graphics net (`--model oracle`): trained on world renders with exact "
+                            "cameras (Table 1 (b)), until one trained on GAN data comes within 5 % of it"),
+    "inverse_gan.safetensors": ("scripts/make_inverse_gan.sh",
+                                "inverse-graphics net trained the paper's way (`--model gan`): on the default "
+                                "generator's images in the views of training/views-world64-L2, per-image cameras "
+                                "(Table 1 (j); VIEWS=training/views-world64-L2 SHIP=1 scripts/make_inverse_gan.sh "
+                                "image-cameras)"),
 }
 
 

@@ -324,6 +324,16 @@ def test_a_missing_model_shows_up_at_hello_as_an_input_error(tmp_path):
         process.close()
 
 
+def test_an_embedded_model_chosen_by_name_is_reported_as_embedded(tmp_path):
+    process = WorkerProcess(tmp_path / "stderr.txt", "--model", "gan")
+    try:
+        _, reply = process.ask({"id": 1, "op": "hello"})
+        assert reply["model"] == str(api.EMBEDDED_INVERSE_MODELS["gan"])
+        assert reply["summary"].endswith(" · model inverse_gan.safetensors (embedded)")
+    finally:
+        process.close()
+
+
 # ---------------------------------------------------------------------------------------------------
 # The process: stdout carries only protocol lines; shutdown, end of input and a kill
 
