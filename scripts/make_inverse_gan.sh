@@ -12,7 +12,8 @@
 # inverse.safetensors and its evaluations in WORK_DIR/eval-VARIANT[-L2]-{heldout,world}/; SHIP=1 copies the model to
 # backend/ganverse3d/assets/inverse_gan.safetensors, the embedded model `--model gan` picks (README, Table 1). The
 # default model stays the oracle (scripts/make_inverse_oracle.sh) until one trained this way comes within 5 % of it.
-# Everything is seeded; kill it at any time and run it again to resume. About 45 min per 12k steps with one thread.
+# Everything is seeded; kill it at any time and run it again to resume. 45-80 min per 12k steps with one thread
+# (the longer beside another job).
 #
 #   [VIEWS=training/views-world64-L2] [SHIP=1] scripts/make_inverse_gan.sh VARIANT [WORK_DIR] [ITERATIONS]
 set -euo pipefail
