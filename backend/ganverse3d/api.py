@@ -253,7 +253,8 @@ def inverse_model_path(model=None) -> Path:
         return DEFAULT_INVERSE_MODEL
     path = EMBEDDED_INVERSE_MODELS.get(str(model), Path(model))
     if not path.is_file():
-        raise InputError(f"The model {path} does not exist.")
+        names = " or ".join(EMBEDDED_INVERSE_MODELS)
+        raise InputError(f"The model {path} does not exist; give a bundle file or an embedded model's name ({names}).")
     return path
 
 
