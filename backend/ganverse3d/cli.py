@@ -707,7 +707,7 @@ def reconstruct(photo, out_path, mask_path, model_path, segmenter, device):
     NAME_turntable.png beside it (the framed photo and 6 views), and prints the camera.
 
     \b
-    Example:
+    Examples:
       ganverse3d reconstruct photo.jpg -o car.glb
       ganverse3d reconstruct photo.jpg --mask photo_mask.png --model gan -o car.obj
     """

@@ -319,8 +319,8 @@ def test_a_missing_model_shows_up_at_hello_as_an_input_error(tmp_path):
     process = WorkerProcess(tmp_path / "stderr.txt", "--model", str(missing))
     try:
         _, reply = process.ask({"id": 1, "op": "hello"})
-        assert reply == {"id": 1, "type": "error", "kind": "input", "message": f"The model {missing} does not exist; give a "
-                                                                    "bundle file or an embedded model's name (oracle or gan)."}
+        message = f"The model {missing} does not exist; give a bundle file or an embedded model's name (oracle or gan)."
+        assert reply == {"id": 1, "type": "error", "kind": "input", "message": message}
     finally:
         process.close()
 

@@ -248,9 +248,9 @@ def evaluate(model, data, out=None, device="auto", batch: int = 32, turntables: 
     """Evaluate a model on a multi-view dataset; optionally write ``out/metrics.json`` and ``out/turntables.png``.
 
     Args:
-        model: an :class:`InverseGraphicsNet` or the path of its bundle. A bundle trained on ``data`` is
-            evaluated on its held-out contents with the cameras it learned; otherwise every image counts and
-            the dataset's cameras are the truth.
+        model: an :class:`InverseGraphicsNet`, the path of its bundle or an embedded model's name ("oracle",
+            "gan"). A bundle trained on ``data`` is evaluated on its held-out contents with the cameras it
+            learned; otherwise every image counts and the dataset's cameras are the truth.
         data: the dataset folder.
         out: folder for the results, or None.
         batch: images per forward pass.
