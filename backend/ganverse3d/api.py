@@ -32,11 +32,6 @@ from .export import TexturedMesh, save_mesh
 from .files import check_output_file, image_grid, save_png
 from .geometry import Camera, azimuth_bins
 
-_ASSETS = Path(__file__).resolve().parent / "assets"
-DEFAULT_INVERSE_MODEL = _ASSETS / "inverse.safetensors"
-# The inverse-graphics models that ship in assets/, by the name `--model NAME` takes (README, Table 1): the
-# oracle trained on world renders with exact cameras, and the paper's way, trained on the generator's images.
-EMBEDDED_INVERSE_MODELS = {"oracle": DEFAULT_INVERSE_MODEL, "gan": _ASSETS / "inverse_gan.safetensors"}
 # Larger photos are refused before decoding: 50 megapixels covers every common camera.
 MAX_PIXELS = 50_000_000
 # Mask components smaller than this fraction of the photo are specks, not cars (the segmenters' rule).
@@ -244,25 +239,13 @@ def _framed(rgb: np.ndarray, mask: np.ndarray, box, size: int, device) -> tuple[
 _MODEL_CACHE: dict[tuple, tuple] = {}
 
 
-def inverse_model_path(model=None) -> Path:
-    """The bundle file that ``model`` names: None = the default, a key of ``EMBEDDED_INVERSE_MODELS``, or a path."""
-    if model is None:
-        if not DEFAULT_INVERSE_MODEL.is_file():
-            raise InputError("No default inverse-graphics model is installed yet; pass --model with a bundle from "
-                             "`ganverse3d inverse train` (runs/inverse/.../checkpoints/inverse.safetensors).")
-        return DEFAULT_INVERSE_MODEL
-    path = EMBEDDED_INVERSE_MODELS.get(str(model), Path(model))
-    if not path.is_file():
-        names = " or ".join(EMBEDDED_INVERSE_MODELS)
-        raise InputError(f"The model {path} does not exist; give a bundle file or an embedded model's name ({names}).")
-    return path
-
-
 def load_inverse_model(model=None, device="auto"):
-    """(model, framing) of an inverse-graphics bundle (see :func:`inverse_model_path`), cached per file and device."""
+    """(model, framing) of an inverse-graphics bundle (a path or an embedded model's name, see
+    :func:`ganverse3d.inverse.model.inverse_model_path`), cached per file and device."""
     from .bundle import load_module, read_metadata
     from .devices import resolve_device
     from .inverse import InverseGraphicsNet
+    from .inverse.model import inverse_model_path
 
     path, device = inverse_model_path(model), resolve_device(device)
     key = (str(path.resolve()), path.stat().st_mtime_ns, str(device))

@@ -2,7 +2,7 @@
 
 Start it with the Python that has ``ganverse3d`` installed::
 
-    python -m ganverse3d.worker [--device auto|cpu|cuda] [--model PATH] [--segmenter SPEC]
+    python -m ganverse3d.worker [--device auto|cpu|cuda] [--model PATH|oracle|gan] [--segmenter SPEC]
 
 ``--model`` is an inverse-graphics bundle or an embedded model's name (default: ``oracle``,
 ``assets/inverse.safetensors``; ``gan`` is the one trained the paper's way), ``--segmenter``
@@ -271,8 +271,9 @@ class Worker:
         """Load the model and describe the backend (see the module docstring)."""
         import torch
 
-        from .api import EMBEDDED_INVERSE_MODELS, inverse_model_path, load_inverse_model
+        from .api import load_inverse_model
         from .devices import resolve_device
+        from .inverse.model import EMBEDDED_INVERSE_MODELS, inverse_model_path
 
         device = resolve_device(self.device)
         load_inverse_model(self.model, device)

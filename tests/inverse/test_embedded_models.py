@@ -4,15 +4,15 @@ above what a wrongly loaded or wrongly framed model reaches (input-view IoU unde
 
 import pytest
 
-from ganverse3d import api
 from ganverse3d.dataset.world_multiview import write_world_multiview
 from ganverse3d.errors import InputError
 from ganverse3d.inverse.evaluate import evaluate
+from ganverse3d.inverse.model import DEFAULT_INVERSE_MODEL, inverse_model_path
 
 
 @pytest.fixture(scope="module")
 def unseen_world_cars(tmp_path_factory):
-    # Seed 1234 is used by no training set (those use 0 and 999).
+    # No shipped model trained or was selected on world seed 1234 (their sets use 1, 7, 8, 21, 123, 998, 999).
     out = tmp_path_factory.mktemp("world") / "world-test-1234"
     write_world_multiview(out, cars=8, views=3, resolution=64, seed=1234, progress=False)
     return out
@@ -27,9 +27,9 @@ def test_embedded_model_reconstructs_unseen_world_cars(unseen_world_cars, name, 
 
 
 def test_model_names_resolve_to_the_shipped_files_and_anything_else_is_a_path(tmp_path):
-    assert api.inverse_model_path() == api.inverse_model_path("oracle") == api.DEFAULT_INVERSE_MODEL
-    assert api.inverse_model_path("gan").name == "inverse_gan.safetensors"
+    assert inverse_model_path() == inverse_model_path("oracle") == DEFAULT_INVERSE_MODEL
+    assert inverse_model_path("gan").name == "inverse_gan.safetensors"
     with pytest.raises(InputError, match="does not exist"):
-        api.inverse_model_path(tmp_path / "gan")
+        inverse_model_path(tmp_path / "gan")
     with pytest.raises(InputError, match="does not exist"):
-        api.inverse_model_path("nonesuch")
+        inverse_model_path("nonesuch")

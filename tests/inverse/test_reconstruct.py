@@ -15,6 +15,7 @@ from ganverse3d.dataset import MultiViewDataset
 from ganverse3d.errors import InputError
 from ganverse3d.export import load_mesh
 from ganverse3d.geometry import Camera, template_sphere
+from ganverse3d.inverse import model as inverse_model
 from ganverse3d.inverse.model import InverseGraphicsNet
 from ganverse3d.inverse.train import load_images, measure_framing
 from ganverse3d.render import render_mesh
@@ -187,7 +188,7 @@ def test_bad_input_is_one_sentence_exit_2_and_nothing_written(case, expected, mo
 
 
 def test_without_a_default_model_it_asks_for_one(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(api, "DEFAULT_INVERSE_MODEL", tmp_path / "absent.safetensors")
+    monkeypatch.setattr(inverse_model, "DEFAULT_INVERSE_MODEL", tmp_path / "absent.safetensors")
     rgb, mask = car_photo()
     save_rgba(tmp_path / "photo.png", rgb, mask)
     assert main(["reconstruct", str(tmp_path / "photo.png"), "-o", str(tmp_path / "car.glb")]) == 2

@@ -24,6 +24,7 @@ from PIL import Image
 from ganverse3d import __version__, api, worker as worker_module
 from ganverse3d.files import to_uint8
 from ganverse3d.geometry import BlenderCamera, blender_to_object, camera_from_blender, euler_xyz_to_matrix
+from ganverse3d.inverse.model import DEFAULT_INVERSE_MODEL, EMBEDDED_INVERSE_MODELS
 
 PHOTO = Path(__file__).resolve().parents[2] / "docs" / "example_car.png"
 LENGTH_M = 3.7  # not the default, so that a worker ignoring the argument fails
@@ -132,7 +133,7 @@ def test_hello_describes_versions_device_and_model(worker):
     assert reply["versions"] == {"ganverse3d": __version__, "torch": torch.__version__.split("+")[0],
                                  "python": platform.python_version()}
     assert reply["device"] == "cpu"
-    assert reply["model"] == str(api.DEFAULT_INVERSE_MODEL)
+    assert reply["model"] == str(DEFAULT_INVERSE_MODEL)
     assert reply["summary"] == (f"ganverse3d {__version__} · torch {torch.__version__.split('+')[0]} · Python "
                                 f"{sys.version_info.major}.{sys.version_info.minor} · cpu · "
                                 f"model inverse.safetensors (embedded)")
@@ -329,7 +330,7 @@ def test_an_embedded_model_chosen_by_name_is_reported_as_embedded(tmp_path):
     process = WorkerProcess(tmp_path / "stderr.txt", "--model", "gan")
     try:
         _, reply = process.ask({"id": 1, "op": "hello"})
-        assert reply["model"] == str(api.EMBEDDED_INVERSE_MODELS["gan"])
+        assert reply["model"] == str(EMBEDDED_INVERSE_MODELS["gan"])
         assert reply["summary"].endswith(" · model inverse_gan.safetensors (embedded)")
     finally:
         process.close()

@@ -49,7 +49,7 @@ from ..render import Lighting, render_mesh
 from .camera_search import search_camera
 from .cameras import concat_cameras, wrap_degrees
 from .losses import mask_iou
-from .model import InverseGraphicsNet, Prediction
+from .model import InverseGraphicsNet, Prediction, inverse_model_path
 
 TURNTABLE_AZIMUTHS = (0.0, 60.0, 120.0, 180.0, 240.0, 300.0)
 TURNTABLE_ELEVATION = 15.0
@@ -234,8 +234,6 @@ def turntable_rows(image: torch.Tensor, prediction_images: torch.Tensor, true_im
 
 
 def _load_model(model, device) -> tuple[InverseGraphicsNet, dict]:
-    from ..api import inverse_model_path
-
     if isinstance(model, InverseGraphicsNet):
         return model.to(device).eval(), {}
     path = inverse_model_path(model)
