@@ -1,5 +1,6 @@
-"""Rewrite backend/ganverse3d/assets/manifest.json: for every shipped weights file, its size, sha256 and the
-script that reproduces it. Run after replacing an asset; tests/test_assets.py checks the manifest is current.
+"""Rewrite backend/ganverse3d/assets/manifest.json: for every shipped weights file, its size, sha256, the
+script that reproduces it, and the kind and name under which ganverse3d.assets.resolve finds it. Run after
+replacing an asset; tests/test_assets.py checks the manifest is current.
 
     python scripts/update_assets_manifest.py
 """
@@ -12,19 +13,27 @@ from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parent.parent / "backend" / "ganverse3d" / "assets"
 
-# Which script reproduces each asset, and what it is.
+# Each asset: the kind and name under which a user picks it (see ganverse3d.assets), whether it is its kind's
+# default, the script that reproduces it, and what it is.
 SOURCES = {
-    "world_feature_net.safetensors": ("scripts/make_feature_net.sh", "feature net behind fid-world"),
-    "world_segmenter.safetensors": ("scripts/make_segmenter.sh", "embedded car segmenter"),
-    "stylegan2_world64.safetensors": ("scripts/make_default_generator.sh", "default StyleGAN2, 64 px, world renders"),
-    "inverse.safetensors": ("scripts/make_inverse_oracle.sh",
-                            "default inverse-graphics net (`--model oracle`): trained on world renders with exact "
-                            "cameras (Table 1 (b)), until one trained on GAN data comes within 5 % of it"),
-    "inverse_gan.safetensors": ("scripts/make_inverse_gan.sh",
-                                "inverse-graphics net trained the paper's way (`--model gan`): on the default "
-                                "generator's images in the views of training/views-world64-L2, per-image cameras "
-                                "(Table 1 (j); VIEWS=training/views-world64-L2 SHIP=1 scripts/make_inverse_gan.sh "
-                                "image-cameras)"),
+    "inverse.safetensors": dict(
+        kind="inverse", name="oracle", default=True, script="scripts/make_inverse_oracle.sh",
+        description="default inverse-graphics net (`--model oracle`): trained on world renders with exact cameras "
+                    "(Table 1 (b)), until one trained on GAN data comes within 5 % of it"),
+    "inverse_gan.safetensors": dict(
+        kind="inverse", name="gan", default=False, script="scripts/make_inverse_gan.sh",
+        description="inverse-graphics net trained the paper's way (`--model gan`): on the default generator's "
+                    "images in the views of training/views-world64-L2, per-image cameras (Table 1 (j); "
+                    "VIEWS=training/views-world64-L2 SHIP=1 scripts/make_inverse_gan.sh image-cameras)"),
+    "stylegan2_world64.safetensors": dict(
+        kind="generator", name="world64", default=True, script="scripts/make_default_generator.sh",
+        description="default StyleGAN2, 64 px, world renders"),
+    "world_segmenter.safetensors": dict(
+        kind="segmenter", name="world", default=True, script="scripts/make_segmenter.sh",
+        description="embedded car segmenter"),
+    "world_feature_net.safetensors": dict(
+        kind="feature_net", name="world", default=True, script="scripts/make_feature_net.sh",
+        description="feature net behind fid-world"),
 }
 
 
@@ -38,8 +47,7 @@ def manifest() -> dict:
     if unknown:
         raise SystemExit(f"Add {', '.join(unknown)} to SOURCES in {__file__} first.")
     return {"format_version": 1, "assets": {
-        p.name: {"bytes": p.stat().st_size, "sha256": sha256(p), "script": SOURCES[p.name][0],
-                 "description": SOURCES[p.name][1]} for p in files}}
+        p.name: {"bytes": p.stat().st_size, "sha256": sha256(p), **SOURCES[p.name]} for p in files}}
 
 
 if __name__ == "__main__":
