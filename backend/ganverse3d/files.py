@@ -71,6 +71,16 @@ def save_png(path, image) -> None:
         Image.fromarray(array).save(tmp, format="PNG", optimize=False)
 
 
+def save_pngs(paths, images) -> None:
+    """Write several images (see :func:`save_png`) so that either all files appear or none does: every file
+    is opened as a temporary first, which also reports an unwritable path before any work is lost."""
+    with contextlib.ExitStack() as stack:
+        temporaries = [stack.enter_context(atomic_path(path, suffix=".png")) for path in paths]
+        for temporary, image in zip(temporaries, images):
+            array = image if isinstance(image, np.ndarray) and image.dtype == np.uint8 else to_uint8(image)
+            Image.fromarray(array).save(temporary, format="PNG", optimize=False)
+
+
 def image_grid(images, columns: int, padding: int = 2, fill: float = 1.0):
     """Tile images [N, C, H, W] (float in [0, 1]) into one [C, rows*(H+p)-p, columns*(W+p)-p] sheet."""
     import torch

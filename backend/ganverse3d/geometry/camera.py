@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import InputError, setting
+
 # Object space (Y up) -> Blender world (Z up), as glTF importers do: (x, y, z) -> (x, -z, y).
 OBJECT_TO_BLENDER = ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0), (0.0, 1.0, 0.0))
 
@@ -172,6 +174,19 @@ class BlenderCamera:
 
 
 AZIMUTH_BIN_DEG = 30.0
+
+
+def check_camera_values(azimuth: float, elevation: float, distance: float, fov_y: float) -> None:
+    """InputError in one sentence unless the four numbers make a :class:`Camera` (degrees, object units)."""
+    if not all(math.isfinite(value) for value in (azimuth, elevation, distance, fov_y)):
+        raise InputError(f"{setting('azimuth')}, {setting('elevation')}, {setting('distance')} and {setting('fov')} "
+                         "must be finite numbers.")
+    if distance <= 0:
+        raise InputError(f"{setting('distance')} must be greater than 0, not {distance:g}.")
+    if not 0 < fov_y < 180:
+        raise InputError(f"{setting('fov')} must lie between 0 and 180 degrees, not {fov_y:g}.")
+    if not -90 <= elevation <= 90:
+        raise InputError(f"{setting('elevation')} must lie between -90 and 90 degrees, not {elevation:g}.")
 
 
 def azimuth_bins(azimuth_deg) -> torch.Tensor:

@@ -12,6 +12,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..devices import resolve_device
+from ..errors import InputError, setting
+from ..files import check_output_file, image_grid, save_png
+from .load import load_generator
 from .metrics import WorldFeatureNet
 from .networks import Generator
 
@@ -102,9 +106,9 @@ def view_content_sheet(G: Generator, num_views: int, num_contents: int, view_lay
     """
     view_layers = default_view_layers(G.num_ws) if view_layers is None else view_layers
     device = next(G.parameters()).device
-    generator = torch.Generator().manual_seed(seed)
-    z_views = torch.randn(num_views, G.z_dim, generator=generator).to(device)
-    z_contents = torch.randn(num_contents, G.z_dim, generator=generator).to(device)
+    rng = torch.Generator().manual_seed(seed)
+    z_views = torch.randn(num_views, G.z_dim, generator=rng).to(device)
+    z_contents = torch.randn(num_contents, G.z_dim, generator=rng).to(device)
     ws_views = G.mapping(z_views, truncation_psi=truncation_psi)
     ws_contents = G.mapping(z_contents, truncation_psi=truncation_psi)
     rows = []
@@ -132,3 +136,32 @@ def layer_sheet(G: Generator, num_samples: int, seed: int = 0, truncation_psi: f
         tiles.append(torch.nn.functional.interpolate(normalised, size=(size, size), mode="nearest"))
     tiles.append(final)
     return torch.stack(tiles, dim=1).reshape(-1, *final.shape[1:])
+
+
+def write_view_content_sheet(generator, out, num_views: int, num_contents: int, view_layers: int | None = None,
+                             seed: int = 0, truncation_psi: float = 0.7, device="auto") -> int:
+    """Write :func:`view_content_sheet` of the generator at ``generator`` (any format :func:`load_generator`
+    reads) to the PNG ``out``, cropped to the image content; returns the view split used."""
+    G = _load_for_sheet(generator, out, device)
+    view_layers = default_view_layers(G.num_ws) if view_layers is None else view_layers
+    if not 1 <= view_layers < G.num_ws:
+        raise InputError(f"{setting('view_layers')} must be from 1 to {G.num_ws - 1} for this generator, "
+                         f"not {view_layers}.")
+    sheet = view_content_sheet(G, num_views, num_contents, view_layers, seed=seed, truncation_psi=truncation_psi)
+    save_png(out, image_grid(G.crop_to_content(sheet), columns=num_views))
+    return view_layers
+
+
+def write_layer_sheet(generator, out, num_samples: int, seed: int = 0, truncation_psi: float = 0.7,
+                      device="auto") -> list[int]:
+    """Write :func:`layer_sheet` of the generator at ``generator`` to the PNG ``out``; returns the block
+    resolutions, in the order of the sheet's columns."""
+    G = _load_for_sheet(generator, out, device)
+    sheet = layer_sheet(G, num_samples, seed=seed, truncation_psi=truncation_psi)
+    save_png(out, image_grid(G.crop_to_content(sheet), columns=len(G.synthesis.block_resolutions) + 1))
+    return list(G.synthesis.block_resolutions)
+
+
+def _load_for_sheet(generator, out, device) -> Generator:
+    check_output_file(out, (".png",))  # before the load: a bad output path costs nothing
+    return load_generator(generator, device=resolve_device(device))

@@ -1,0 +1,141 @@
+"""``ganverse3d dataset``: view annotation, multi-view synthesis from a GAN, the world oracle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from .options import device_option, generator_option, seed_option, segmenter_option
+
+
+@click.group()
+def dataset():
+    """Multi-view datasets: view codes and their annotation, synthesis from a GAN, the world oracle."""
+
+
+@dataset.command("views")
+@generator_option
+@click.option("--candidates", "count", type=click.IntRange(1, 1000), default=64, show_default=True,
+              help="Candidate view codes to sample (columns of the sheet; their ids are 0 .. N-1).")
+@click.option("--out", "out_dir", required=True, help="Folder for candidates.safetensors, sheet.png and views.toml.")
+@click.option("--contents", type=click.IntRange(1, 16), default=4, show_default=True, help="Rows: content samples.")
+@click.option("--view-layers", type=int, default=None,
+              help="Leading W* entries that hold the view [default: the paper's 4 of 16, scaled to the model].")
+@click.option("--truncation", type=float, default=0.7, show_default=True, help="Truncation psi of the codes.")
+@seed_option("Seed of the candidate and content codes.")
+@click.option("--pose-net", default="auto", show_default=True,
+              help="World feature net suggesting each view's bin: a .safetensors, 'auto' (the embedded one when "
+                   "present) or 'none'.")
+@click.option("--pose-contents", type=click.IntRange(1, 256), default=32, show_default=True,
+              help="Cars the pose net reads each candidate over (the sheet's rows, then more); a view whose few "
+                   "rows agree may still show other cars from other sides.")
+@click.option("--preselect-per-bin", type=click.IntRange(0, 1000), default=0, show_default=True,
+              help="Uncomment up to N views per bin that the pose net sees alike in all those cars (check by eye).")
+@click.option("--min-agreement", type=click.FloatRange(0, 1), default=None,
+              help="Least agreement of the pose net's readings over the cars for a view to be preselected [default: "
+                   "0.9, the summary's 'alike': the cars within about a bin]. Lower it for a generator whose views "
+                   "never reach that in some bins.")
+@device_option
+def dataset_views(generator_path, count, out_dir, contents, view_layers, truncation, seed, pose_net,
+                  pose_contents, preselect_per_bin, min_agreement, device):
+    """Sample candidate view codes and write the sheet and annotation template to annotate them.
+
+    Look at sheet.png (one candidate view per column, headed by its id), then in views.toml uncomment the
+    views to keep and give each its azimuth bin (bin b = b * 30 degrees; 0 = front, 3 = side with the front
+    pointing left, 6 = rear, 9 = side with the front pointing right). That is the paper's one-minute
+    annotation; `dataset synth` reads it.
+
+    \b
+    Example:
+      ganverse3d dataset views --generator G.safetensors --candidates 64 --out views
+      (edit views/views.toml; --preselect-per-bin 3 uncomments the pose net's best views to start from)
+      ganverse3d dataset synth --generator G.safetensors --views views/views.toml --contents 1000 --out data
+    """
+    from ..bundle import load_module
+    from ..devices import resolve_device
+    from ..dataset.views import CONSISTENT_AGREEMENT, consistency_summary, write_view_candidates
+    from ..stylegan2 import load_generator
+    from ..stylegan2.metrics import DEFAULT_FEATURE_NET, WorldFeatureNet
+
+    if not 0 < truncation <= 1:
+        raise InputError(f"--truncation must lie in (0, 1], not {truncation:g}.")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"The output {out} is a file; give a folder.")
+    device = resolve_device(device)
+    G = load_generator(generator_path, device=device)
+    pose_net_path = {"auto": DEFAULT_FEATURE_NET if DEFAULT_FEATURE_NET.is_file() else None, "none": None}.get(
+        pose_net, pose_net)
+    if preselect_per_bin and not pose_net_path:
+        raise InputError("--preselect-per-bin needs a pose net to guess the bins; give --pose-net.")
+    pose = load_module(pose_net_path, expected_class=WorldFeatureNet, device=device) if pose_net_path else None
+    _, guesses = write_view_candidates(G, generator_path, out, count, contents=contents, seed=seed,
+                                       truncation=truncation, view_layers=view_layers, pose_net=pose,
+                                       pose_contents=pose_contents, preselect_per_bin=preselect_per_bin,
+                                       min_agreement=CONSISTENT_AGREEMENT if min_agreement is None else min_agreement)
+    suggestion = "with suggested bins" if guesses else "without suggestions (no pose net)"
+    click.echo(f"Wrote {out / 'sheet.png'} ({count} candidate views x {contents} cars), "
+               f"{out / 'candidates.safetensors'} and {out / 'views.toml'} {suggestion}; annotate views.toml next.")
+    if guesses:
+        click.echo(consistency_summary(guesses))
+
+
+@dataset.command("synth")
+@generator_option
+@click.option("--views", "annotation", required=True, help="The annotated views.toml.")
+@click.option("--candidates", default=None,
+              help="The candidates file [default: the one views.toml names, else candidates.safetensors beside it].")
+@click.option("--contents", type=int, required=True, help="Content codes (cars), each rendered in every chosen view.")
+@click.option("--out", "out_dir", required=True, help="Dataset folder: new, empty, or one to resume or extend.")
+@segmenter_option
+@click.option("--truncation", type=float, default=0.7, show_default=True, help="Truncation psi of the content codes.")
+@click.option("--min-mask-area", type=float, default=0.1, show_default=True,
+              help="Keep an image only if its one car covers at least this fraction of it.")
+@seed_option("Content c draws its code from (seed, c).")
+@click.option("--batch", type=int, default=32, show_default=True, help="Images per generator/segmenter batch.")
+@device_option
+def dataset_synth(generator_path, annotation, candidates, contents, out_dir, segmenter, truncation, min_mask_area,
+                  seed, batch, device):
+    """Render every content code in every annotated view, segment, filter, and write a multi-view dataset.
+
+    An image is kept only if the segmenter finds exactly one car covering at least --min-mask-area of it.
+    The folder holds images/, masks/, latents/, meta.jsonl (with each view's initial camera from its bin),
+    filtered.jsonl, view_codes.safetensors, sheet.png and manifest.json with the kept and filtered counts.
+    The same seed gives the same files; rerun to resume, or with a larger --contents to extend.
+
+    \b
+    Example:
+      ganverse3d dataset synth --generator G.safetensors --views views/views.toml --contents 1000 --out data
+    """
+    from ..dataset.synth import synthesize
+
+    manifest = synthesize(out_dir, generator_path, annotation, contents, candidates=candidates, segmenter=segmenter,
+                          truncation=truncation, seed=seed, min_mask_area=min_mask_area, batch=batch, device=device)
+    counts = manifest["counts"]
+    click.echo(f"Wrote {out_dir}: kept {counts['kept']} of {counts['candidates']} images ({contents} cars x "
+               f"{len(manifest['views'])} views); filtered {counts['filtered']['instances']} for not showing one car "
+               f"and {counts['filtered']['mask_area']} for a mask under {min_mask_area:g} of the image.")
+
+
+@dataset.command("world")
+@click.option("--cars", type=int, required=True, help="Number of world cars (contents).")
+@click.option("--views", type=int, default=12, show_default=True, help="Cameras per car, spread over 360 degrees.")
+@click.option("--resolution", type=int, default=64, show_default=True, help="Image width and height, 16 to 2048.")
+@seed_option("Car c is item c of `world render --seed S`.")
+@click.option("--out", "out_dir", required=True, help="Dataset folder: new, empty, or one to resume or extend.")
+def dataset_world(cars, views, resolution, seed, out_dir):
+    """The oracle multi-view dataset: each world car from K exact cameras, with its ground-truth mesh.
+
+    Same format as `dataset synth` (meta.jsonl cameras are the exact ones), plus meshes/ID.glb.
+
+    \b
+    Example:
+      ganverse3d dataset world --cars 500 --views 12 --resolution 64 --seed 11 --out world-mv
+    """
+    from ..dataset.world_multiview import write_world_multiview
+
+    manifest = write_world_multiview(out_dir, cars, views, resolution, seed)
+    click.echo(f"Wrote {out_dir}: {manifest['counts']['kept']} images ({cars} cars x {views} views) at "
+               f"{resolution}x{resolution} with exact cameras, masks and meshes.")

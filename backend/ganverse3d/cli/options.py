@@ -1,0 +1,81 @@
+"""Options shared by several commands, defined once.
+
+Training and synthesis options whose default lives in a library config read it from there
+(:class:`ConfigOption`): the command passes on only the options the user gave (:func:`given_options`), so a
+default is written in one place, the library's config, and a resumed run can tell a given option from a
+default one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import click
+from click.core import ParameterSource
+
+DEVICE_HELP = "'auto' (CUDA when available), 'cpu' or 'cuda'."
+
+device_option = click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+
+
+def seed_option(help: str = "Seed; the same seed gives the same files."):
+    return click.option("--seed", type=int, default=0, show_default=True, help=help)
+
+
+generator_option = click.option("--generator", "generator_path", required=True,
+                                help="Generator weights (any format `gan convert` reads).")
+
+
+def model_option(required: bool):
+    return click.option("--model", "model_path", required=required, default=None,
+                        help="Inverse-graphics model: 'oracle' (embedded, trained on world renders with exact "
+                             "cameras; the default), 'gan' (embedded, trained the paper's way, on the generator's "
+                             "images) or a bundle such as runs/inverse/.../checkpoints/inverse.safetensors.")
+
+
+segmenter_option = click.option(
+    "--segmenter", default="world", show_default=True,
+    help="Car segmenter: world (embedded), world:PATH, maskrcnn:PATH (torchvision COCO weights) or detectron2:PATH.")
+
+
+def feature_net_option(help: str):
+    return click.option("--feature-net", default=None, help=help)
+
+
+def runs_option(stage: str):
+    return click.option("--runs", "runs_root", default="runs", show_default=True,
+                        help=f"Folder for run folders ({stage}/NNNNN-name).")
+
+
+class ConfigOption(click.Option):
+    """An option whose default is the field of the same name in a library config dataclass.
+
+    ``config`` is ``"module:Class"``, imported only when the default is needed (the command's help or a
+    call without the option), so ``ganverse3d --help`` stays free of torch.
+    """
+
+    def __init__(self, *args, config: str, **kwargs):
+        kwargs.setdefault("show_default", True)
+        super().__init__(*args, **kwargs)
+        self.config = config
+
+    def get_default(self, ctx, call: bool = True):
+        module_name, _, class_name = self.config.partition(":")
+        config_class = getattr(importlib.import_module(module_name), class_name)
+        field = next(field for field in dataclasses.fields(config_class) if field.name == self.name)
+        if field.default_factory is not dataclasses.MISSING:
+            return field.default_factory()
+        return None if field.default is dataclasses.MISSING else field.default
+
+
+def config_option(config: str, *param_decls, **attrs):
+    """``click.option`` for a field of the library config ``config`` (``"module:Class"``)."""
+    return click.option(*param_decls, cls=ConfigOption, config=config, **attrs)
+
+
+def given_options(ctx: click.Context) -> dict:
+    """The config fields (:class:`ConfigOption` values) that the user set on the command line, not defaults."""
+    names = [param.name for param in ctx.command.params if isinstance(param, ConfigOption)]
+    return {name: ctx.params[name] for name in names
+            if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
