@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InputError
+from .errors import InputError, setting
 from .export import TexturedMesh, save_mesh
 from .files import check_output_file, image_grid, save_png
 from .geometry import Camera, azimuth_bins
@@ -347,3 +347,42 @@ def describe_camera(camera: Camera) -> str:
     """One line with a camera (batch size 1) in degrees and object units."""
     return (f"azimuth {float(camera.azimuth[0]):.1f} deg, elevation {float(camera.elevation[0]):.1f} deg, "
             f"distance {float(camera.distance[0]):.3f}, vertical field of view {float(camera.fov_y[0]):.1f} deg")
+
+# Guards against an extra digit typed by mistake; no preview needs more pixels than this.
+MAX_RENDER_RESOLUTION = 4096
+
+
+def render_mesh_file(mesh_path, camera: Camera, resolution: int, background=(1.0, 1.0, 1.0), lighting: bool = True,
+                     fit: bool = False, device="auto"):
+    """Render a .glb, .gltf or .obj file with the project's renderer, both sides of every face.
+
+    Args:
+        mesh_path: the mesh, read in its own object space (+Y up, front toward +Z).
+        camera: a :class:`Camera` of batch size 1.
+        resolution: image width and height in pixels, 1 to :data:`MAX_RENDER_RESOLUTION`.
+        background: RGB in [0, 1] behind the mesh.
+        lighting: a directional light plus ambient, else the bare texture.
+        fit: first centre the mesh and scale it into the unit sphere (for meshes made in other units).
+
+    Returns:
+        (image [3, R, R], mask [1, R, R]), float32 in [0, 1] on the CPU.
+    """
+    from .devices import resolve_device
+    from .export import load_mesh
+    from .render import Lighting, render_mesh
+
+    if not 1 <= resolution <= MAX_RENDER_RESOLUTION:
+        raise InputError(f"{setting('resolution')} must be from 1 to {MAX_RENDER_RESOLUTION} pixels, not {resolution}.")
+    device = resolve_device(device)
+    mesh = load_mesh(mesh_path)
+    verts = mesh.verts
+    if fit:
+        centre = (verts.min(dim=0).values + verts.max(dim=0).values) / 2
+        verts = (verts - centre) / (verts - centre).norm(dim=1).max().clamp_min(1e-12)
+    with torch.no_grad():
+        result = render_mesh(
+            verts[None].to(device), mesh.faces.to(device), mesh.face_uvs.to(device), mesh.texture[None].to(device),
+            camera.to(device), resolution, background=torch.tensor(background, device=device),
+            lighting=Lighting() if lighting else None,
+            soft=False, cull_backfaces=False)  # foreign files do not always wind their faces consistently
+    return result.image[0].cpu(), result.mask[0].cpu()
