@@ -1,0 +1,155 @@
+"""Every command meets bad input with one sentence and exit code 2: no traceback, nothing left behind.
+
+The table keeps the cases of an outside campaign that found tracebacks, confident answers to non-cars and
+overwritten inputs. Each case runs in an empty folder; afterwards the folder must hold exactly what the case
+put there (the inputs, unchanged), so no run folder, temp file or half-written output survives a refusal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganverse3d.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_CAR = REPO / "docs" / "example_car.png"
+
+
+def _png(path: Path, array) -> None:
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)
+
+
+def _photos(folder: Path) -> None:
+    car = np.asarray(Image.open(EXAMPLE_CAR).convert("RGB"))
+    _png(folder / "pixel.png", np.full((1, 1, 3), 128))
+    _png(folder / "blue.png", np.broadcast_to(np.array([20, 40, 220]), (256, 256, 3)))
+    _png(folder / "noise.png", np.random.default_rng(0).integers(0, 256, (256, 256, 3)))
+    _png(folder / "two_cars.png", np.concatenate([car, car], axis=1))
+    _png(folder / "strip.png", np.random.default_rng(1).integers(0, 256, (1, 4000, 3)))
+    small = np.asarray(Image.fromarray(car).resize((46, 46)))  # about 3 % of the frame
+    tiny = np.full((256, 256, 3), 255, np.uint8)
+    tiny[100:146, 100:146] = small
+    _png(folder / "tiny_car.png", tiny)
+    _png(folder / "car.png", car)
+    _png(folder / "car_texture.png", car)
+    _png(folder / "car_turntable.png", car)
+    _png(folder / "mask_small.png", np.zeros((10, 10)))
+
+
+def _datasets(folder: Path) -> None:
+    (folder / "broken-data" / "images").mkdir(parents=True)
+    (folder / "broken-data" / "images" / "000000.png").write_bytes(b"not a png")
+    for name, text in [("run-not-json", "{"), ("run-list", "[1, 2]"), ("run-unknown", '{"data": "x", "colour": 1}')]:
+        (folder / name).mkdir()
+        (folder / name / "config.json").write_text(text)
+
+
+def _setup(folder: Path) -> None:
+    _photos(folder)
+    _datasets(folder)
+
+
+RECONSTRUCT = ["reconstruct", "--device", "cpu"]
+
+CASES = {
+    # reconstruct: not a car, yet a car
+    "one pixel": RECONSTRUCT + ["pixel.png", "-o", "out.glb"],
+    "all blue": RECONSTRUCT + ["blue.png", "-o", "out.glb"],
+    "noise": RECONSTRUCT + ["noise.png", "-o", "out.glb"],
+    "two cars": RECONSTRUCT + ["two_cars.png", "-o", "out.glb"],
+    "1 x 4000 strip": RECONSTRUCT + ["strip.png", "-o", "out.glb"],
+    "car of 3 % of the frame": RECONSTRUCT + ["tiny_car.png", "-o", "out.glb"],
+    # reconstruct: outputs that are inputs
+    "output is the photo": RECONSTRUCT + ["car.png", "-o", "car.png"],
+    "obj texture is the photo": RECONSTRUCT + ["car_texture.png", "-o", "car.obj"],
+    "turntable is the photo": RECONSTRUCT + ["car_turntable.png", "-o", "car.glb"],
+    "output is the mask": RECONSTRUCT + ["car.png", "--mask", "car_texture.png", "-o", "car_texture.png"],
+    "mask of another size": RECONSTRUCT + ["car.png", "--mask", "mask_small.png", "-o", "out.glb"],
+    "unknown model name": RECONSTRUCT + ["car.png", "--model", "orcale", "-o", "out.glb"],
+    "missing photo": RECONSTRUCT + ["nothing.png", "-o", "out.glb"],
+    "cuda without cuda": ["reconstruct", "car.png", "-o", "out.glb", "--device", "cuda"],
+    # render
+    "render fov 200": ["render", "car.glb", "-o", "r.png", "--fov", "200"],
+    "render resolution 0": ["render", "car.glb", "-o", "r.png", "--resolution", "0"],
+    "render a png as mesh": ["render", "car.png", "-o", "r.png"],
+    # training
+    "gan kimg nan": ["gan", "train", "--data", "broken-data", "--kimg", "nan"],
+    "gan checkpoint-every 0": ["gan", "train", "--data", "broken-data", "--checkpoint-every", "0"],
+    "gan unreadable image": ["gan", "train", "--data", "broken-data", "--kimg", "0.01", "--device", "cpu"],
+    "gan missing data": ["gan", "train", "--data", "no-such-folder"],
+    "gan resume config not JSON": ["gan", "train", "--resume", "run-not-json"],
+    "gan resume config a list": ["gan", "train", "--resume", "run-list"],
+    "gan resume config unknown field": ["gan", "train", "--resume", "run-unknown"],
+    "inverse missing data": ["inverse", "train", "--data", "no-such-folder"],
+    "inverse resume config not JSON": ["inverse", "train", "--resume", "run-not-json"],
+    "inverse resume config a list": ["inverse", "train", "--resume", "run-list"],
+    "segmenter width 0": ["segmenter", "train", "--data", "broken-data", "--out", "s.safetensors", "--width", "0"],
+    # weights and sheets
+    "gan convert an image": ["gan", "convert", "car.png", "-o", "g.safetensors"],
+    "gan views of an image": ["gan", "views", "--generator", "car.png", "-o", "v.png"],
+    "gan layers to a glb": ["gan", "layers", "--generator", "world64", "-o", "l.glb"],
+    "gan feature-net to a txt": ["gan", "feature-net", "--data", "broken-data", "--out", "f.txt"],
+    "gan fid of an image": ["gan", "fid", "car.png", "--data", "broken-data"],
+    "inverse eval unknown model": ["inverse", "eval", "--model", "orcale", "--data", "broken-data"],
+    "segmenter eval unreadable image": ["segmenter", "eval", "--data", "broken-data", "--device", "cpu"],
+    # datasets
+    "dataset views of an image": ["dataset", "views", "--generator", "car.png", "--out", "v"],
+    "dataset synth without views": ["dataset", "synth", "--generator", "world64", "--views", "none.toml",
+                                    "--contents", "1", "--out", "d"],
+    "world render n 0": ["world", "render", "--n", "0", "--out", "w"],
+    "dataset world cars 0": ["dataset", "world", "--cars", "0", "--out", "w"],
+}
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
+            for path in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("inputs")
+    _setup(folder)
+    return folder
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_sentence_exit_2_and_leaves_nothing(case, inputs, tmp_path, monkeypatch, capsys):
+    for path in inputs.iterdir():
+        target = tmp_path / path.name
+        if path.is_dir():
+            shutil.copytree(path, target)
+        else:
+            target.write_bytes(path.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    before = _snapshot(tmp_path)
+
+    code = main(CASES[case])
+
+    error = capsys.readouterr().err.strip()
+    assert code == 2, f"{case}: exit {code}, stderr {error!r}"
+    assert error.startswith("Error: ") and "\n" not in error, error
+    assert "Traceback" not in error and "weights_only" not in error
+    assert _snapshot(tmp_path) == before, f"{case} left files behind or changed an input"
+
+
+def test_the_table_covers_every_command():
+    from ganverse3d.cli import cli
+
+    def leaves(group, prefix=()):
+        for name, command in group.commands.items():
+            if hasattr(command, "commands"):
+                yield from leaves(command, prefix + (name,))
+            else:
+                yield " ".join(prefix + (name,))
+
+    covered = {" ".join(arguments[:2]) if arguments[0] in ("gan", "inverse", "segmenter", "world", "dataset")
+               else arguments[0] for arguments in CASES.values()}
+    missing = sorted(set(leaves(cli)) - covered)
+    assert not missing, f"commands without a bad-input case: {missing}"
