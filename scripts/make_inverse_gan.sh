@@ -2,7 +2,7 @@
 # Trains the inverse-graphics network the paper's way (Sec. 3.1-3.2): on a multi-view dataset synthesised by the
 # embedded default generator in the views annotated in training/views-world64/views.toml (the one-minute
 # annotation, made by looking at its sheet.png), then evaluates it on unseen world cars with true cameras and
-# meshes. VARIANT picks a row of the README's Table 1:
+# meshes. VARIANT picks a row of Table 1 in docs/experiments.md:
 #   paper          (a) learned per-view cameras, initialised from the 30-degree bins, multi-view loss
 #   no-multiview   (c) as (a) without the second view of Eq. 2
 #   fixed-cameras  (d) as (a) with the bin cameras kept fixed
@@ -10,7 +10,7 @@
 # VIEWS picks the annotation folder (default training/views-world64; training/views-world64-L2 is the
 # two-entry view split of rows (i) and (j)). The model lands in WORK_DIR/runs-VARIANT[-L2]/inverse/*/checkpoints/
 # inverse.safetensors and its evaluations in WORK_DIR/eval-VARIANT[-L2]-{heldout,world}/; SHIP=1 copies the model to
-# backend/ganverse3d/assets/inverse_gan.safetensors, the embedded model `--model gan` picks (README, Table 1). The
+# backend/ganverse3d/assets/inverse_gan.safetensors, the embedded model `--model gan` picks (docs/experiments.md, Table 1). The
 # default model stays the oracle (scripts/make_inverse_oracle.sh) until one trained this way comes within 5 % of it.
 # Everything is seeded; kill it at any time and run it again to resume. 45-80 min per 12k steps with one thread
 # (the longer beside another job).

@@ -2,7 +2,7 @@
 # Reproduces the default inverse-graphics net (`--model oracle`), backend/ganverse3d/assets/inverse.safetensors:
 # the paper's Table 1 (b) "oracle", trained on world renders of 600 cars x 8 views with their exact cameras.
 # It stays the default until a model trained the paper's way on GAN data (scripts/make_inverse_gan.sh; the
-# embedded one is `--model gan`) comes within 5 % of it; see the README's Table 1.
+# embedded one is `--model gan`) comes within 5 % of it; see Table 1 in docs/experiments.md.
 # About an hour on 2 CPU cores with one thread; kill it at any time and run it again to resume.
 #
 #   scripts/make_inverse_oracle.sh [WORK_DIR] [ITERATIONS]

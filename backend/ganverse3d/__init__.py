@@ -1,6 +1,6 @@
-"""GANverse3D: StyleGAN as a multi-view data generator, a DIB-R inverse-graphics network and StyleGAN-R.
+"""GANverse3D: StyleGAN as a multi-view data generator and a DIB-R inverse-graphics network (StyleGAN-R planned).
 
-Conventions (object space, cameras, image and mesh shapes) are fixed in DESIGN.md and pinned by tests.
+Conventions (object space, cameras, image and mesh shapes) are fixed in docs/ARCHITECTURE.md and pinned by tests.
 """
 
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 """Textured meshes to and from files: binary glTF (.glb) and Wavefront OBJ (.obj + .mtl + texture .png).
 
-Conventions (DESIGN.md):
+Conventions (docs/ARCHITECTURE.md):
 
 * Object space is +Y up with the car's front facing +Z, which is glTF's own convention, so positions are
   written unchanged; Blender's glTF importer maps them as (x, y, z) -> (x, -z, y), the front to Blender's -Y.

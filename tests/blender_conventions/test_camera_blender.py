@@ -1,6 +1,6 @@
 """Our cameras against Blender's: pure-math round trips, then a real bpy camera checked point by point.
 
-Conventions pinned (DESIGN.md): object space is Y up with the car's front at +Z; Blender is Z up and object
+Conventions pinned (docs/ARCHITECTURE.md): object space is Y up with the car's front at +Z; Blender is Z up and object
 space maps to it as (x, y, z) -> (x, -z, y); a Blender camera (location, XYZ Euler rotation, lens, sensor and
 sensor fit, render resolution) converts to our Camera and back exactly.
 """

@@ -1,4 +1,4 @@
-"""Camera conventions of DESIGN.md: positions, orientation, projection."""
+"""Camera conventions of docs/ARCHITECTURE.md: positions, orientation, projection."""
 
 import math
 

@@ -27,7 +27,7 @@ A dataset is a folder:
   data); ``latent`` (optional) holds the content's codes; world-made datasets add ``"mesh"``
   (``meshes/{content:06d}.glb``, the ground truth, object space) and ``"body_type"``.
 
-Cameras follow DESIGN.md (degrees, object space +Y up, front +Z).
+Cameras follow docs/ARCHITECTURE.md (degrees, object space +Y up, front +Z).
 
 What the writers (:mod:`.synth` for GAN data, :mod:`.world_multiview` for the world oracle) add:
 

@@ -1,6 +1,6 @@
 """Cameras: look-at orbit cameras, perspective projection, and exact Blender conversions.
 
-Conventions (DESIGN.md):
+Conventions (docs/ARCHITECTURE.md):
 
 * Object space is right-handed, +Y up, the car's front faces +Z (glTF).
 * ``Camera(azimuth_deg, elevation_deg, distance, fov_y_deg)`` looks at the origin with +Y up from

@@ -76,7 +76,7 @@ class TrainConfig:
                                      # mixed at `view_layers` must keep the viewpoint of their first code and
                                      # the body type of the second, as the world feature net `feature_net`
                                      # reads them. Not in StyleGAN2 or the paper: it asks the view code to hold
-                                     # the viewpoint and not the car (README: it does the first, not the second).
+                                     # the viewpoint and not the car (docs/experiments.md: it does only the first).
     view_layers: int = 3             # W entries that hold the view, for the view-mixing loss (the split that
                                      # `dataset views` uses; 3 of 10 at 64 px).
 

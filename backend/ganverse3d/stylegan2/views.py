@@ -57,7 +57,7 @@ def view_mixing_loss(G: Generator, reader: WorldFeatureNet, ws_view: torch.Tenso
     should have the azimuth and elevation that ``reader`` sees in ``ws_view``'s own image and the body type
     it sees in ``ws_content``'s: it asks a generator to keep the viewpoint in its first entries and the car
     out of them, which GANverse3D's multi-view data needs and plain style mixing does not ask for (on the
-    default generator it fixed the first, not the second: README, "View mixing"). All images use constant
+    default generator it fixed the first, not the second: docs/experiments.md, "View mixing"). All images use constant
     noise, so identical codes give a loss of exactly zero.
 
     Args:

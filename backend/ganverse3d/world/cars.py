@@ -21,7 +21,7 @@ Every car of every body type has the same topology: the same vertex count and th
 (:func:`car_faces`), only vertex positions, UVs, labels and texture differ. Cars therefore batch directly
 into the renderer's shared-faces layout (``verts [B, V, 3]``, ``faces [F, 3]``).
 
-Object space (DESIGN.md): +Y up, the front faces +Z, faces counter-clockwise seen from outside. Each car
+Object space (docs/ARCHITECTURE.md): +Y up, the front faces +Z, faces counter-clockwise seen from outside. Each car
 is centred on its bounding box and scaled isotropically so that its farthest vertex lies at radius
 ``UNIT_SPHERE_RADIUS`` (0.95): every car fits the unit sphere with the same margin and keeps its
 proportions; its metric size stays in ``params["length"]`` etc. and ``params["scale"]`` (object units
