@@ -240,14 +240,14 @@ _MODEL_CACHE: dict[tuple, tuple] = {}
 
 
 def load_inverse_model(model=None, device="auto"):
-    """(model, framing) of an inverse-graphics bundle (a path or an embedded model's name, see
-    :func:`ganverse3d.inverse.model.inverse_model_path`), cached per file and device."""
+    """(model, framing) of an inverse-graphics bundle (a path or a shipped model's name, see
+    :func:`ganverse3d.assets.resolve`), cached per file and device."""
+    from .assets import resolve
     from .bundle import load_module, read_metadata
     from .devices import resolve_device
     from .inverse import InverseGraphicsNet
-    from .inverse.model import inverse_model_path
 
-    path, device = inverse_model_path(model), resolve_device(device)
+    path, device = resolve("inverse", model), resolve_device(device)
     key = (str(path.resolve()), path.stat().st_mtime_ns, str(device))
     if key not in _MODEL_CACHE:
         model = load_module(path, InverseGraphicsNet, device=device)
@@ -347,6 +347,7 @@ def describe_camera(camera: Camera) -> str:
     """One line with a camera (batch size 1) in degrees and object units."""
     return (f"azimuth {float(camera.azimuth[0]):.1f} deg, elevation {float(camera.elevation[0]):.1f} deg, "
             f"distance {float(camera.distance[0]):.3f}, vertical field of view {float(camera.fov_y[0]):.1f} deg")
+
 
 # Guards against an extra digit typed by mistake; no preview needs more pixels than this.
 MAX_RENDER_RESOLUTION = 4096

@@ -272,15 +272,15 @@ class Worker:
         import torch
 
         from .api import load_inverse_model
+        from .assets import is_shipped, resolve
         from .devices import resolve_device
-        from .inverse.model import EMBEDDED_INVERSE_MODELS, inverse_model_path
 
         device = resolve_device(self.device)
         load_inverse_model(self.model, device)
-        model = inverse_model_path(self.model).resolve()
+        model = resolve("inverse", self.model).resolve()
         torch_version = torch.__version__.split("+")[0]
         device_text = f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
-        origin = " (embedded)" if model in EMBEDDED_INVERSE_MODELS.values() else ""
+        origin = " (embedded)" if is_shipped(model) else ""
         python = f"{sys.version_info.major}.{sys.version_info.minor}"
         summary = (f"ganverse3d {__version__} · torch {torch_version} · Python {python} · {device_text} · "
                    f"model {model.name}{origin}")

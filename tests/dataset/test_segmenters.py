@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from ganverse3d import assets
 from ganverse3d.bundle import load_module, read_metadata
 from ganverse3d.cli import main
 from ganverse3d.dataset.segment import (
-    COCO_CAR, DEFAULT_WORLD_SEGMENTER, MaskRCNNSegmenter, WorldSegmenter, WorldSegmenterNet, connected_components,
+    COCO_CAR, MaskRCNNSegmenter, WorldSegmenter, WorldSegmenterNet, connected_components,
     instances_from_probabilities, instances_from_probability, load_segmenter)
 from ganverse3d.dataset.train_segmenter import evaluate_segmenter
 from ganverse3d.errors import InputError
@@ -163,7 +164,7 @@ def test_unknown_segmenter_specs(spec):
 
 
 def test_missing_world_segmenter_file(tmp_path):
-    with pytest.raises(InputError, match="do not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         load_segmenter(f"world:{tmp_path / 'none.safetensors'}")
 
 
@@ -200,7 +201,7 @@ def test_evaluation_scores_a_perfect_and_a_blind_segmenter():
     assert evaluate_segmenter(Blind(), images, masks) == {"count": 4, "iou_mean": 0.0, "single_instance_rate": 0.0}
 
 
-@pytest.mark.skipif(not DEFAULT_WORLD_SEGMENTER.is_file(), reason="the embedded world segmenter is not built yet")
+@pytest.mark.skipif(not assets.lookup("segmenter").path.is_file(), reason="the embedded world segmenter is not built yet")
 def test_the_embedded_world_segmenter_finds_one_accurate_car_in_fresh_world_renders():
     _, _, render = render_items(seed=991, indices=range(24), resolution=64)
     images = (render.images * 255).round().to(torch.uint8)

@@ -1,5 +1,5 @@
 """The inverse-graphics models shipped in assets/ reconstruct world cars they never saw, and `--model NAME` picks
-them. The floors sit below each model's Table 1 numbers (README) by a margin for this small sample, and far
+them. The floors sit below each model's Table 1 numbers (docs/experiments.md) by a margin for this small sample, and far
 above what a wrongly loaded or wrongly framed model reaches (input-view IoU under 0.5)."""
 
 import pytest
@@ -7,7 +7,7 @@ import pytest
 from ganverse3d.dataset.world_multiview import write_world_multiview
 from ganverse3d.errors import InputError
 from ganverse3d.inverse.evaluate import evaluate
-from ganverse3d.inverse.model import DEFAULT_INVERSE_MODEL, inverse_model_path
+from ganverse3d import assets
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +27,9 @@ def test_embedded_model_reconstructs_unseen_world_cars(unseen_world_cars, name, 
 
 
 def test_model_names_resolve_to_the_shipped_files_and_anything_else_is_a_path(tmp_path):
-    assert inverse_model_path() == inverse_model_path("oracle") == DEFAULT_INVERSE_MODEL
-    assert inverse_model_path("gan").name == "inverse_gan.safetensors"
+    assert assets.resolve("inverse") == assets.resolve("inverse", "oracle") == assets.FOLDER / "inverse.safetensors"
+    assert assets.resolve("inverse", "gan").name == "inverse_gan.safetensors"
     with pytest.raises(InputError, match="does not exist"):
-        inverse_model_path(tmp_path / "gan")
+        assets.resolve("inverse", tmp_path / "gan")
     with pytest.raises(InputError, match="does not exist"):
-        inverse_model_path("nonesuch")
+        assets.resolve("inverse", "nonesuch")

@@ -8,14 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from ganverse3d import api
+from ganverse3d import api, assets
 from ganverse3d.bundle import save_module
 from ganverse3d.cli import main
 from ganverse3d.dataset import MultiViewDataset
 from ganverse3d.errors import InputError
 from ganverse3d.export import load_mesh
 from ganverse3d.geometry import Camera, template_sphere
-from ganverse3d.inverse import model as inverse_model
 from ganverse3d.inverse.model import InverseGraphicsNet
 from ganverse3d.inverse.train import load_images, measure_framing
 from ganverse3d.render import render_mesh
@@ -151,7 +150,7 @@ def two_blob_mask(shape):
     ("two_cars", "2 separate cars"),
     ("mask_size", "must match"),
     ("bad_suffix", "must end in .glb or .obj"),
-    ("no_segmenter", "do not exist"),
+    ("no_segmenter", "does not exist"),
     ("missing_photo", "does not exist"),
 ])
 def test_bad_input_is_one_sentence_exit_2_and_nothing_written(case, expected, model_path, tmp_path, capsys,
@@ -188,7 +187,10 @@ def test_bad_input_is_one_sentence_exit_2_and_nothing_written(case, expected, mo
 
 
 def test_without_a_default_model_it_asks_for_one(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(inverse_model, "DEFAULT_INVERSE_MODEL", tmp_path / "absent.safetensors")
+    # A registry whose manifest lists the shipped files, none of which is there.
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "manifest.json").write_bytes((assets.FOLDER / "manifest.json").read_bytes())
+    monkeypatch.setattr(assets, "FOLDER", tmp_path / "assets")
     rgb, mask = car_photo()
     save_rgba(tmp_path / "photo.png", rgb, mask)
     assert main(["reconstruct", str(tmp_path / "photo.png"), "-o", str(tmp_path / "car.glb")]) == 2

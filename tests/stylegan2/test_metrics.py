@@ -10,11 +10,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ganverse3d import assets
 from ganverse3d.bundle import load_module, read_metadata, save_module
 from ganverse3d.cli import main
 from ganverse3d.errors import InputError
 from ganverse3d.stylegan2.metrics import (
-    DEFAULT_FEATURE_NET, INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, FeatureNetConfig, FeatureStatistics,
+    INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, FeatureNetConfig, FeatureStatistics,
     InceptionFeatures, WorldFeatureNet, compute_fid, evaluate_feature_net, extract_features, fid, frechet_distance,
     load_feature_extractor, load_world_labels, train_feature_net)
 from ganverse3d.stylegan2.networks import Generator
@@ -168,7 +169,7 @@ def test_feature_net_cli_rejects_a_folder_without_world_labels(tmp_path, capsys)
     assert not (tmp_path / "n.safetensors").exists()
 
 
-@pytest.mark.skipif(not DEFAULT_FEATURE_NET.is_file(), reason="the embedded world feature net is not built yet")
+@pytest.mark.skipif(not assets.lookup("feature_net").path.is_file(), reason="the embedded world feature net is not built yet")
 def test_embedded_feature_net_reads_fresh_world_renders():
     from ganverse3d.world.scene import render_items
 

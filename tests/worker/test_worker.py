@@ -21,10 +21,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ganverse3d import __version__, api, worker as worker_module
+from ganverse3d import __version__, api, assets, worker as worker_module
 from ganverse3d.files import to_uint8
 from ganverse3d.geometry import BlenderCamera, blender_to_object, camera_from_blender, euler_xyz_to_matrix
-from ganverse3d.inverse.model import DEFAULT_INVERSE_MODEL, EMBEDDED_INVERSE_MODELS
 
 PHOTO = Path(__file__).resolve().parents[2] / "docs" / "example_car.png"
 LENGTH_M = 3.7  # not the default, so that a worker ignoring the argument fails
@@ -133,7 +132,7 @@ def test_hello_describes_versions_device_and_model(worker):
     assert reply["versions"] == {"ganverse3d": __version__, "torch": torch.__version__.split("+")[0],
                                  "python": platform.python_version()}
     assert reply["device"] == "cpu"
-    assert reply["model"] == str(DEFAULT_INVERSE_MODEL)
+    assert reply["model"] == str(assets.FOLDER / "inverse.safetensors")
     assert reply["summary"] == (f"ganverse3d {__version__} · torch {torch.__version__.split('+')[0]} · Python "
                                 f"{sys.version_info.major}.{sys.version_info.minor} · cpu · "
                                 f"model inverse.safetensors (embedded)")
@@ -320,7 +319,8 @@ def test_a_missing_model_shows_up_at_hello_as_an_input_error(tmp_path):
     process = WorkerProcess(tmp_path / "stderr.txt", "--model", str(missing))
     try:
         _, reply = process.ask({"id": 1, "op": "hello"})
-        message = f"The model {missing} does not exist; give a bundle file or an embedded model's name (oracle or gan)."
+        message = (f"The model {missing} does not exist; give a weights file or the name of a shipped "
+                   f"inverse-graphics model: oracle (the default) or gan.")
         assert reply == {"id": 1, "type": "error", "kind": "input", "message": message}
     finally:
         process.close()
@@ -330,7 +330,7 @@ def test_an_embedded_model_chosen_by_name_is_reported_as_embedded(tmp_path):
     process = WorkerProcess(tmp_path / "stderr.txt", "--model", "gan")
     try:
         _, reply = process.ask({"id": 1, "op": "hello"})
-        assert reply["model"] == str(EMBEDDED_INVERSE_MODELS["gan"])
+        assert reply["model"] == str(assets.FOLDER / "inverse_gan.safetensors")
         assert reply["summary"].endswith(" · model inverse_gan.safetensors (embedded)")
     finally:
         process.close()

@@ -65,11 +65,6 @@ def shipped(kind: str | None = None) -> list[Asset]:
                   key=lambda asset: (list(KIND_SETTINGS).index(asset.kind), not asset.default, asset.name))
 
 
-def names(kind: str) -> list[str]:
-    """The names ``resolve(kind, ...)`` accepts: the shipped models' names, then ``default``."""
-    return [asset.name for asset in shipped(kind)] + [DEFAULT]
-
-
 def lookup(kind: str, name: str | None = None) -> Asset | None:
     """The shipped model of ``kind`` called ``name`` (None or ``default``: the kind's default), or None."""
     for asset in shipped(kind):
@@ -93,9 +88,8 @@ def resolve(kind: str, name_or_path=None) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
-    choices = ", ".join(names(kind))
-    raise InputError(f"The {setting(KIND_SETTINGS[kind])} {str(name_or_path)!r} does not exist; give a weights file "
-                     f"or the name of a shipped {_KIND_WORDS[kind]} ({choices}).")
+    raise InputError(f"The {setting(KIND_SETTINGS[kind])} {name_or_path} does not exist; give a weights file or "
+                     f"the name of a shipped {_KIND_WORDS[kind]}: {describe(kind)}.")
 
 
 def is_shipped(path) -> bool:
@@ -105,5 +99,6 @@ def is_shipped(path) -> bool:
 
 
 def describe(kind: str) -> str:
-    """The names of ``kind`` for help texts: ``"oracle (default), gan"``."""
-    return ", ".join(f"{asset.name} (default)" if asset.default else asset.name for asset in shipped(kind))
+    """The names of ``kind`` for messages and help texts: ``"oracle (the default) or gan"``."""
+    words = [f"{asset.name} (the default)" if asset.default else asset.name for asset in shipped(kind)]
+    return " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from .. import assets
 from ..errors import InputError
 from .options import device_option, generator_option, seed_option, segmenter_option
 
@@ -26,8 +27,8 @@ def dataset():
 @click.option("--truncation", type=float, default=0.7, show_default=True, help="Truncation psi of the codes.")
 @seed_option("Seed of the candidate and content codes.")
 @click.option("--pose-net", default="auto", show_default=True,
-              help="World feature net suggesting each view's bin: a .safetensors, 'auto' (the embedded one when "
-                   "present) or 'none'.")
+              help=f"World feature net suggesting each view's bin: a .safetensors, a shipped one "
+                   f"({assets.describe('feature_net')}), 'auto' (the default one when present) or 'none'.")
 @click.option("--pose-contents", type=click.IntRange(1, 256), default=32, show_default=True,
               help="Cars the pose net reads each candidate over (the sheet's rows, then more); a view whose few "
                    "rows agree may still show other cars from other sides.")
@@ -57,7 +58,7 @@ def dataset_views(generator_path, count, out_dir, contents, view_layers, truncat
     from ..devices import resolve_device
     from ..dataset.views import CONSISTENT_AGREEMENT, consistency_summary, write_view_candidates
     from ..stylegan2 import load_generator
-    from ..stylegan2.metrics import DEFAULT_FEATURE_NET, WorldFeatureNet
+    from ..stylegan2.metrics import WorldFeatureNet
 
     if not 0 < truncation <= 1:
         raise InputError(f"--truncation must lie in (0, 1], not {truncation:g}.")
@@ -66,8 +67,13 @@ def dataset_views(generator_path, count, out_dir, contents, view_layers, truncat
         raise InputError(f"The output {out} is a file; give a folder.")
     device = resolve_device(device)
     G = load_generator(generator_path, device=device)
-    pose_net_path = {"auto": DEFAULT_FEATURE_NET if DEFAULT_FEATURE_NET.is_file() else None, "none": None}.get(
-        pose_net, pose_net)
+    if pose_net == "auto":  # the shipped default, where this install has it
+        default = assets.lookup("feature_net")
+        pose_net_path = default.path if default.path.is_file() else None
+    elif pose_net == "none":
+        pose_net_path = None
+    else:
+        pose_net_path = assets.resolve("feature_net", pose_net)
     if preselect_per_bin and not pose_net_path:
         raise InputError("--preselect-per-bin needs a pose net to guess the bins; give --pose-net.")
     pose = load_module(pose_net_path, expected_class=WorldFeatureNet, device=device) if pose_net_path else None

@@ -30,11 +30,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import assets
 from ..bundle import load_module
 from ..devices import resolve_device
-from ..errors import InputError
-
-DEFAULT_WORLD_SEGMENTER = Path(__file__).resolve().parent.parent / "assets" / "world_segmenter.safetensors"
+from ..errors import InputError, setting
 
 # Torchvision's COCO category index of "car" (its 91-entry list keeps COCO's original ids).
 COCO_CAR = 3
@@ -204,11 +203,8 @@ class WorldSegmenter(Segmenter):
 
     @classmethod
     def from_file(cls, path=None, device="cpu") -> WorldSegmenter:
-        """Load a bundle written by ``ganverse3d segmenter train`` (default: the embedded one)."""
-        path = Path(path) if path is not None else DEFAULT_WORLD_SEGMENTER
-        if not path.is_file():
-            hint = " (make it with scripts/make_segmenter.sh)" if path == DEFAULT_WORLD_SEGMENTER else ""
-            raise InputError(f"World segmenter weights {path} do not exist{hint}.")
+        """Load a bundle written by ``ganverse3d segmenter train``, or a shipped one by name (None: the default)."""
+        path = assets.resolve("segmenter", path)
         return cls(load_module(path, expected_class=WorldSegmenterNet, device=resolve_device(device)), weights=path)
 
     @torch.no_grad()
@@ -346,11 +342,16 @@ class Detectron2Segmenter(Segmenter):
 
 
 def load_segmenter(spec: str = "world", device="cpu") -> Segmenter:
-    """A segmenter from its command-line spec: ``world`` (the embedded default), ``world:PATH``,
-    ``maskrcnn:PATH`` or ``detectron2:PATH``."""
+    """A segmenter from its spec: a shipped segmenter's name (``world``, the default; see
+    :mod:`ganverse3d.assets`) or a world segmenter bundle's path, ``world:PATH``, ``maskrcnn:PATH`` or
+    ``detectron2:PATH``."""
+    if assets.lookup("segmenter", spec) or Path(spec).is_file():
+        return WorldSegmenter.from_file(spec, device=device)
     kind, _, path = spec.partition(":")
-    if kind == "world":
-        return WorldSegmenter.from_file(path or None, device=device)
+    if kind == "world" and path:
+        return WorldSegmenter.from_file(path, device=device)
     if kind in ("maskrcnn", "detectron2") and path:
         return (MaskRCNNSegmenter if kind == "maskrcnn" else Detectron2Segmenter)(path, device=device)
-    raise InputError(f"Unknown segmenter {spec!r}; use world, world:PATH, maskrcnn:PATH or detectron2:PATH.")
+    raise InputError(f"Unknown {setting('segmenter')} {spec!r}; use a shipped segmenter "
+                     f"({assets.describe('segmenter')}), a world segmenter's weights file, world:PATH, maskrcnn:PATH "
+                     f"or detectron2:PATH.")

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .. import assets
 from ..bundle import load_module, read_metadata
 from ..dataset import MultiViewDataset, cameras_from_batch
 from ..devices import resolve_device
@@ -49,7 +50,7 @@ from ..render import Lighting, render_mesh
 from .camera_search import search_camera
 from .cameras import concat_cameras, wrap_degrees
 from .losses import mask_iou
-from .model import InverseGraphicsNet, Prediction, inverse_model_path
+from .model import InverseGraphicsNet, Prediction
 
 TURNTABLE_AZIMUTHS = (0.0, 60.0, 120.0, 180.0, 240.0, 300.0)
 TURNTABLE_ELEVATION = 15.0
@@ -236,7 +237,7 @@ def turntable_rows(image: torch.Tensor, prediction_images: torch.Tensor, true_im
 def _load_model(model, device) -> tuple[InverseGraphicsNet, dict]:
     if isinstance(model, InverseGraphicsNet):
         return model.to(device).eval(), {}
-    path = inverse_model_path(model)
+    path = assets.resolve("inverse", model)
     return load_module(path, InverseGraphicsNet, device=device), read_metadata(path)["config"]
 
 

@@ -23,21 +23,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import InputError
 from ..export import TexturedMesh
 from ..geometry import Camera, template_sphere
-
-_ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEFAULT_INVERSE_MODEL = _ASSETS / "inverse.safetensors"
-# The inverse-graphics models that ship in assets/, by the name `--model NAME` takes (README, Table 1): the
-# oracle trained on world renders with exact cameras, and the paper's way, trained on the generator's images.
-EMBEDDED_INVERSE_MODELS = {"oracle": DEFAULT_INVERSE_MODEL, "gan": _ASSETS / "inverse_gan.safetensors"}
 
 # Elevations the camera head can express, degrees either side of the horizon (the car data spans 0-30).
 _MAX_ABS_ELEVATION_DEG = 60.0
@@ -240,16 +232,3 @@ def camera_from_vector(vector: torch.Tensor, reference_distance: float, fov_y: f
     return Camera(azimuth, vector[:, 2] * 90, reference_distance * torch.exp(vector[:, 3]),
                   torch.full_like(azimuth, fov_y))
 
-
-def inverse_model_path(model=None) -> Path:
-    """The bundle file that ``model`` names: None = the default, a key of ``EMBEDDED_INVERSE_MODELS``, or a path."""
-    if model is None:
-        if not DEFAULT_INVERSE_MODEL.is_file():
-            raise InputError("No default inverse-graphics model is installed yet; pass --model with a bundle from "
-                             "`ganverse3d inverse train` (runs/inverse/.../checkpoints/inverse.safetensors).")
-        return DEFAULT_INVERSE_MODEL
-    path = EMBEDDED_INVERSE_MODELS.get(str(model), Path(model))
-    if not path.is_file():
-        names = " or ".join(EMBEDDED_INVERSE_MODELS)
-        raise InputError(f"The model {path} does not exist; give a bundle file or an embedded model's name ({names}).")
-    return path

@@ -33,11 +33,10 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from .. import assets
 from ..bundle import load_module, save_module
 from ..devices import resolve_device
 from ..errors import InputError
-
-DEFAULT_FEATURE_NET = Path(__file__).resolve().parent.parent / "assets" / "world_feature_net.safetensors"
 
 INCEPTION_WEIGHTS_FILE = "inception_v3_google-0cc3c7bd.pth"
 INCEPTION_WEIGHTS_URL = f"https://download.pytorch.org/models/{INCEPTION_WEIGHTS_FILE}"
@@ -178,19 +177,17 @@ def _conv_bn_relu(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
 
 
 def load_feature_extractor(path=None, device="cpu") -> FeatureExtractor:
-    """The extractor in ``path``: a :class:`WorldFeatureNet` bundle (``.safetensors``) or torchvision's
-    Inception-v3 state dict (anything else, e.g. ``inception_v3_google-0cc3c7bd.pth``); None = the embedded
-    world net. The file's content decides, not its name; a missing file is explained by its name.
+    """The extractor in ``path``: a shipped feature net's name (None: the default, see :mod:`ganverse3d.assets`),
+    a :class:`WorldFeatureNet` bundle (``.safetensors``) or torchvision's Inception-v3 state dict (anything
+    else, e.g. ``inception_v3_google-0cc3c7bd.pth``). The file's content decides, not its name; a missing
+    file is explained by its name.
 
     The global RNG is left as it was (building a module draws initial weights from it), so that loading an
     extractor in the middle of a training run does not change the run.
     """
     device = resolve_device(device)
-    if path is None:
-        if not DEFAULT_FEATURE_NET.is_file():
-            raise InputError(f"The embedded world feature net {DEFAULT_FEATURE_NET} is missing; train one with "
-                             "`ganverse3d gan feature-net` and pass it with --feature-net.")
-        path = DEFAULT_FEATURE_NET
+    if path is None or assets.lookup("feature_net", str(path)):
+        path = assets.resolve("feature_net", path)
     path = Path(path)
     with torch.random.fork_rng(devices=[]):
         if _is_safetensors(path) or (not path.exists() and path.suffix == ".safetensors"):
