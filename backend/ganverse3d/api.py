@@ -31,6 +31,7 @@ from .errors import InputError, setting
 from .export import TexturedMesh, save_mesh
 from .files import check_output_file, image_grid, save_png
 from .geometry import Camera, azimuth_bins
+from .render.turntable import render_turntable, turntable_rows
 
 # Larger photos are refused before decoding: 50 megapixels covers every common camera.
 MAX_PIXELS = 50_000_000
@@ -314,8 +315,6 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
 
 def turntable_sheet(reconstruction: Reconstruction, size: int = 128) -> torch.Tensor:
     """[3, H, W] sheet: the framed photo, then the mesh from 6 azimuths (lit, on grey)."""
-    from .inverse.evaluate import render_turntable, turntable_rows
-
     mesh = reconstruction.mesh
     with torch.no_grad():
         views, _ = render_turntable(mesh.verts, mesh.faces, mesh.face_uvs, mesh.texture, size=size)

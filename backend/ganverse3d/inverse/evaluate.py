@@ -46,23 +46,17 @@ from ..errors import InputError
 from ..export import load_mesh
 from ..files import image_grid, save_png, write_json
 from ..geometry import AZIMUTH_BIN_DEG, Camera, azimuth_bins
-from ..render import Lighting, render_mesh
+from ..render import render_mesh
+from ..render.turntable import TURNTABLE_AZIMUTHS, normalise_verts, render_turntable, turntable_rows
 from .camera_search import search_camera
 from .cameras import concat_cameras, wrap_degrees
 from .losses import mask_iou
-from .model import InverseGraphicsNet, Prediction
+from .model import InverseGraphicsNet
 
-TURNTABLE_AZIMUTHS = (0.0, 60.0, 120.0, 180.0, 240.0, 300.0)
-TURNTABLE_ELEVATION = 15.0
-# A normalised mesh (radius 1) fills about 70 % of the image height from here with this field of view.
-TURNTABLE_DISTANCE = 4.0
-TURNTABLE_FOV_Y = 40.0
-NOVEL_VIEW_SIZE = 128
 CHAMFER_POINTS = 2048
 # Fewer points and a sample of the pairs keep view_consistency to seconds on 26k images.
 CONSISTENCY_POINTS = 512
 CONSISTENCY_PAIRS = 2000
-_BACKGROUND_GREY = 0.5
 
 
 def measure_reprojection(model: InverseGraphicsNet, images: torch.Tensor, masks: torch.Tensor,
@@ -88,46 +82,6 @@ def measure_reprojection(model: InverseGraphicsNet, images: torch.Tensor, masks:
             "azimuth_error_searched_deg": wrap_degrees(searched.azimuth - cameras.azimuth),
             "elevation_error_deg": (prediction.camera.elevation - cameras.elevation).abs(),
             "prediction": prediction}
-
-
-def _rotated(cameras: Camera, azimuth_offset: float) -> Camera:
-    return Camera(cameras.azimuth + azimuth_offset, cameras.elevation, cameras.distance, cameras.fov_y)
-
-
-def render_around(prediction: Prediction, faces: torch.Tensor, face_uvs: torch.Tensor, cameras: Camera, size: int,
-                  azimuth_offsets=(0.0, 90.0, 180.0, 270.0)) -> list[torch.Tensor]:
-    """Renders [B, 3, size, size] of the prediction from ``cameras`` turned by each azimuth offset (degrees),
-    unlit texture on grey."""
-    renders = []
-    for offset in azimuth_offsets:
-        out = render_mesh(prediction.verts, faces, face_uvs, prediction.texture,
-                          _rotated(cameras.to(device=prediction.verts.device), offset), size,
-                          background=prediction.verts.new_full((3,), _BACKGROUND_GREY), soft=False)
-        renders.append(out.image)
-    return renders
-
-
-def normalise_verts(verts: torch.Tensor) -> torch.Tensor:
-    """Vertices [V, 3] moved so their bounding-box centre is the origin and scaled so the farthest is at 1."""
-    centre = (verts.min(0).values + verts.max(0).values) / 2
-    centred = verts - centre
-    return centred / centred.norm(dim=1).max().clamp_min(1e-12)
-
-
-def turntable_cameras(device=None) -> Camera:
-    return Camera.create(TURNTABLE_AZIMUTHS, TURNTABLE_ELEVATION, TURNTABLE_DISTANCE, TURNTABLE_FOV_Y, device=device)
-
-
-def render_turntable(verts: torch.Tensor, faces: torch.Tensor, face_uvs: torch.Tensor, texture: torch.Tensor,
-                     size: int = NOVEL_VIEW_SIZE, lit: bool = True):
-    """One normalised mesh (verts [V, 3], faces [F, 3], face_uvs [F, 3, 2], texture [3, Ht, Wt]) from the
-    turntable cameras: (images [6, 3, size, size] on grey, masks [6, 1, size, size])."""
-    views = len(TURNTABLE_AZIMUTHS)
-    out = render_mesh(normalise_verts(verts)[None].expand(views, -1, -1), faces, face_uvs,
-                      texture[None].expand(views, -1, -1, -1), turntable_cameras(verts.device), size,
-                      background=verts.new_full((3,), _BACKGROUND_GREY), lighting=Lighting() if lit else None,
-                      soft=False, cull_backfaces=False)
-    return out.image, out.mask
 
 
 def sample_surface(verts: torch.Tensor, faces: torch.Tensor, count: int, seed: int = 0) -> torch.Tensor:
@@ -222,16 +176,6 @@ def shape_metrics(predicted_verts: torch.Tensor, predicted_faces: torch.Tensor,
     chamfer = chamfer_distance(sample_surface(normalise_verts(predicted_verts), predicted_faces, CHAMFER_POINTS),
                                reference.samples)
     return {"iou_novel_views": float(mask_iou(predicted_masks, reference.turntable_masks).mean()), "chamfer": chamfer}
-
-
-def turntable_rows(image: torch.Tensor, prediction_images: torch.Tensor, true_images: torch.Tensor | None = None):
-    """Tiles [N, 3, S, S] of one item's sheet rows: input | 6 predicted views (and blank | 6 true views)."""
-    size = prediction_images.shape[-1]
-    first = F.interpolate(image[None], size=(size, size), mode="area")[0]
-    tiles = [first, *prediction_images]
-    if true_images is not None:
-        tiles += [torch.ones_like(first), *true_images]
-    return torch.stack(tiles)
 
 
 def _load_model(model, device) -> tuple[InverseGraphicsNet, dict]:
