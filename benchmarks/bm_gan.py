@@ -27,7 +27,7 @@ def run_case(name: str, repeat: int) -> dict:
     import torch.nn.functional as F
 
     from ganverse3d.stylegan2 import Discriminator, Generator
-    from ganverse3d.stylegan2.metrics import WorldFeatureNet
+    from ganverse3d.world.features import WorldFeatureNet
     from ganverse3d.stylegan2.views import default_view_layers, view_mixing_loss
     from ganverse3d.world import BODY_TYPES
 

@@ -1,7 +1,9 @@
-"""Atomic file output and auto-numbered run folders.
+"""Atomic file output, auto-numbered run folders, and reading the images of a dataset folder.
 
 Every file the project writes goes through here, so that an interrupted command never leaves a
-half-written file behind: data is written to a temporary file in the target folder, then renamed.
+half-written file behind: data is written to a hidden temporary file in the target folder, then renamed.
+A process killed mid-write leaves that temporary behind; :func:`remove_temp_files` clears them when the
+folder's writer resumes, and readers never take a hidden file for data.
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import InputError
+from .errors import InputError, setting
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+# The names atomic_path gives its temporaries: "." + the target's name + "." + mkstemp's 8 random
+# characters (lower-case letters, digits, "_") + the suffix.
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}(\.[^.]+)?")
 
 
 @contextlib.contextmanager
@@ -41,6 +47,20 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_temp_files(folder) -> list[Path]:
+    """Delete the temporaries of interrupted :func:`atomic_path` writes anywhere under ``folder``; returns them.
+
+    Only the folder's own writer may call this (when it starts or resumes): a temporary of a write under way
+    looks the same as an orphan.
+    """
+    removed = []
+    for path in sorted(Path(folder).rglob(".*")):
+        if _TEMPORARY.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def write_bytes(path, data: bytes) -> None:
@@ -93,6 +113,54 @@ def image_grid(images, columns: int, padding: int = 2, fill: float = 1.0):
         top, left = (index // columns) * (height + padding), (index % columns) * (width + padding)
         sheet[:, top:top + height, left:left + width] = images[index].detach().cpu()
     return sheet
+
+
+def read_image(path, mode: str = "RGB", size: tuple[int, int] | None = None,
+               resample=Image.Resampling.LANCZOS) -> np.ndarray:
+    """The image file ``path`` as uint8 [H, W, 3] (``mode`` "RGB") or [H, W] ("L"), converted to ``mode`` and,
+    when ``size`` (width, height) is given and differs, resized with ``resample``. InputError naming the file
+    when it is missing or not a readable image."""
+    try:
+        with Image.open(path) as image:
+            image = image.convert(mode)
+            if size is not None and image.size != tuple(size):
+                image = image.resize(tuple(size), resample)
+            return np.asarray(image)
+    except FileNotFoundError:
+        raise InputError(f"The image {path} does not exist.") from None
+    # PIL raises SyntaxError for some damaged PNG chunks, next to OSError for truncated or unknown files.
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise InputError(f"Cannot read the image {path}: the file is damaged or not an image.") from None
+
+
+def check_dataset_complete(folder) -> None:
+    """InputError when ``folder/manifest.json`` says the dataset is incomplete (``"complete": false``, which the
+    dataset writers set until their last file is written) or cannot be read; a folder without a manifest
+    passes."""
+    path = Path(folder) / "manifest.json"
+    if not path.exists():
+        return
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        raise InputError(f"{path} is damaged: it is not readable JSON.") from None
+    if isinstance(manifest, dict) and manifest.get("complete") is False:
+        raise InputError(f"{folder} is an incomplete dataset (its writing was interrupted or is under way); run "
+                         f"the command that wrote it again to finish it.")
+
+
+def image_paths(folder) -> list[Path]:
+    """The PNG images of a dataset folder, sorted: ``folder/images/*.png``, or ``folder/*.png`` when there is
+    no ``images/``. Hidden files (temporaries of interrupted writes) are never data. InputError when there
+    are none or the folder's manifest says the dataset is incomplete (:func:`check_dataset_complete`)."""
+    folder = Path(folder)
+    check_dataset_complete(folder)
+    image_dir = folder / "images" if (folder / "images").is_dir() else folder
+    paths = sorted(path for path in image_dir.glob("*.png") if not path.name.startswith("."))
+    if not paths:
+        raise InputError(f"No PNG images found in {image_dir}; point {setting('data')} at a dataset folder with "
+                         f"images/.")
+    return paths
 
 
 def new_run_dir(root, stage: str, name: str) -> Path:

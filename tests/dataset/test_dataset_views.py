@@ -14,7 +14,7 @@ from ganverse3d.dataset.views import (
     consistency_summary, generator_fingerprint, preselect_views, guess_poses, load_candidates, parse_annotation, read_annotation,
     render_view_content, sample_codes)
 from ganverse3d.errors import InputError
-from ganverse3d.stylegan2.metrics import WorldFeatureNet
+from ganverse3d.world.features import WorldFeatureNet
 
 from dataset_helpers import NUM_CANDIDATES, tiny_generator
 

@@ -181,12 +181,12 @@ def _rendered_cameras(trainer, monkeypatch):
         return original_render(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "render_mesh", recording_render)
-    generator_state, rng_state = trainer.generator.get_state(), trainer.rng.getstate()
-    picks = torch.randint(len(trainer.train_indices), (trainer.config.batch,), generator=trainer.generator)
+    batches_state, views_state = trainer.rng_batches.get_state(), trainer.rng_views.getstate()
+    picks = torch.randint(len(trainer.train_indices), (trainer.config.batch,), generator=trainer.rng_batches)
     first = trainer.train_indices[picks]
-    other = torch.tensor([trainer.dataset.other_view(int(i), trainer.rng) for i in first])
-    trainer.generator.set_state(generator_state)
-    trainer.rng.setstate(rng_state)
+    other = torch.tensor([trainer.dataset.other_view(int(i), trainer.rng_views) for i in first])
+    trainer.rng_batches.set_state(batches_state)
+    trainer.rng_views.setstate(views_state)
     indices = torch.cat((first, other))
     with torch.no_grad():
         images, masks = trainer.data.batch(indices, "cpu")

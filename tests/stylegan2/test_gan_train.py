@@ -7,7 +7,7 @@ from PIL import Image
 
 from ganverse3d.bundle import load_module, save_module
 from ganverse3d.cli import main
-from ganverse3d.stylegan2.metrics import WorldFeatureNet
+from ganverse3d.world.features import WorldFeatureNet
 from ganverse3d.stylegan2.networks import Generator
 from ganverse3d.stylegan2.train import TrainConfig, Trainer, train
 

@@ -14,12 +14,13 @@ from ganverse3d import assets
 from ganverse3d.bundle import load_module, read_metadata, save_module
 from ganverse3d.cli import main
 from ganverse3d.errors import InputError
-from ganverse3d.stylegan2.metrics import (
-    INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, FeatureNetConfig, FeatureStatistics,
-    InceptionFeatures, WorldFeatureNet, compute_fid, evaluate_feature_net, extract_features, fid, frechet_distance,
-    load_feature_extractor, load_world_labels, train_feature_net)
+from ganverse3d.stylegan2.metrics import (INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, FeatureStatistics,
+                                          InceptionFeatures, compute_fid, extract_features, fid, frechet_distance,
+                                          load_feature_extractor)
 from ganverse3d.stylegan2.networks import Generator
 from ganverse3d.stylegan2.train import TrainConfig, train
+from ganverse3d.world.features import (FeatureNetConfig, WorldFeatureNet, evaluate_feature_net, load_world_labels,
+                                       train_feature_net)
 
 SHAPES = ("square", "disc", "bar")
 

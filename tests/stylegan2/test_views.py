@@ -7,7 +7,7 @@ from PIL import Image
 from ganverse3d.bundle import save_module
 from ganverse3d.cli import main
 from ganverse3d.stylegan2.networks import Generator, upsample2d
-from ganverse3d.stylegan2.metrics import WorldFeatureNet
+from ganverse3d.world.features import WorldFeatureNet
 from ganverse3d.stylegan2.views import (default_view_layers, mix_view_and_content, view_content_sheet,
                                        view_mixing_loss)
 

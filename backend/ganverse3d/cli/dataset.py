@@ -58,7 +58,7 @@ def dataset_views(generator_path, count, out_dir, contents, view_layers, truncat
     from ..devices import resolve_device
     from ..dataset.views import CONSISTENT_AGREEMENT, consistency_summary, write_view_candidates
     from ..stylegan2 import load_generator
-    from ..stylegan2.metrics import WorldFeatureNet
+    from ..world.features import WorldFeatureNet
 
     if not 0 < truncation <= 1:
         raise InputError(f"--truncation must lie in (0, 1], not {truncation:g}.")

@@ -184,7 +184,7 @@ def gan_feature_net(data, out_path, resolution, epochs, seed, device):
       ganverse3d world render --n 4000 --resolution 64 --seed 123 --out world-features
       ganverse3d gan feature-net --data world-features --out world_feature_net.safetensors
     """
-    from ..stylegan2.metrics import FeatureNetConfig, train_feature_net
+    from ..world.features import FeatureNetConfig, train_feature_net
 
     evaluation = train_feature_net(FeatureNetConfig(data=data, resolution=resolution, epochs=epochs, seed=seed),
                                    out_path, device=device)

@@ -253,7 +253,7 @@ def preselect_views(guesses: list[PoseGuess], per_bin: int, min_agreement: float
 @torch.no_grad()
 def guess_poses(pose_net, tiles: list[list[torch.Tensor]]) -> list[PoseGuess]:
     """One :class:`PoseGuess` per column of ``tiles[row][column]`` ([3, h, w] in [0, 1], a row per car) from a
-    world feature net (:class:`ganverse3d.stylegan2.metrics.WorldFeatureNet`, which reads azimuth in 12 bins
+    world feature net (:class:`ganverse3d.world.features.WorldFeatureNet`, which reads azimuth in 12 bins
     and elevation)."""
     device = next(pose_net.parameters()).device
     columns = len(tiles[0])

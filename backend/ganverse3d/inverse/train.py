@@ -23,10 +23,8 @@ the training config, the learned cameras, the held-out contents and how the data
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import random
-import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +33,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..bundle import flatten_optimizer, load_state, restore_optimizer, save_module, save_state
-from ..dataset import MultiViewDataset, cameras_from_batch, read_manifest
-from ..devices import resolve_device
+from .. import runs
+from ..bundle import save_module
+from ..dataset import MultiViewDataset, cameras_from_batch
 from ..errors import InputError
-from ..files import image_grid, new_run_dir, save_png, write_json, write_text
+from ..files import image_grid, save_png, write_json
 from ..geometry import AZIMUTH_BIN_DEG, azimuth_bins, template_sphere
 from ..render import render_mesh
 from ..render.turntable import render_around
+from ..runs import Periodic, RunTrainer, seeded_rng
 from .cameras import ViewCameras, concat_cameras, within_reach
 from .evaluate import measure_reprojection
 from .losses import (LossWeights, PerceptualLoss, camera_loss, flatten_loss, laplacian_loss, mask_iou, move_loss,
@@ -100,26 +99,22 @@ class TrainConfig:
 
     def check(self) -> None:
         """InputError with one sentence for a setting that cannot work."""
-        if self.resolution < 16 or self.resolution & (self.resolution - 1):
-            raise InputError(f"resolution must be a power of two of at least 16, not {self.resolution}.")
-        if self.texture_height < 4 or self.texture_height & (self.texture_height - 1):
-            raise InputError(f"texture_height must be a power of two of at least 4, not {self.texture_height}.")
-        if self.camera_mode not in CAMERA_MODES:
-            raise InputError(f"camera_mode must be one of {', '.join(CAMERA_MODES)}, not {self.camera_mode!r}.")
-        if self.iterations < 1 or self.batch < 1:
-            raise InputError("iterations and batch must be at least 1.")
-        if not 0 <= self.holdout_fraction < 1:
-            raise InputError(f"holdout_fraction must lie in [0, 1), not {self.holdout_fraction}.")
-        if self.image_cameras_start < 0:
-            raise InputError(f"image_cameras_start must be at least 0, not {self.image_cameras_start}.")
-        if not 0 < self.image_cameras_reach <= 180:
-            raise InputError(f"image_cameras_reach must lie in (0, 180] degrees, not {self.image_cameras_reach}.")
-        if min(self.log_every, self.sample_every, self.eval_every, self.checkpoint_every) < 1:
-            raise InputError("log_every, sample_every, eval_every and checkpoint_every must be at least 1.")
+        runs.check_fields(self)
+        runs.check_power_of_two(self, "resolution", 16)
+        runs.check_power_of_two(self, "texture_height", 4)
+        runs.check_choice(self, "camera_mode", CAMERA_MODES)
+        runs.check_at_least(self, 1, "iterations", "batch", "log_every", "sample_every", "eval_every",
+                            "checkpoint_every")
+        runs.check_at_least(self, 0, "image_cameras_start", "percept_start", "seed", "iou_weight", "colour_weight",
+                            "laplacian_weight", "flatten_weight", "move_weight", "percept_weight", "camera_weight",
+                            "boxlen")
+        runs.check_positive(self, "lr", "camera_lr", "sigmainv")
+        runs.check_within(self, "holdout_fraction", 0, 1, include_high=False)
+        runs.check_within(self, "image_cameras_reach", 0, 180, include_low=False)
 
 
 def read_config_file(path) -> dict:
-    """The fields of a TOML training config (any :class:`TrainConfig` field names, top level)."""
+    """The fields of a TOML training config (any :class:`TrainConfig` field names, top level), type-checked."""
     path = Path(path)
     try:
         values = tomllib.loads(path.read_text())
@@ -127,25 +122,7 @@ def read_config_file(path) -> dict:
         raise InputError(f"The config file {path} does not exist.") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise InputError(f"Cannot read {path} as TOML: {error}.") from None
-    types = {field.name: field.type for field in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - set(types))
-    if unknown:
-        raise InputError(f"{path} has unknown settings {', '.join(unknown)}; see `ganverse3d inverse train --help`.")
-    for name, value in values.items():
-        if not _has_type(value, types[name]):
-            raise InputError(f"{path} sets {name} to {value!r}, but it must be of type {types[name]}.")
-    return values
-
-
-def _has_type(value, annotation: str) -> bool:
-    """Whether a TOML value fits a TrainConfig field annotation ("int", "float", "bool", "str", "str | None")."""
-    if annotation == "bool":
-        return isinstance(value, bool)
-    if annotation == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, str)
+    return runs.check_values(TrainConfig, values, path)
 
 
 def split_contents(content_ids, holdout_fraction: float) -> tuple[list[int], list[int]]:
@@ -240,14 +217,19 @@ def spread_over_contents(indices: torch.Tensor, content_ids: torch.Tensor) -> to
     return indices[order]
 
 
-class Trainer:
-    """The network, cameras, optimiser, data and run folder of one training run."""
+class Trainer(RunTrainer):
+    """The network, cameras, optimiser and data of one training run (the loop and checkpoints:
+    :mod:`ganverse3d.runs`)."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path, device: torch.device, progress: bool = True):
-        self.config, self.run_dir, self.device, self.progress = config, run_dir, device, progress
-        torch.manual_seed(config.seed)
-        self.generator = torch.Generator().manual_seed(config.seed)   # batch indices
-        self.rng = random.Random(config.seed)                          # the other view of each item
+    config_class = TrainConfig
+    stage = "inverse"
+    length_field = "iterations"
+
+    def __init__(self, config: TrainConfig, run_dir: Path | None, device, progress: bool = True):
+        super().__init__(config, run_dir, device, progress)
+        device = self.device
+        self.rng_batches = seeded_rng(config.seed)   # batch indices
+        self.rng_views = random.Random(config.seed)  # the other view of each item
         self.dataset = MultiViewDataset(config.data, cache=False)
         self.data = load_images(self.dataset, config.resolution, progress)
         train_contents, heldout_contents = split_contents(self.dataset.content_ids, config.holdout_fraction)
@@ -272,7 +254,6 @@ class Trainer:
         self.weights = config.loss_weights()
         self.perceptual = PerceptualLoss(config.vgg_weights).to(device) if config.vgg_weights else None
         self.framing = measure_framing(self.data.masks[self.train_indices], self.data.cameras[self.train_indices, 0])
-        self.step = 0
         monitor = self.heldout_indices if len(self.heldout_indices) else self.train_indices
         self.monitor_name = "heldout" if len(self.heldout_indices) else "train_subset"
         spread = spread_over_contents(monitor, self.data.content_ids)
@@ -286,56 +267,56 @@ class Trainer:
             return cameras_from_batch(self.data.cameras[indices].to(self.device))
         return self.cameras(self.data.view_ids[indices].to(self.device))
 
-    # -- checkpoints ----------------------------------------------------------------------------------------
-    @property
-    def state_path(self) -> Path:
-        return self.run_dir / "checkpoints" / "state.safetensors"
+    # -- the run kit's parts ----------------------------------------------------------------------------------
+    @classmethod
+    def run_name(cls, config: TrainConfig) -> str:
+        return (f"{Path(config.data).name}-r{config.resolution}-{config.camera_mode}"
+                + ("-image-cameras" if config.image_cameras else ""))
 
     @property
-    def model_path(self) -> Path:
+    def total_steps(self) -> int:
+        return self.config.iterations
+
+    @property
+    def output_path(self) -> Path:
         return self.run_dir / "checkpoints" / "inverse.safetensors"
 
-    def save_checkpoint(self) -> None:
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        tensors.update({f"cameras.{k}": v for k, v in self.cameras.state_dict().items()})
-        optimizer_tensors, optimizer_rest = flatten_optimizer("optimizer", self.optimizer)
-        tensors.update(optimizer_tensors)
-        tensors["rng.torch"] = torch.get_rng_state()
-        tensors["rng.batches"] = self.generator.get_state()
-        save_state(self.state_path, tensors, {"step": self.step, "optimizer": optimizer_rest,
-                                              "rng_views": _random_state_to_json(self.rng.getstate())})
+    def checkpointed(self) -> dict:
+        return {"model": self.model, "cameras": self.cameras, "optimizer": self.optimizer,
+                "rng_batches": self.rng_batches, "rng_views": self.rng_views}
+
+    def write_outputs(self) -> None:
         cameras = self.cameras.to_json()
         write_json(self.run_dir / "cameras.json", {"step": self.step, "camera_mode": self.config.camera_mode,
                                                    "views": cameras})
-        save_module(self.model_path, self.model,
+        save_module(self.output_path, self.model,
                     config={"train": dataclasses.asdict(self.config), "framing": self.framing,
                             "view_cameras": cameras, "heldout_contents": self.heldout_contents,
                             "data": str(Path(self.config.data).resolve())},
                     provenance={"stage": "inverse train", "data": str(self.config.data), "step": self.step})
 
-    def load_checkpoint(self) -> None:
-        tensors, meta = load_state(self.state_path, device=self.device)
-        self.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-        self.cameras.load_state_dict({k[len("cameras."):]: v for k, v in tensors.items() if k.startswith("cameras.")})
-        restore_optimizer("optimizer", self.optimizer, tensors, meta["optimizer"])
-        torch.set_rng_state(tensors["rng.torch"].cpu())
-        self.generator.set_state(tensors["rng.batches"].cpu())
-        self.rng.setstate(_random_state_from_json(meta["rng_views"]))
-        self.step = int(meta["step"])
-        # Lines logged after the checkpoint describe steps that will be trained again.
-        metrics_path = self.run_dir / "metrics.jsonl"
-        if metrics_path.is_file():
-            lines = metrics_path.read_text().splitlines()
-            write_text(metrics_path, "".join(line + "\n" for line in lines if json.loads(line)["step"] <= self.step))
+    def periodic(self) -> list[Periodic]:
+        return [Periodic(self.config.eval_every, self.monitor), Periodic(self.config.sample_every, self.write_samples)]
+
+    def on_start(self) -> None:
+        if self.perceptual is None:
+            tqdm.write("Perceptual loss off: no vgg_weights (a torchvision VGG-16 state dict) was given.")
+        self.write_samples()
+
+    def log_values(self, stats: dict) -> dict:
+        return {**{name: round(value, 6) for name, value in stats.items()}, **self.camera_stats()}
+
+    def postfix(self, stats: dict) -> dict:
+        return {"loss": f"{stats['loss']:.3f}", "iou": f"{stats['train_iou']:.3f}"}
 
     # -- training -------------------------------------------------------------------------------------------
     def train_step(self) -> dict:
         config, model = self.config, self.model
-        picks = torch.randint(len(self.train_indices), (config.batch,), generator=self.generator)
+        picks = torch.randint(len(self.train_indices), (config.batch,), generator=self.rng_batches)
         first = self.train_indices[picks]
         indices = [first]
         if config.multiview:
-            indices.append(torch.tensor([self.dataset.other_view(int(i), self.rng) for i in first]))
+            indices.append(torch.tensor([self.dataset.other_view(int(i), self.rng_views) for i in first]))
         targets = [self.data.batch(view_indices, self.device) for view_indices in indices]
         images, masks = targets[0]
         model.train()
@@ -410,81 +391,18 @@ class Trainer:
         grid = torch.stack(columns, dim=1).reshape(-1, 3, self.config.resolution, self.config.resolution)
         save_png(self.run_dir / "samples" / f"step{self.step:07d}.png", image_grid(grid, columns=len(columns)))
 
-    def run(self) -> Path:
-        config = self.config
-        metrics_path = self.run_dir / "metrics.jsonl"
-        if self.step == 0:
-            if self.perceptual is None:
-                tqdm.write("Perceptual loss off: no vgg_weights (a torchvision VGG-16 state dict) was given.")
-            self.write_samples()
-        started, steps_timed = time.perf_counter(), 0
-        with tqdm(total=config.iterations, initial=self.step, desc="inverse train", unit="step",
-                  disable=not self.progress) as progress:
-            while self.step < config.iterations:
-                stats = self.train_step()
-                steps_timed += 1
-                progress.update(1)
-                progress.set_postfix(loss=f"{stats['loss']:.3f}", iou=f"{stats['train_iou']:.3f}")
-                last = self.step == config.iterations
-                line = {}
-                if self.step % config.log_every == 0 or last:
-                    line.update(sec_per_step=round((time.perf_counter() - started) / steps_timed, 4),
-                                **{k: round(v, 6) for k, v in stats.items()}, **self.camera_stats())
-                if self.step % config.eval_every == 0 or last:
-                    line.update(self.monitor())
-                if line:
-                    with open(metrics_path, "a") as handle:
-                        handle.write(json.dumps({"step": self.step, **line}) + "\n")
-                if self.step % config.sample_every == 0 or last:
-                    self.write_samples()
-                if self.step % config.checkpoint_every == 0 or last:
-                    self.save_checkpoint()
-        return self.model_path
 
-
-def _random_state_to_json(state) -> list:
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
-
-
-def _random_state_from_json(state) -> tuple:
-    version, internal, gauss = state
-    return (version, tuple(internal), gauss)
-
-
-def train(config: TrainConfig | None = None, runs_root="runs", resume=None, device="auto",
-          iterations: int | None = None, progress: bool = True) -> Path:
+def train(config: TrainConfig | None = None, runs_root="runs", resume=None, device="auto", progress: bool = True,
+          **changes) -> Path:
     """Train (or resume) the inverse-graphics network; returns the path of the model bundle.
 
     Args:
-        config: a new run's configuration (ignored when resuming: a run keeps its own config.json).
+        config: a new run's configuration (None when resuming: a run keeps its own config.json).
         runs_root: folder holding ``inverse/<NNNNN-name>/`` run folders.
         resume: an existing run folder to continue.
         device: "auto", "cpu" or "cuda".
-        iterations: when resuming, train to this many steps instead of the configured number.
         progress: show progress bars.
+        changes: when resuming, a new ``iterations`` to train to (None = keep), saved to the run's config.json
+            (see :mod:`ganverse3d.runs`).
     """
-    device = resolve_device(device)
-    if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / "config.json").is_file():
-            raise InputError(f"{run_dir} is not an inverse training run folder (no config.json).")
-        config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
-        if iterations is not None:
-            config.iterations = iterations
-            config.check()
-            write_json(run_dir / "config.json", dataclasses.asdict(config))
-        trainer = Trainer(config, run_dir, device, progress)
-        if trainer.state_path.is_file():
-            trainer.load_checkpoint()
-        return trainer.run()
-    if config is None:
-        raise InputError("Give a training configuration or a run folder to resume.")
-    config.check()
-    read_manifest(config.data)  # fail on a bad dataset before creating the run folder
-    if config.vgg_weights:
-        PerceptualLoss(config.vgg_weights)  # and on bad VGG weights
-    run_dir = new_run_dir(runs_root, "inverse", f"{Path(config.data).name}-r{config.resolution}-{config.camera_mode}"
-                                                      + ("-image-cameras" if config.image_cameras else ""))
-    write_json(run_dir / "config.json", dataclasses.asdict(config))
-    return Trainer(config, run_dir, device, progress).run()
+    return runs.train(Trainer, config, runs_root, resume, device, progress, changes)

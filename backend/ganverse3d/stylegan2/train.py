@@ -14,25 +14,26 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from tqdm import tqdm
 
-from ..bundle import flatten_optimizer, load_state, restore_optimizer, save_module, save_state
-from ..devices import resolve_device
-from ..errors import InputError
-from ..files import image_grid, new_run_dir, save_png, write_json
-from .metrics import GeneratorFID, WorldFeatureNet, load_feature_extractor
+from .. import runs
+from ..bundle import save_module
+from ..errors import InputError, setting
+from ..files import image_grid, image_paths, read_image, save_png
+from ..runs import Periodic, RunTrainer, seeded_rng
+from ..world.features import WorldFeatureNet
+from .metrics import GeneratorFID, load_feature_extractor
 from .networks import Discriminator, Generator, num_ws_at
 from .views import view_mixing_loss
+
+PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass
@@ -80,45 +81,54 @@ class TrainConfig:
     view_layers: int = 3             # W entries that hold the view, for the view-mixing loss (the split that
                                      # `dataset views` uses; 3 of 10 at 64 px).
 
-
-def image_paths(folder) -> list[Path]:
-    """The PNGs of a dataset folder (``folder/images/*.png``, or ``folder/*.png``), sorted."""
-    folder = Path(folder)
-    image_dir = folder / "images" if (folder / "images").is_dir() else folder
-    paths = sorted(image_dir.glob("*.png"))
-    if not paths:
-        raise InputError(f"No PNG images found in {image_dir}; point --data at a dataset folder with images/.")
-    return paths
+    def check(self) -> None:
+        """InputError with one sentence for a setting that cannot work."""
+        runs.check_fields(self)
+        runs.check_power_of_two(self, "resolution", 8)
+        runs.check_positive(self, "kimg", "g_lr", "d_lr", "ema_kimg")
+        runs.check_at_least(self, 1, "batch", "z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max",
+                            "r1_interval", "pl_interval", "sample_every", "checkpoint_every", "log_every")
+        runs.check_at_least(self, 0, "r1_gamma", "pl_weight", "ema_rampup", "seed", "metric_every", "view_mixing")
+        runs.check_at_least(self, 2, "metric_fakes")  # FID needs two images on each side
+        runs.check_within(self, "style_mixing", 0, 1)
+        runs.check_choice(self, "precision", PRECISIONS)
+        num_ws = num_ws_at(self.resolution)
+        if self.view_mixing > 0 and not 1 <= self.view_layers < num_ws:
+            raise InputError(f"{setting('view_layers')} must be from 1 to {num_ws - 1} at {self.resolution} px, "
+                             f"not {self.view_layers}.")
 
 
 def load_image_folder(folder, resolution: int) -> torch.Tensor:
-    """All images of a dataset folder (see :func:`image_paths`) as uint8 [N, 3, R, R], resized to ``resolution``."""
-    images = []
-    for path in tqdm(image_paths(folder), desc="loading images", unit="img", leave=False):
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            if image.size != (resolution, resolution):
-                image = image.resize((resolution, resolution), Image.LANCZOS)
-            images.append(np.asarray(image))
+    """All images of a dataset folder (see :func:`~ganverse3d.files.image_paths`) as uint8 [N, 3, R, R],
+    resized to ``resolution``."""
+    images = [read_image(path, size=(resolution, resolution))
+              for path in tqdm(image_paths(folder), desc="loading images", unit="img", leave=False)]
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
 
 
-def _mapping_with_mixing(G: Generator, z: torch.Tensor, probability: float, generator: torch.Generator):
+def _mapping_with_mixing(G: Generator, z: torch.Tensor, probability: float, rng: torch.Generator):
     ws = G.mapping(z, update_w_avg=True)
-    if probability > 0 and torch.rand([], generator=generator).item() < probability:
-        cutoff = int(torch.randint(1, G.num_ws, [], generator=generator))
-        z_other = torch.randn(z.shape, generator=generator).to(z.device)
+    if probability > 0 and torch.rand([], generator=rng).item() < probability:
+        cutoff = int(torch.randint(1, G.num_ws, [], generator=rng))
+        z_other = torch.randn(z.shape, generator=rng).to(z.device)
         ws = torch.cat((ws[:, :cutoff], G.mapping(z_other, update_w_avg=False)[:, cutoff:]), dim=1)
     return ws
 
 
-class Trainer:
-    """Holds the networks, optimizers and run folder of one training run."""
+class Trainer(RunTrainer):
+    """The networks, optimizers and data of one StyleGAN2 run (the loop and checkpoints: :mod:`ganverse3d.runs`)."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path, device: torch.device):
-        self.config, self.run_dir, self.device = config, run_dir, device
-        torch.manual_seed(config.seed)
-        self.generator = torch.Generator().manual_seed(config.seed)  # latents, mixing, minibatches
+    config_class = TrainConfig
+    stage = "gan"
+    length_field = "kimg"
+    # kimg trains to a new length (nothing else depends on it: the learning rates are constant); the others
+    # train on with another precision or view-mixing loss from the current step.
+    resumable = ("precision", "view_mixing", "view_layers")
+
+    def __init__(self, config: TrainConfig, run_dir: Path | None, device, progress: bool = True):
+        super().__init__(config, run_dir, device, progress)
+        device = self.device
+        self.rng = seeded_rng(config.seed)  # latents, mixing, minibatches, flips
         self.reals = load_image_folder(config.data, config.resolution)
         self.G = Generator(z_dim=config.z_dim, w_dim=config.w_dim, img_resolution=config.resolution, img_channels=3,
                            channel_base=config.channel_base, channel_max=config.channel_max,
@@ -128,52 +138,23 @@ class Trainer:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=config.g_lr, betas=(0.0, 0.99), eps=1e-8)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=config.d_lr, betas=(0.0, 0.99), eps=1e-8)
-        self.step = 0
-        self.pl_mean = torch.zeros([], device=device)
+        self.pl_mean = torch.zeros([], device=device)  # updated in place, so that a checkpoint restores it
         self.sample_z = torch.randn(64, config.z_dim, generator=torch.Generator().manual_seed(config.seed + 1))
-        self.fid = None  # a metrics.GeneratorFID, made at the first measurement
+        # Loaded now, so that a bad feature net fails the start; the reals' statistics wait for the first FID.
+        self.fid_extractor = load_feature_extractor(config.feature_net, device) if config.metric_every > 0 else None
+        self.fid = None
         self.view_reader = (_load_view_reader(config.feature_net, device).requires_grad_(False)
                             if config.view_mixing > 0 else None)
+
+    @classmethod
+    def run_name(cls, config: TrainConfig) -> str:
+        return f"{Path(config.data).name}-r{config.resolution}"
 
     def autocast(self):
         """The context G and D run in: bfloat16 autocast or plain float32 (``config.precision``)."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bfloat16")
 
-    # -- checkpoints -------------------------------------------------------------------------------
-    @property
-    def state_path(self) -> Path:
-        return self.run_dir / "checkpoints" / "state.safetensors"
-
-    def save_checkpoint(self) -> None:
-        tensors = {}
-        for name in ("G", "D", "G_ema"):
-            tensors.update({f"{name}.{k}": v for k, v in getattr(self, name).state_dict().items()})
-        opt_G_tensors, opt_G_rest = flatten_optimizer("opt_G", self.opt_G)
-        opt_D_tensors, opt_D_rest = flatten_optimizer("opt_D", self.opt_D)
-        tensors.update(opt_G_tensors)
-        tensors.update(opt_D_tensors)
-        tensors["rng.torch"] = torch.get_rng_state()
-        tensors["rng.train"] = self.generator.get_state()
-        tensors["pl_mean"] = self.pl_mean
-        save_state(self.state_path, tensors, {"step": self.step, "opt_G": opt_G_rest, "opt_D": opt_D_rest})
-        save_module(self.run_dir / "checkpoints" / "G_ema.safetensors", self.G_ema,
-                    config=dataclasses.asdict(self.config),
-                    provenance={"stage": "gan train", "data": str(self.config.data), "step": self.step,
-                                "kimg": self.kimg})
-
-    def load_checkpoint(self) -> None:
-        tensors, meta = load_state(self.state_path, device=self.device)
-        for name in ("G", "D", "G_ema"):
-            prefix = name + "."
-            getattr(self, name).load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-        restore_optimizer("opt_G", self.opt_G, tensors, meta["opt_G"])
-        restore_optimizer("opt_D", self.opt_D, tensors, meta["opt_D"])
-        torch.set_rng_state(tensors["rng.torch"].cpu())
-        self.generator.set_state(tensors["rng.train"].cpu())
-        self.pl_mean = tensors["pl_mean"]
-        self.step = int(meta["step"])
-
-    # -- training ----------------------------------------------------------------------------------
+    # -- the run kit's parts ---------------------------------------------------------------------------------
     @property
     def kimg(self) -> float:
         return self.step * self.config.batch / 1000
@@ -182,16 +163,44 @@ class Trainer:
     def total_steps(self) -> int:
         return math.ceil(self.config.kimg * 1000 / self.config.batch)
 
+    @property
+    def output_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "G_ema.safetensors"
+
+    def checkpointed(self) -> dict:
+        return {"G": self.G, "D": self.D, "G_ema": self.G_ema, "opt_G": self.opt_G, "opt_D": self.opt_D,
+                "rng": self.rng, "pl_mean": self.pl_mean}
+
+    def write_outputs(self) -> None:
+        save_module(self.output_path, self.G_ema, config=dataclasses.asdict(self.config),
+                    provenance={"stage": "gan train", "data": str(self.config.data), "step": self.step,
+                                "kimg": self.kimg})
+
+    def periodic(self) -> list[Periodic]:
+        return [Periodic(self.config.sample_every, self.write_samples),
+                Periodic(self.config.metric_every, self.measure_fid, line="fid")]
+
+    def on_start(self) -> None:
+        save_png(self.run_dir / "samples" / "reals.png", image_grid(self.reals[:64].float() / 255, columns=8))
+        self.write_samples()
+
+    def progress_fields(self) -> dict:
+        return {"kimg": round(self.kimg, 3)}
+
+    def postfix(self, stats: dict) -> dict:
+        return {"G": f"{stats['loss_G']:.3f}", "D": f"{stats['loss_D']:.3f}", "kimg": f"{self.kimg:.1f}"}
+
+    # -- training ----------------------------------------------------------------------------------------
     def real_batch(self) -> torch.Tensor:
-        index = torch.randint(len(self.reals), (self.config.batch,), generator=self.generator)
+        index = torch.randint(len(self.reals), (self.config.batch,), generator=self.rng)
         images = self.reals[index].to(self.device, torch.float32) / 127.5 - 1
         if self.config.mirror:
-            flip = torch.rand(self.config.batch, generator=self.generator).to(self.device) < 0.5
+            flip = torch.rand(self.config.batch, generator=self.rng).to(self.device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(-1), images)
         return images
 
     def latents(self, count: int) -> torch.Tensor:
-        return torch.randn(count, self.config.z_dim, generator=self.generator).to(self.device)
+        return torch.randn(count, self.config.z_dim, generator=self.rng).to(self.device)
 
     def train_step(self) -> dict:
         config, G, D = self.config, self.G, self.D
@@ -200,21 +209,20 @@ class Trainer:
         # Generator: non-saturating logistic loss, plus lazy path-length regularisation.
         G.requires_grad_(True)
         D.requires_grad_(False)
-        ws = _mapping_with_mixing(G, self.latents(config.batch), config.style_mixing, self.generator)
+        ws = _mapping_with_mixing(G, self.latents(config.batch), config.style_mixing, self.rng)
         with self.autocast():
             logits = D(G.synthesis(ws, noise_mode="random")).float()
         loss_G = F.softplus(-logits).mean()
         stats["loss_G"] = loss_G.item()
         if config.pl_weight > 0 and self.step % config.pl_interval == 0:
-            pl_ws = _mapping_with_mixing(G, self.latents(max(config.batch // 2, 1)), config.style_mixing,
-                                         self.generator)
+            pl_ws = _mapping_with_mixing(G, self.latents(max(config.batch // 2, 1)), config.style_mixing, self.rng)
             # Always float32: in bfloat16 this second-order term came out 7 % off (the losses 0.1-0.4 %).
             images = G.synthesis(pl_ws, noise_mode="random")
-            noise = torch.randn(images.shape, generator=self.generator).to(self.device) / math.sqrt(
+            noise = torch.randn(images.shape, generator=self.rng).to(self.device) / math.sqrt(
                 images.shape[2] * images.shape[3])
             (grad,) = torch.autograd.grad((images * noise).sum(), pl_ws, create_graph=True)
             lengths = grad.square().sum(2).mean(1).sqrt()
-            self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), 0.01)
+            self.pl_mean.copy_(self.pl_mean.lerp(lengths.mean().detach(), 0.01))
             penalty = (lengths - self.pl_mean).square().mean()
             loss_G = loss_G + penalty * config.pl_weight * config.pl_interval
             stats["pl_penalty"] = penalty.item()
@@ -233,7 +241,7 @@ class Trainer:
         G.requires_grad_(False)
         D.requires_grad_(True)
         with torch.no_grad():
-            ws = _mapping_with_mixing(G, self.latents(config.batch), config.style_mixing, self.generator)
+            ws = _mapping_with_mixing(G, self.latents(config.batch), config.style_mixing, self.rng)
             with self.autocast():
                 fakes = G.synthesis(ws, noise_mode="random").float()
         do_r1 = config.r1_gamma > 0 and self.step % config.r1_interval == 0
@@ -262,66 +270,19 @@ class Trainer:
                 b_ema.copy_(b)
         return stats
 
+    # -- samples and FID ---------------------------------------------------------------------------------
     def write_samples(self) -> None:
         with torch.no_grad():
             images = self.G_ema(self.sample_z.to(self.device), noise_mode="const")
         save_png(self.run_dir / "samples" / f"fakes{self.step:07d}.png",
                  image_grid((images.cpu() + 1) / 2, columns=8))
 
-    def write_fid(self, metrics_path: Path) -> None:
+    def measure_fid(self) -> dict:
+        """FID of the EMA generator against the training images, keyed by the extractor (metrics.py)."""
         if self.fid is None:
-            extractor = load_feature_extractor(self.config.feature_net, self.device)
-            self.fid = GeneratorFID.from_images(extractor, self.reals)
+            self.fid = GeneratorFID.from_images(self.fid_extractor, self.reals)
         result = self.fid.measure(self.G_ema, self.config.metric_fakes, seed=self.config.seed)
-        with open(metrics_path, "a") as handle:
-            handle.write(json.dumps({"step": self.step, "kimg": round(self.kimg, 3), result.key: round(result.value, 4)})
-                         + "\n")
-
-    def run(self) -> Path:
-        config = self.config
-        if self.step == 0:
-            save_png(self.run_dir / "samples" / "reals.png",
-                     image_grid(self.reals[:64].float() / 255, columns=8))
-            self.write_samples()
-        metrics_path = self.run_dir / "metrics.jsonl"
-        started, steps_timed = time.perf_counter(), 0
-        with tqdm(total=self.total_steps, initial=self.step, desc="gan train", unit="step") as progress:
-            while self.step < self.total_steps:
-                stats = self.train_step()
-                steps_timed += 1
-                progress.update(1)
-                progress.set_postfix(G=f"{stats['loss_G']:.3f}", D=f"{stats['loss_D']:.3f}", kimg=f"{self.kimg:.1f}")
-                if self.step % config.log_every == 0:
-                    seconds = (time.perf_counter() - started) / steps_timed
-                    with open(metrics_path, "a") as handle:
-                        handle.write(json.dumps({"step": self.step, "kimg": round(self.kimg, 3),
-                                                 "sec_per_step": round(seconds, 4), **stats}) + "\n")
-                if self.step % config.sample_every == 0 or self.step == self.total_steps:
-                    self.write_samples()
-                if config.metric_every > 0 and (self.step % config.metric_every == 0 or self.step == self.total_steps):
-                    self.write_fid(metrics_path)
-                if self.step % config.checkpoint_every == 0 or self.step == self.total_steps:
-                    self.save_checkpoint()
-        return self.run_dir / "checkpoints" / "G_ema.safetensors"
-
-
-PRECISIONS = ("float32", "bfloat16")
-
-
-def _check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}.")
-
-
-def _check_view_mixing(config: TrainConfig) -> None:
-    if config.view_mixing < 0:
-        raise InputError(f"--view-mixing must be 0 (off) or more, not {config.view_mixing:g}.")
-    if config.view_mixing > 0:
-        num_ws = num_ws_at(config.resolution)
-        if not 1 <= config.view_layers < num_ws:
-            raise InputError(f"--view-layers must be from 1 to {num_ws - 1} at {config.resolution} px, "
-                             f"not {config.view_layers}.")
-        _load_view_reader(config.feature_net, "cpu")
+        return {result.key: round(result.value, 4)}
 
 
 def _load_view_reader(path, device) -> WorldFeatureNet:
@@ -331,58 +292,17 @@ def _load_view_reader(path, device) -> WorldFeatureNet:
     return reader.eval()
 
 
-# What a resumed run may change (each change is saved to config.json and recorded in metrics.jsonl).
-RESUME_CHANGES = ("kimg", "precision", "view_mixing", "view_layers")
-
-
-def train(config: TrainConfig | None = None, runs_root="runs", resume=None, device="auto", **changes) -> Path:
-    """Train (or resume) a StyleGAN2; returns the path of the final EMA generator bundle.
+def train(config: TrainConfig | None = None, runs_root="runs", resume=None, device="auto", progress: bool = True,
+          **changes) -> Path:
+    """Train (or resume) a StyleGAN2; returns the path of the EMA generator bundle of the last checkpoint.
 
     Args:
-        config: a new run's configuration (ignored when resuming: a run keeps its own config.json).
+        config: a new run's configuration (None when resuming: a run keeps its own config.json).
         runs_root: folder holding ``gan/<NNNNN-name>/`` run folders.
         resume: an existing run folder to continue.
         device: "auto", "cpu" or "cuda".
-        changes: when resuming, new values of the fields in :data:`RESUME_CHANGES` (None = keep): ``kimg``
-            trains to a new length (nothing else depends on it: the learning rates are constant), the others
-            train on with another precision or view-mixing loss from the current step. They are saved to the
-            run's config.json, and metrics.jsonl records the step of every change but the length.
+        progress: show a progress bar.
+        changes: when resuming, new values of ``kimg`` and the fields in :attr:`Trainer.resumable` (None =
+            keep), saved to the run's config.json and recorded in metrics.jsonl (see :mod:`ganverse3d.runs`).
     """
-    device = resolve_device(device)
-    changes = {name: value for name, value in changes.items() if value is not None}
-    unknown = set(changes) - set(RESUME_CHANGES)
-    if unknown:
-        raise TypeError(f"train() cannot change {', '.join(sorted(unknown))} of a resumed run.")
-    if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / "config.json").is_file():
-            raise InputError(f"{run_dir} is not a gan training run folder (no config.json).")
-        config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
-        if changes.get("kimg", 1) <= 0:
-            raise InputError(f"--kimg must be positive, not {changes['kimg']:g}.")
-        recorded = {name: value for name, value in changes.items()
-                    if name != "kimg" and value != getattr(config, name)}
-        config = dataclasses.replace(config, **changes)
-        _check_precision(config.precision)
-        _check_view_mixing(config)
-        if changes:
-            write_json(run_dir / "config.json", dataclasses.asdict(config))
-        trainer = Trainer(config, run_dir, device)
-        if trainer.state_path.is_file():
-            trainer.load_checkpoint()
-        if recorded:
-            with open(run_dir / "metrics.jsonl", "a") as handle:
-                handle.write(json.dumps({"step": trainer.step, "kimg": round(trainer.kimg, 3), **recorded}) + "\n")
-        return trainer.run()
-    if config is None:
-        raise InputError("Give a training configuration or a run folder to resume.")
-    _check_precision(config.precision)
-    if config.resolution < 8 or config.resolution & (config.resolution - 1):
-        raise InputError(f"--resolution must be a power of two >= 8, not {config.resolution}.")
-    _check_view_mixing(config)
-    image_paths(config.data)  # fail on a bad dataset or feature net before creating the run folder
-    if config.metric_every > 0:
-        load_feature_extractor(config.feature_net)
-    run_dir = new_run_dir(runs_root, "gan", f"{Path(config.data).name}-r{config.resolution}")
-    write_json(run_dir / "config.json", dataclasses.asdict(config))
-    return Trainer(config, run_dir, device).run()
+    return runs.train(Trainer, config, runs_root, resume, device, progress, changes)

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from ..devices import resolve_device
 from ..errors import InputError, setting
 from ..files import check_output_file, image_grid, save_png
+from ..world.features import WorldFeatureNet
 from .load import load_generator
-from .metrics import WorldFeatureNet
 from .networks import Generator
 
 # The paper's official 512-px car model has 16 W* entries of which the first 4 hold the view.

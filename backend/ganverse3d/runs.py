@@ -1,0 +1,491 @@
+"""The run kit: the one scaffold every training run stands on.
+
+A run is a folder ``<runs_root>/<stage>/<NNNNN-name>/`` (numbered by :func:`~ganverse3d.files.new_run_dir`;
+an existing run is never reused or overwritten) holding
+
+* ``config.json``: the trainer's config dataclass as JSON, written when the run starts;
+* ``metrics.jsonl``: one JSON object per line, ``step`` first, then the trainer's progress fields (GAN:
+  ``kimg``): losses every ``log_every`` steps, measurements, and the settings a resume changed;
+* ``checkpoints/state.safetensors``: everything a resume needs (modules, optimisers, RNG states, step),
+  written every ``checkpoint_every`` steps and after the last one, atomically, followed by the trainer's own
+  outputs (model bundles);
+* whatever else the trainer writes (sample grids in ``samples/``).
+
+A trainer subclasses :class:`RunTrainer`: it declares its config class, stage, length field and resumable
+fields, builds its networks and data in ``__init__``, and implements one training step, the parts of its
+checkpoint and its periodic actions (:class:`Periodic`); :func:`train` starts or resumes it.
+
+Starting validates the config (its ``check()``) and builds the trainer, which reads every input, before the
+run folder is made: a start that fails leaves no folder behind.
+
+**What a resume may change.** A resumed run keeps its ``config.json``. A resume may change only the fields
+its trainer lists in ``resumable``: the run's length (``length_field``) and settings that the saved state
+does not depend on. The new values are written to ``config.json``, and every change but the length is
+recorded in ``metrics.jsonl`` as one line ``{"step": S, <progress fields>, "<field>": <new value>, ...}`` at
+the step the run continues from (a new length shows in ``config.json`` and in how far the steps go). Giving
+any other field a new value is refused.
+
+**metrics.jsonl on resume.** Lines after the checkpoint's step are dropped (they describe steps that will
+be trained again), so a resumed run's file reads as an uninterrupted run's. A torn last line (the process
+died while appending it) is dropped with a warning; a damaged line elsewhere was not written by an
+interruption, and is refused.
+
+Resuming deletes the temporaries that interrupted atomic writes left in the run folder (hidden files, see
+:func:`~ganverse3d.files.remove_temp_files`).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+import math
+import random
+import sys
+import time
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ClassVar
+
+import torch
+from tqdm import tqdm
+
+from .bundle import flatten_optimizer, load_state, restore_optimizer, save_state
+from .devices import resolve_device
+from .errors import InputError, setting
+from .files import new_run_dir, remove_temp_files, write_json, write_text
+
+# Checkpoint entries of torch's global RNG state (CPU, and the run's CUDA device when it has one).
+_GLOBAL_RNG = "rng_torch_global"
+_CUDA_RNG = "rng_torch_cuda"
+# How much of a bad value a message repeats.
+_ECHO_CHARS = 60
+
+
+# ---------------------------------------------------------------------------------------------------
+# Configs
+
+
+def check_fields(config) -> None:
+    """InputError unless every field of the dataclass ``config`` holds a value of its annotated type
+    (``int``, ``float``, ``bool``, ``str``, optionally ``| None``) and every float is finite."""
+    for name, annotation in typing.get_type_hints(type(config)).items():
+        value = getattr(config, name)
+        if not _has_type(value, annotation):
+            raise InputError(f"{setting(name)} must be of type {_type_name(annotation)}, not {_echo(value)}.")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"{setting(name)} must be a finite number, not {value}.")
+
+
+def check_at_least(config, minimum: int, *names: str) -> None:
+    """InputError unless each field ``names`` of ``config`` is at least ``minimum``."""
+    for name in names:
+        value = getattr(config, name)
+        if not value >= minimum:
+            raise InputError(f"{setting(name)} must be at least {minimum}, not {value:g}.")
+
+
+def check_positive(config, *names: str) -> None:
+    """InputError unless each field ``names`` of ``config`` is above zero."""
+    for name in names:
+        value = getattr(config, name)
+        if not value > 0:
+            raise InputError(f"{setting(name)} must be positive, not {value:g}.")
+
+
+def check_within(config, name: str, low: float, high: float, include_low: bool = True,
+                 include_high: bool = True) -> None:
+    """InputError unless the field ``name`` of ``config`` lies between ``low`` and ``high`` (ends as given)."""
+    value = getattr(config, name)
+    above = value >= low if include_low else value > low
+    below = value <= high if include_high else value < high
+    if not (above and below):
+        interval = f"{'[' if include_low else '('}{low:g}, {high:g}{']' if include_high else ')'}"
+        raise InputError(f"{setting(name)} must lie in {interval}, not {value:g}.")
+
+
+def check_power_of_two(config, name: str, minimum: int) -> None:
+    """InputError unless the field ``name`` of ``config`` is a power of two of at least ``minimum``."""
+    value = getattr(config, name)
+    if value < minimum or value & (value - 1):
+        raise InputError(f"{setting(name)} must be a power of two of at least {minimum}, not {value}.")
+
+
+def check_choice(config, name: str, choices: tuple[str, ...]) -> None:
+    """InputError unless the field ``name`` of ``config`` is one of ``choices``."""
+    value = getattr(config, name)
+    if value not in choices:
+        raise InputError(f"{setting(name)} must be one of {', '.join(choices)}, not {_echo(value)}.")
+
+
+def check_values(config_class: type, values: dict, source) -> dict:
+    """``values`` read from the file ``source`` for fields of the dataclass ``config_class``: InputError naming
+    the file for an unknown field or a value of the wrong type. Returns them with whole numbers given to float
+    fields as floats."""
+    hints = typing.get_type_hints(config_class)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise InputError(f"{source} has unknown settings {', '.join(_clip(name) for name in unknown)}.")
+    for name, value in values.items():
+        if not _has_type(value, hints[name]):
+            raise InputError(f"{source} sets {name} to {_echo(value)}, but it must be of type "
+                             f"{_type_name(hints[name])}.")
+    return {name: float(value) if hints[name] is float else value for name, value in values.items()}
+
+
+def read_config(config_class: type, path):
+    """The config saved as JSON at ``path`` (a run's config.json), checked; InputError with one sentence if the
+    file is not JSON, not an object, or has unknown, missing or mistyped fields."""
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        raise InputError(f"{path} is damaged: it is not readable JSON.") from None
+    if not isinstance(values, dict):
+        raise InputError(f"{path} is damaged: it holds a JSON {type(values).__name__}, not a configuration.")
+    values = check_values(config_class, values, path)
+    required = [field.name for field in dataclasses.fields(config_class)
+                if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in values]
+    if missing:
+        raise InputError(f"{path} is damaged: it lacks {', '.join(missing)}.")
+    return config_class(**values)
+
+
+def _has_type(value, annotation) -> bool:
+    """Whether ``value`` fits a config field annotation: bool is not an int, an int is a float."""
+    for option in typing.get_args(annotation) or (annotation,):
+        if option is type(None) and value is None:
+            return True
+        if option is bool and isinstance(value, bool):
+            return True
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if option is str and isinstance(value, str):
+            return True
+    return False
+
+
+def _type_name(annotation) -> str:
+    return " or ".join("null" if option is type(None) else option.__name__
+                       for option in typing.get_args(annotation) or (annotation,))
+
+
+def _echo(value) -> str:
+    return _clip(repr(value))
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _ECHO_CHARS else text[:_ECHO_CHARS] + "..."
+
+
+# ---------------------------------------------------------------------------------------------------
+# Shared pieces of every trainer, run folder or not
+
+
+def seeded_rng(seed: int) -> torch.Generator:
+    """Seed torch's global RNG with ``seed`` (initial weights, per-layer noise) and return a new
+    ``torch.Generator`` seeded alike, for a trainer's own draws (batch order, latents, augmentation)."""
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def progress_bar(total: int, desc: str, initial: int = 0, enabled: bool = True) -> tqdm:
+    """The progress bar of a training loop, counting steps."""
+    return tqdm(total=total, initial=initial, desc=desc, unit="step", disable=not enabled)
+
+
+def warn(message: str) -> None:
+    """Tell the user something worth knowing that does not stop the run (on stderr, between progress bars)."""
+    tqdm.write(f"Warning: {message}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------------
+# metrics.jsonl
+
+
+def append_metrics(path: Path, line: dict) -> None:
+    """Append one JSON line to ``metrics.jsonl``."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The lines of ``metrics.jsonl`` (none when it does not exist). A torn last line, left by a process that
+    died while appending it, is dropped with a warning; any other unreadable line is an InputError."""
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    parsed = []
+    for number, text in enumerate(lines, start=1):
+        try:
+            line = json.loads(text)
+            if not isinstance(line, dict) or not isinstance(line.get("step"), int):
+                raise ValueError
+        except (ValueError, RecursionError):
+            if number == len(lines):
+                warn(f"dropped the torn last line of {path} (the run was stopped while writing it).")
+                break
+            raise InputError(f"{path} is damaged at line {number}; remove that line to resume the run.") from None
+        parsed.append(line)
+    return parsed
+
+
+def keep_metrics_until(path: Path, step: int) -> None:
+    """Rewrite ``metrics.jsonl`` without the lines after ``step`` and without a torn last line."""
+    if not path.is_file():
+        return
+    kept = [line for line in read_metrics(path) if line["step"] <= step]
+    text = "".join(json.dumps(line) + "\n" for line in kept)
+    if text != path.read_text(encoding="utf-8"):
+        write_text(path, text)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The trainer scaffold
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """An action of the training loop, run every ``every`` steps (0 = never) and after the last step.
+
+    When the action returns values, they go to ``metrics.jsonl`` in the step's line named ``line``: the
+    actions of one step that name the same line share it ("log" is the line of the losses).
+    """
+
+    every: int
+    action: Callable[[], dict | None]
+    line: str = "log"
+
+
+class RunTrainer(abc.ABC):
+    """Networks, optimisers, data and run folder of one training run, and the loop that trains it.
+
+    A subclass sets the class attributes below and implements the abstract methods. Its config is a
+    dataclass with a ``check()`` method (one-sentence InputError for a bad value) and the fields ``seed``,
+    ``log_every`` and ``checkpoint_every``.
+
+    Args:
+        config: the run's configuration.
+        run_dir: the run folder; None while a new run is being built (its folder is made afterwards, so that
+            a trainer that cannot read its inputs leaves nothing behind).
+        device: where the networks train.
+        progress: show a progress bar.
+    """
+
+    config_class: ClassVar[type]
+    stage: ClassVar[str]                       # runs/<stage>/..., and the checkpoints' provenance
+    length_field: ClassVar[str]                # the config field that sets how long the run trains
+    resumable: ClassVar[tuple[str, ...]] = ()  # besides the length, the fields a resume may change
+
+    def __init__(self, config, run_dir: Path | None, device, progress: bool = True):
+        self.config = config
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.device = torch.device(device)
+        self.progress = progress
+        self.step = 0
+
+    # -- what a trainer defines ----------------------------------------------------------------------------
+    @classmethod
+    @abc.abstractmethod
+    def run_name(cls, config) -> str:
+        """The name part of the run folder, ``NNNNN-<name>``."""
+
+    @property
+    @abc.abstractmethod
+    def total_steps(self) -> int:
+        """The step at which the run ends."""
+
+    @abc.abstractmethod
+    def train_step(self) -> dict[str, float]:
+        """Train one step (advancing ``self.step``); returns the step's statistics."""
+
+    @abc.abstractmethod
+    def checkpointed(self) -> dict[str, object]:
+        """What the checkpoint holds, by name: modules, optimisers, RNGs (``torch.Generator`` or
+        ``random.Random``) and tensors (restored in place). Torch's global RNG is always saved."""
+
+    @property
+    @abc.abstractmethod
+    def output_path(self) -> Path:
+        """The model bundle that checkpoints write (what training the run gives)."""
+
+    @abc.abstractmethod
+    def write_outputs(self) -> None:
+        """Write what a checkpoint shows of the run besides its state: the model bundle at :attr:`output_path`."""
+
+    def periodic(self) -> list[Periodic]:
+        """The trainer's every-N actions besides logging and checkpoints (samples, measurements), in order."""
+        return []
+
+    def on_start(self) -> None:
+        """Called before the first step of a new run (not on resume past step 0): reference samples, notes."""
+
+    def log_values(self, stats: dict[str, float]) -> dict:
+        """A step's statistics as they go to its metrics line."""
+        return stats
+
+    def progress_fields(self) -> dict:
+        """Fields that follow ``step`` in every metrics line (how far the run is in the trainer's own units)."""
+        return {}
+
+    def postfix(self, stats: dict[str, float]) -> dict[str, str]:
+        """What the progress bar shows after a step."""
+        return {}
+
+    # -- run folder ----------------------------------------------------------------------------------------
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / "metrics.jsonl"
+
+    @property
+    def state_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "state.safetensors"
+
+    def log(self, values: dict) -> None:
+        """Append a metrics line for the current step."""
+        append_metrics(self.metrics_path, {"step": self.step, **self.progress_fields(), **values})
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def run(self) -> Path:
+        """Train from the current step to the end; returns the model bundle of the last checkpoint."""
+        config = self.config
+        if self.step == 0:
+            self.on_start()
+        started, steps_timed = time.perf_counter(), 0
+
+        def log_line() -> dict:  # called after a step: reads that step's stats and the timing so far
+            return {"sec_per_step": round((time.perf_counter() - started) / steps_timed, 4), **self.log_values(stats)}
+
+        actions = [Periodic(config.log_every, log_line), *self.periodic()]
+        with progress_bar(self.total_steps, self.stage + " train", self.step, self.progress) as bar:
+            while self.step < self.total_steps:
+                stats = self.train_step()
+                steps_timed += 1
+                bar.update(1)
+                bar.set_postfix(self.postfix(stats))
+                last = self.step == self.total_steps
+                lines: dict[str, dict] = {}
+                for periodic in actions:
+                    if periodic.every > 0 and (self.step % periodic.every == 0 or last):
+                        values = periodic.action()
+                        if values:
+                            lines.setdefault(periodic.line, {}).update(values)
+                for values in lines.values():
+                    self.log(values)
+                if self.step % config.checkpoint_every == 0 or last:
+                    self.save_checkpoint()
+        return self.output_path
+
+    # -- checkpoints ---------------------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        """Write the training state, then the trainer's outputs."""
+        tensors, optimizers, randoms = {}, {}, {}
+        for name, part in self.checkpointed().items():
+            if isinstance(part, torch.nn.Module):
+                tensors.update({f"{name}.{key}": value for key, value in part.state_dict().items()})
+            elif isinstance(part, torch.optim.Optimizer):
+                part_tensors, optimizers[name] = flatten_optimizer(name, part)
+                tensors.update(part_tensors)
+            elif isinstance(part, torch.Generator):
+                tensors[name] = part.get_state()
+            elif isinstance(part, random.Random):
+                version, internal, gauss = part.getstate()
+                randoms[name] = [version, list(internal), gauss]
+            elif isinstance(part, torch.Tensor):
+                tensors[name] = part
+            else:
+                raise TypeError(f"Cannot checkpoint {name}, a {type(part).__name__}.")
+        tensors[_GLOBAL_RNG] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors[_CUDA_RNG] = torch.cuda.get_rng_state(self.device)
+        save_state(self.state_path, tensors, {"step": self.step, "optimizers": optimizers, "random": randoms})
+        self.write_outputs()
+
+    def load_checkpoint(self) -> None:
+        """Restore the state written by :meth:`save_checkpoint`."""
+        tensors, meta = load_state(self.state_path, device=self.device)
+        try:
+            for name, part in self.checkpointed().items():
+                if isinstance(part, torch.nn.Module):
+                    prefix = name + "."
+                    part.load_state_dict({key[len(prefix):]: value for key, value in tensors.items()
+                                          if key.startswith(prefix)})
+                elif isinstance(part, torch.optim.Optimizer):
+                    restore_optimizer(name, part, tensors, meta["optimizers"][name])
+                elif isinstance(part, torch.Generator):
+                    part.set_state(tensors[name].cpu())
+                elif isinstance(part, random.Random):
+                    version, internal, gauss = meta["random"][name]
+                    part.setstate((version, tuple(internal), gauss))
+                elif isinstance(part, torch.Tensor):
+                    part.copy_(tensors[name])
+            torch.set_rng_state(tensors[_GLOBAL_RNG].cpu())
+            if self.device.type == "cuda" and _CUDA_RNG in tensors:
+                torch.cuda.set_rng_state(tensors[_CUDA_RNG].cpu(), self.device)
+            self.step = int(meta["step"])
+        except (KeyError, RuntimeError, ValueError, TypeError):
+            raise InputError(f"{self.state_path} does not fit this {self.stage} run: it was written by another "
+                             f"version of ganverse3d or for another configuration.") from None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Starting and resuming
+
+
+def train(trainer_class: type[RunTrainer], config=None, runs_root="runs", resume=None, device="auto",
+          progress: bool = True, changes: dict | None = None) -> Path:
+    """Start a run of ``trainer_class`` with ``config``, or resume the run folder ``resume``; returns the path
+    of the model bundle of its last checkpoint.
+
+    Args:
+        config: a new run's configuration (None when resuming: a run keeps its own config.json).
+        runs_root: the folder holding ``<stage>/<NNNNN-name>/`` run folders.
+        resume: an existing run folder to continue.
+        device: "auto", "cpu" or "cuda".
+        progress: show a progress bar.
+        changes: when resuming, new values of config fields (None values are ignored); only the length and
+            the trainer's ``resumable`` fields may change (module docstring).
+    """
+    device = resolve_device(device)
+    changes = {name: value for name, value in (changes or {}).items() if value is not None}
+    if resume is not None:
+        return _resume(trainer_class, Path(resume), device, progress, changes)
+    if config is None:
+        raise InputError("Give a training configuration or a run folder to resume.")
+    if changes:
+        raise TypeError(f"Changes ({', '.join(changes)}) apply to resumed runs; a new run takes them in its config.")
+    config.check()
+    trainer = trainer_class(config, None, device, progress)
+    trainer.run_dir = new_run_dir(runs_root, trainer_class.stage, trainer_class.run_name(config))
+    write_json(trainer.run_dir / "config.json", dataclasses.asdict(config))
+    return trainer.run()
+
+
+def _resume(trainer_class: type[RunTrainer], run_dir: Path, device, progress: bool, changes: dict) -> Path:
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise InputError(f"{run_dir} is not a {trainer_class.stage} training run folder (no config.json).")
+    config = read_config(trainer_class.config_class, config_path)
+    changed = {name: value for name, value in changes.items() if value != getattr(config, name, None)}
+    may_change = (trainer_class.length_field, *trainer_class.resumable)
+    refused = [name for name in changed if name not in may_change]
+    if refused:
+        raise InputError(f"A resumed run keeps its {', '.join(map(setting, refused))}; it may change only "
+                         f"{', '.join(map(setting, may_change))}.")
+    config = dataclasses.replace(config, **changed)
+    config.check()
+    trainer = trainer_class(config, run_dir, device, progress)
+    if trainer.state_path.is_file():
+        trainer.load_checkpoint()
+    remove_temp_files(run_dir)
+    keep_metrics_until(trainer.metrics_path, trainer.step)
+    if changed:
+        write_json(config_path, dataclasses.asdict(config))
+        recorded = {name: value for name, value in changed.items() if name != trainer_class.length_field}
+        if recorded:
+            trainer.log(recorded)
+    return trainer.run()
