@@ -125,7 +125,7 @@ def read_image(path, mode: str = "RGB", size: tuple[int, int] | None = None,
             image = image.convert(mode)
             if size is not None and image.size != tuple(size):
                 image = image.resize(tuple(size), resample)
-            return np.asarray(image)
+            return np.array(image)
     except FileNotFoundError:
         raise InputError(f"The image {path} does not exist.") from None
     # PIL raises SyntaxError for some damaged PNG chunks, next to OSError for truncated or unknown files.
@@ -149,14 +149,20 @@ def check_dataset_complete(folder) -> None:
                          f"the command that wrote it again to finish it.")
 
 
+def png_files(folder) -> list[Path]:
+    """The PNG files directly in ``folder``, sorted; hidden files (temporaries of interrupted writes) are never
+    data."""
+    return sorted(path for path in Path(folder).glob("*.png") if not path.name.startswith("."))
+
+
 def image_paths(folder) -> list[Path]:
-    """The PNG images of a dataset folder, sorted: ``folder/images/*.png``, or ``folder/*.png`` when there is
-    no ``images/``. Hidden files (temporaries of interrupted writes) are never data. InputError when there
-    are none or the folder's manifest says the dataset is incomplete (:func:`check_dataset_complete`)."""
+    """The PNG images of a dataset folder (:func:`png_files`): ``folder/images/*.png``, or ``folder/*.png``
+    when there is no ``images/``. InputError when there are none or the folder's manifest says the dataset is
+    incomplete (:func:`check_dataset_complete`)."""
     folder = Path(folder)
     check_dataset_complete(folder)
     image_dir = folder / "images" if (folder / "images").is_dir() else folder
-    paths = sorted(path for path in image_dir.glob("*.png") if not path.name.startswith("."))
+    paths = png_files(image_dir)
     if not paths:
         raise InputError(f"No PNG images found in {image_dir}; point {setting('data')} at a dataset folder with "
                          f"images/.")

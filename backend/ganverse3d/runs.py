@@ -13,7 +13,7 @@ an existing run is never reused or overwritten) holding
 
 A trainer subclasses :class:`RunTrainer`: it declares its config class, stage, length field and resumable
 fields, builds its networks and data in ``__init__``, and implements one training step, the parts of its
-checkpoint and its periodic actions (:class:`Periodic`); :func:`train` starts or resumes it.
+checkpoint and its periodic actions (:class:`Periodic`); :meth:`RunTrainer.train` starts or resumes a run.
 
 Starting validates the config (its ``check()``) and builds the trainer, which reads every input, before the
 run folder is made: a start that fails leaves no folder behind.
@@ -198,6 +198,13 @@ def progress_bar(total: int, desc: str, initial: int = 0, enabled: bool = True) 
     return tqdm(total=total, initial=initial, desc=desc, unit="step", disable=not enabled)
 
 
+def loading_bar(items, desc: str, unit: str = "img", enabled: bool = True) -> tqdm:
+    """A transient progress bar over ``items`` for a preparation step (loading a dataset): shown only on a
+    terminal, where it is erased when the step ends or fails, so that an error after it stays one line.
+    Use it as a context manager, so that a failure closes (erases) it."""
+    return tqdm(items, desc=desc, unit=unit, leave=False, disable=None if enabled else True)
+
+
 def warn(message: str) -> None:
     """Tell the user something worth knowing that does not stop the run (on stderr, between progress bars)."""
     tqdm.write(f"Warning: {message}", file=sys.stderr)
@@ -287,6 +294,63 @@ class RunTrainer(abc.ABC):
         self.device = torch.device(device)
         self.progress = progress
         self.step = 0
+
+    # -- starting and resuming -----------------------------------------------------------------------------
+    @classmethod
+    def train(cls, config=None, runs_root="runs", resume=None, device="auto", progress: bool = True,
+              **changes) -> Path:
+        """Start a run with ``config``, or resume the run folder ``resume``; returns the path of the model bundle
+        of its last checkpoint (:attr:`output_path`).
+
+        Args:
+            config: a new run's configuration (None when resuming: a run keeps its own config.json).
+            runs_root: the folder holding ``<stage>/<NNNNN-name>/`` run folders.
+            resume: an existing run folder to continue.
+            device: "auto", "cpu" or "cuda".
+            progress: show a progress bar.
+            changes: when resuming, new values of config fields (None = keep): the length and the
+                :attr:`resumable` fields may change (module docstring).
+        """
+        device = resolve_device(device)
+        changes = {name: value for name, value in changes.items() if value is not None}
+        if resume is not None:
+            return cls._resume(Path(resume), device, progress, changes)
+        if config is None:
+            raise InputError("Give a training configuration or a run folder to resume.")
+        if changes:
+            raise TypeError(f"Changes ({', '.join(changes)}) apply to resumed runs; a new run takes them in its "
+                            f"config.")
+        config.check()
+        trainer = cls(config, None, device, progress)
+        trainer.run_dir = new_run_dir(runs_root, cls.stage, cls.run_name(config))
+        write_json(trainer.run_dir / "config.json", dataclasses.asdict(config))
+        return trainer.run()
+
+    @classmethod
+    def _resume(cls, run_dir: Path, device, progress: bool, changes: dict) -> Path:
+        config_path = run_dir / "config.json"
+        if not config_path.is_file():
+            raise InputError(f"{run_dir} is not a {cls.stage} training run folder (no config.json).")
+        config = read_config(cls.config_class, config_path)
+        changed = {name: value for name, value in changes.items() if value != getattr(config, name, None)}
+        may_change = (cls.length_field, *cls.resumable)
+        refused = [name for name in changed if name not in may_change]
+        if refused:
+            raise InputError(f"A resumed run keeps its {', '.join(map(setting, refused))}; it may change only "
+                             f"{', '.join(map(setting, may_change))}.")
+        config = dataclasses.replace(config, **changed)
+        config.check()
+        trainer = cls(config, run_dir, device, progress)
+        if trainer.state_path.is_file():
+            trainer.load_checkpoint()
+        remove_temp_files(run_dir)
+        keep_metrics_until(trainer.metrics_path, trainer.step)
+        if changed:
+            write_json(config_path, dataclasses.asdict(config))
+            recorded = {name: value for name, value in changed.items() if name != cls.length_field}
+            if recorded:
+                trainer.log(recorded)
+        return trainer.run()
 
     # -- what a trainer defines ----------------------------------------------------------------------------
     @classmethod
@@ -430,62 +494,3 @@ class RunTrainer(abc.ABC):
         except (KeyError, RuntimeError, ValueError, TypeError):
             raise InputError(f"{self.state_path} does not fit this {self.stage} run: it was written by another "
                              f"version of ganverse3d or for another configuration.") from None
-
-
-# ---------------------------------------------------------------------------------------------------
-# Starting and resuming
-
-
-def train(trainer_class: type[RunTrainer], config=None, runs_root="runs", resume=None, device="auto",
-          progress: bool = True, changes: dict | None = None) -> Path:
-    """Start a run of ``trainer_class`` with ``config``, or resume the run folder ``resume``; returns the path
-    of the model bundle of its last checkpoint.
-
-    Args:
-        config: a new run's configuration (None when resuming: a run keeps its own config.json).
-        runs_root: the folder holding ``<stage>/<NNNNN-name>/`` run folders.
-        resume: an existing run folder to continue.
-        device: "auto", "cpu" or "cuda".
-        progress: show a progress bar.
-        changes: when resuming, new values of config fields (None values are ignored); only the length and
-            the trainer's ``resumable`` fields may change (module docstring).
-    """
-    device = resolve_device(device)
-    changes = {name: value for name, value in (changes or {}).items() if value is not None}
-    if resume is not None:
-        return _resume(trainer_class, Path(resume), device, progress, changes)
-    if config is None:
-        raise InputError("Give a training configuration or a run folder to resume.")
-    if changes:
-        raise TypeError(f"Changes ({', '.join(changes)}) apply to resumed runs; a new run takes them in its config.")
-    config.check()
-    trainer = trainer_class(config, None, device, progress)
-    trainer.run_dir = new_run_dir(runs_root, trainer_class.stage, trainer_class.run_name(config))
-    write_json(trainer.run_dir / "config.json", dataclasses.asdict(config))
-    return trainer.run()
-
-
-def _resume(trainer_class: type[RunTrainer], run_dir: Path, device, progress: bool, changes: dict) -> Path:
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        raise InputError(f"{run_dir} is not a {trainer_class.stage} training run folder (no config.json).")
-    config = read_config(trainer_class.config_class, config_path)
-    changed = {name: value for name, value in changes.items() if value != getattr(config, name, None)}
-    may_change = (trainer_class.length_field, *trainer_class.resumable)
-    refused = [name for name in changed if name not in may_change]
-    if refused:
-        raise InputError(f"A resumed run keeps its {', '.join(map(setting, refused))}; it may change only "
-                         f"{', '.join(map(setting, may_change))}.")
-    config = dataclasses.replace(config, **changed)
-    config.check()
-    trainer = trainer_class(config, run_dir, device, progress)
-    if trainer.state_path.is_file():
-        trainer.load_checkpoint()
-    remove_temp_files(run_dir)
-    keep_metrics_until(trainer.metrics_path, trainer.step)
-    if changed:
-        write_json(config_path, dataclasses.asdict(config))
-        recorded = {name: value for name, value in changed.items() if name != trainer_class.length_field}
-        if recorded:
-            trainer.log(recorded)
-    return trainer.run()

@@ -56,11 +56,10 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from ..errors import InputError
+from ..files import check_dataset_complete, read_image
 from ..geometry import Camera
 
 FORMAT = "ganverse3d-multiview"
@@ -115,13 +114,11 @@ def read_meta(folder) -> list[dict]:
 
 
 def _load_rgb(path: Path) -> torch.Tensor:
-    with Image.open(path) as image:
-        return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255
+    return torch.from_numpy(read_image(path, "RGB")).permute(2, 0, 1).float() / 255
 
 
 def _load_mask(path: Path) -> torch.Tensor:
-    with Image.open(path) as image:
-        return torch.from_numpy(np.array(image.convert("L"))).float()[None] / 255
+    return torch.from_numpy(read_image(path, "L")).float()[None] / 255
 
 
 class MultiViewDataset(torch.utils.data.Dataset):
@@ -140,6 +137,7 @@ class MultiViewDataset(torch.utils.data.Dataset):
     def __init__(self, folder, contents=None, cache: bool = True):
         self.folder = Path(folder)
         self.manifest = read_manifest(self.folder)
+        check_dataset_complete(self.folder)  # an incomplete dataset's meta.jsonl is missing or stale
         meta = read_meta(self.folder)
         if contents is not None:
             keep = set(int(c) for c in contents)

@@ -21,11 +21,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm import tqdm
 
+from .. import runs
 from ..bundle import save_module
 from ..devices import resolve_device
-from ..errors import InputError
+from ..errors import InputError, setting
+from ..files import check_dataset_complete, check_output_file, png_files, read_image
 from .segment import Segmenter, WorldSegmenter, WorldSegmenterNet
 
 
@@ -42,6 +43,17 @@ class SegmenterTrainConfig:
     holdout: float = 0.1
     seed: int = 0
 
+    def check(self) -> None:
+        """InputError with one sentence for a setting that cannot work."""
+        runs.check_fields(self)
+        runs.check_at_least(self, 8, "resolution")
+        if self.resolution % 8:  # the U-Net halves the image three times
+            raise InputError(f"{setting('resolution')} must be a multiple of 8, not {self.resolution}.")
+        runs.check_at_least(self, 1, "width", "epochs", "batch")
+        runs.check_at_least(self, 0, "seed")
+        runs.check_positive(self, "learning_rate")
+        runs.check_within(self, "holdout", 0, 1, include_low=False, include_high=False)
+
 
 def load_masked_images(folder, resolution: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """All (image, mask) pairs of ``folder`` (module docstring), sorted by name.
@@ -50,34 +62,31 @@ def load_masked_images(folder, resolution: int | None = None) -> tuple[torch.Ten
     (area averaging for images, majority for masks).
     """
     folder = Path(folder)
-    names = sorted(path.name for path in (folder / "images").glob("*.png"))
-    names = [name for name in names if (folder / "masks" / name).is_file()]
+    check_dataset_complete(folder)
+    names = [path.name for path in png_files(folder / "images") if (folder / "masks" / path.name).is_file()]
     if not names:
         raise InputError(f"{folder} holds no images/NAME.png with a matching masks/NAME.png.")
+    size = None if resolution is None else (resolution, resolution)
     images, masks = [], []
     for name in names:
-        with Image.open(folder / "images" / name) as image, Image.open(folder / "masks" / name) as mask:
-            if resolution is not None and image.size != (resolution, resolution):
-                image = image.convert("RGB").resize((resolution, resolution), Image.Resampling.BOX)
-                mask = mask.convert("L").resize((resolution, resolution), Image.Resampling.BOX)
-            images.append(np.asarray(image.convert("RGB")))
-            masks.append(np.asarray(mask.convert("L")) >= 128)
+        images.append(read_image(folder / "images" / name, "RGB", size, Image.Resampling.BOX))
+        masks.append(read_image(folder / "masks" / name, "L", size, Image.Resampling.BOX) >= 128)
     if len({image.shape for image in images}) > 1:
         raise InputError(f"The images of {folder} differ in size; pass a resolution to resize them.")
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(np.stack(masks))
 
 
-def _augment(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _augment(images: torch.Tensor, masks: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """A random look for a batch: images [B, 3, H, W] float in [0, 1], masks [B, 1, H, W] float."""
     batch = images.shape[0]
 
     def uniform(low, high, *shape):
-        return low + (high - low) * torch.rand(batch, *shape, generator=generator)
+        return low + (high - low) * torch.rand(batch, *shape, generator=rng)
 
     # Zoom 0.8-1.25x, shift up to a tenth of the image, mirror half of the batch: one affine warp. The
     # image edge is replicated (background, as cars rarely touch it), the mask is empty outside.
     scale = uniform(0.8, 1.25)
-    mirror = torch.where(torch.rand(batch, generator=generator) < 0.5, -1.0, 1.0)
+    mirror = torch.where(torch.rand(batch, generator=rng) < 0.5, -1.0, 1.0)
     theta = torch.zeros(batch, 2, 3)
     theta[:, 0, 0], theta[:, 1, 1] = mirror / scale, 1 / scale
     theta[:, :, 2] = uniform(-0.1, 0.1, 2)
@@ -94,8 +103,8 @@ def _augment(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generat
     kernel = torch.tensor([1.0, 2.0, 1.0])
     kernel = (torch.outer(kernel, kernel) / 16).expand(3, 1, 3, 3)
     blurred = F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=3)
-    images = torch.where(torch.rand(batch, 1, 1, 1, generator=generator) < 1 / 3, blurred, images)
-    images = images + 0.02 * torch.randn(images.shape, generator=generator)
+    images = torch.where(torch.rand(batch, 1, 1, 1, generator=rng) < 1 / 3, blurred, images)
+    images = images + 0.02 * torch.randn(images.shape, generator=rng)
     return images.clamp(0, 1), masks
 
 
@@ -133,33 +142,32 @@ def train_world_segmenter(config: SegmenterTrainConfig, out, device="auto", prog
     """Train :class:`WorldSegmenterNet` on ``config.data`` and write it to ``out`` (a bundle).
 
     Returns the held-out evaluation (see :func:`evaluate_segmenter`), also stored in the bundle's provenance.
-    Same config and seed on the same device -> the same weights.
+    Same config and seed on the same device -> the same weights. A short epoch loop that writes one bundle, not
+    a run folder: there is nothing to resume.
     """
-    if not 0 < config.holdout < 1 or config.epochs < 1 or config.batch < 1 or config.resolution % 8:
-        raise InputError("The holdout must lie in (0, 1), epochs and batch must be at least 1 and the resolution a "
-                         "multiple of 8.")
+    config.check()
+    check_output_file(out, (".safetensors",))
     device = resolve_device(device)
     images, masks = load_masked_images(config.data, config.resolution)
-    generator = torch.Generator().manual_seed(config.seed)
-    order = torch.randperm(len(images), generator=generator)
+    rng = runs.seeded_rng(config.seed)  # the split, batch order and augmentation
+    order = torch.randperm(len(images), generator=rng)
     held_out = max(1, round(config.holdout * len(images)))
     if len(images) - held_out < 1:
         raise InputError(f"{config.data} holds {len(images)} images, too few to hold some out for evaluation.")
     test_index, train_index = order[:held_out], order[held_out:]
 
-    torch.manual_seed(config.seed)
     net = WorldSegmenterNet(config.resolution, config.width).to(device)
     steps_per_epoch = math.ceil(len(train_index) / config.batch)
     total_steps = config.epochs * steps_per_epoch
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate, total_steps=total_steps)
-    with tqdm(total=total_steps, desc="segmenter train", unit="step", disable=not progress) as bar:
+    with runs.progress_bar(total_steps, "segmenter train", enabled=progress) as bar:
         for _ in range(config.epochs):
             net.train()
-            shuffled = train_index[torch.randperm(len(train_index), generator=generator)]
+            shuffled = train_index[torch.randperm(len(train_index), generator=rng)]
             for start in range(0, len(shuffled), config.batch):
                 batch = shuffled[start:start + config.batch]
-                batch_images, batch_masks = _augment(images[batch].float() / 255, masks[batch, None].float(), generator)
+                batch_images, batch_masks = _augment(images[batch].float() / 255, masks[batch, None].float(), rng)
                 loss = _loss(net(batch_images.to(device)), batch_masks.to(device))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

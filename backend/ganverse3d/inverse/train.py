@@ -155,17 +155,18 @@ class LoadedImages:
 def load_images(dataset: MultiViewDataset, resolution: int, progress: bool = True) -> LoadedImages:
     """Decode every image of ``dataset`` once, resized (area-averaged) to ``resolution``."""
     images, masks, view_ids, cameras, contents = [], [], [], [], []
-    for index in tqdm(range(len(dataset)), desc="loading images", unit="img", leave=False, disable=not progress):
-        item = dataset[index]
-        image, mask = item["image"][None], item["mask"][None]
-        if image.shape[-1] != resolution or image.shape[-2] != resolution:
-            image = F.interpolate(image, size=(resolution, resolution), mode="area")
-            mask = F.interpolate(mask, size=(resolution, resolution), mode="area")
-        images.append((image[0] * 255).round().to(torch.uint8))
-        masks.append((mask[0] * 255).round().to(torch.uint8))
-        view_ids.append(item["view_id"])
-        cameras.append(item["camera"])
-        contents.append(item["content_id"])
+    with runs.loading_bar(range(len(dataset)), "loading images", enabled=progress) as indices:
+        for index in indices:
+            item = dataset[index]
+            image, mask = item["image"][None], item["mask"][None]
+            if image.shape[-1] != resolution or image.shape[-2] != resolution:
+                image = F.interpolate(image, size=(resolution, resolution), mode="area")
+                mask = F.interpolate(mask, size=(resolution, resolution), mode="area")
+            images.append((image[0] * 255).round().to(torch.uint8))
+            masks.append((mask[0] * 255).round().to(torch.uint8))
+            view_ids.append(item["view_id"])
+            cameras.append(item["camera"])
+            contents.append(item["content_id"])
     return LoadedImages(torch.stack(images), torch.stack(masks), torch.tensor(view_ids), torch.stack(cameras).float(),
                         torch.tensor(contents))
 
@@ -392,17 +393,5 @@ class Trainer(RunTrainer):
         save_png(self.run_dir / "samples" / f"step{self.step:07d}.png", image_grid(grid, columns=len(columns)))
 
 
-def train(config: TrainConfig | None = None, runs_root="runs", resume=None, device="auto", progress: bool = True,
-          **changes) -> Path:
-    """Train (or resume) the inverse-graphics network; returns the path of the model bundle.
-
-    Args:
-        config: a new run's configuration (None when resuming: a run keeps its own config.json).
-        runs_root: folder holding ``inverse/<NNNNN-name>/`` run folders.
-        resume: an existing run folder to continue.
-        device: "auto", "cpu" or "cuda".
-        progress: show progress bars.
-        changes: when resuming, a new ``iterations`` to train to (None = keep), saved to the run's config.json
-            (see :mod:`ganverse3d.runs`).
-    """
-    return runs.train(Trainer, config, runs_root, resume, device, progress, changes)
+# train(config) starts a run, train(resume=run_folder, **changes) resumes one: see RunTrainer.train.
+train = Trainer.train

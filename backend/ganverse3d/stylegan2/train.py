@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .. import runs
 from ..bundle import save_module
@@ -101,8 +100,8 @@ class TrainConfig:
 def load_image_folder(folder, resolution: int) -> torch.Tensor:
     """All images of a dataset folder (see :func:`~ganverse3d.files.image_paths`) as uint8 [N, 3, R, R],
     resized to ``resolution``."""
-    images = [read_image(path, size=(resolution, resolution))
-              for path in tqdm(image_paths(folder), desc="loading images", unit="img", leave=False)]
+    with runs.loading_bar(image_paths(folder), "loading images") as paths:
+        images = [read_image(path, size=(resolution, resolution)) for path in paths]
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -292,17 +291,5 @@ def _load_view_reader(path, device) -> WorldFeatureNet:
     return reader.eval()
 
 
-def train(config: TrainConfig | None = None, runs_root="runs", resume=None, device="auto", progress: bool = True,
-          **changes) -> Path:
-    """Train (or resume) a StyleGAN2; returns the path of the EMA generator bundle of the last checkpoint.
-
-    Args:
-        config: a new run's configuration (None when resuming: a run keeps its own config.json).
-        runs_root: folder holding ``gan/<NNNNN-name>/`` run folders.
-        resume: an existing run folder to continue.
-        device: "auto", "cpu" or "cuda".
-        progress: show a progress bar.
-        changes: when resuming, new values of ``kimg`` and the fields in :attr:`Trainer.resumable` (None =
-            keep), saved to the run's config.json and recorded in metrics.jsonl (see :mod:`ganverse3d.runs`).
-    """
-    return runs.train(Trainer, config, runs_root, resume, device, progress, changes)
+# train(config) starts a run, train(resume=run_folder, **changes) resumes one: see RunTrainer.train.
+train = Trainer.train

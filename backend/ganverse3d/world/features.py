@@ -19,7 +19,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .. import runs
 from ..bundle import save_module
@@ -154,8 +153,8 @@ def load_world_labels(folder, resolution: int) -> WorldLabels:
                          "body_type and camera per image); make one with `ganverse3d world render`.") from None
     if not targets:
         raise InputError(f"{folder}/meta.jsonl lists no images.")
-    images = [read_image(folder / image, size=(resolution, resolution))
-              for *_, image in tqdm(targets, desc="loading images", unit="img", leave=False)]
+    with runs.loading_bar([image for *_, image in targets], "loading images") as images:
+        images = [read_image(folder / image, size=(resolution, resolution)) for image in images]
     body, azimuth, elevation, _ = zip(*targets)
     return WorldLabels(images=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
                        body_types=body_types, body=torch.tensor(body),
