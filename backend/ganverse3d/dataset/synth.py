@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..devices import resolve_device
 from ..errors import InputError
-from ..files import atomic_path, save_png, write_json
+from ..files import atomic_path, save_png
 from ..stylegan2.load import load_generator
 from ..stylegan2.networks import Generator
 from . import writing
@@ -121,7 +121,7 @@ def synthesize(out, generator, annotation, contents: int, candidates=None, segme
         "filters": {"instances": 1, "min_mask_area": min_mask_area}, "seed": seed, "complete": False,
         "settings": settings, "chunk_contents": chunk_contents, "batch": batch,
     }
-    write_json(out / "manifest.json", manifest)
+    writing.begin(out, manifest)
     view_ids = [view.view_id for view in views]
     ws_views = view_codes.ws[view_ids]
     with atomic_path(out / "view_codes.safetensors") as tmp:

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import InputError
+from ..errors import InputError, setting
 from ..export import TexturedMesh, save_mesh
-from ..files import save_png, write_json
+from ..files import save_png
 from ..world.cars import build_car
 from ..world.dataset import MAX_RESOLUTION, MIN_RESOLUTION, batch_size_for
 from ..world.scene import CAMERA_DISTANCE, CAMERA_FOV_Y, render_world, sample_item
@@ -74,9 +74,11 @@ def write_world_multiview(out, cars: int, views: int, resolution: int, seed: int
     resolution outside the world's range, a negative seed, or an output folder holding something else.
     """
     if cars < 1 or not 1 <= views <= MAX_VIEWS or seed < 0:
-        raise InputError(f"--cars must be at least 1, --views from 1 to {MAX_VIEWS} and --seed 0 or more.")
+        raise InputError(f"{setting('cars')} must be at least 1, {setting('views')} from 1 to {MAX_VIEWS} and "
+                         f"{setting('seed')} 0 or more.")
     if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
-        raise InputError(f"--resolution must be from {MIN_RESOLUTION} to {MAX_RESOLUTION} pixels, not {resolution}.")
+        raise InputError(f"{setting('resolution')} must be from {MIN_RESOLUTION} to {MAX_RESOLUTION} pixels, not "
+                         f"{resolution}.")
     out = Path(out)
     previous = writing.check_output_folder(out)
     settings = {"kind": "world", "seed": seed, "views_per_car": views, "resolution": resolution}
@@ -93,7 +95,7 @@ def write_world_multiview(out, cars: int, views: int, resolution: int, seed: int
         "counts": {"contents": cars, "candidates": cars * views, "kept": None, "filtered": None},
         "filters": {}, "seed": seed, "complete": False, "settings": settings, "chunk_contents": chunk_contents,
     }
-    write_json(out / "manifest.json", manifest)
+    writing.begin(out, manifest)
     ranges = writing.chunk_ranges(cars, chunk_contents)
     todo = [(first, end) for first, end in ranges if writing.read_chunk(out, first, end) is None]
     done = sum(end - first for first, end in ranges if (first, end) not in todo)

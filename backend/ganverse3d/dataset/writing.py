@@ -6,7 +6,9 @@ written, its records go to ``.chunks/{first_content:06d}.json`` (atomically): ``
 killed run loses at most one chunk, and since chunk boundaries depend only on the recorded chunk size, a
 resumed run batches every content exactly as an uninterrupted one would (same bytes). ``meta.jsonl``,
 ``filtered.jsonl``, ``sheet.png`` and the complete manifest are assembled from the records at the end; the
-records stay, so that a later run with more contents extends the dataset.
+records stay, so that a later run with more contents extends the dataset. A rerun first deletes the
+temporaries that an interrupted write left (hidden files, see :func:`~ganverse3d.files.remove_temp_files`), and
+the manifest says ``"complete": false`` from the start of a run until :func:`finish` rewrites it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 from PIL import Image
 
 from ..errors import InputError
-from ..files import check_output_folder_writable, image_grid, save_png, write_json, write_text
+from ..files import check_output_folder_writable, image_grid, remove_temp_files, save_png, write_json, write_text
 from .format import FORMAT, item_stem
 
 CHUNKS = ".chunks"
@@ -55,6 +57,14 @@ def check_resumable(out: Path, previous: dict | None, settings: dict, contents: 
     if previous["counts"]["contents"] > contents:
         raise InputError(f"{out} already holds {previous['counts']['contents']} contents; pass at least that many to "
                          f"resume it.")
+
+
+def begin(out: Path, manifest: dict) -> None:
+    """Start (or resume) writing the dataset ``out``, once its settings are checked: delete the temporaries of
+    an interrupted earlier run and write ``manifest`` (with ``"complete": false``)."""
+    if out.exists():
+        remove_temp_files(out)
+    write_json(out / "manifest.json", manifest)
 
 
 def chunk_ranges(contents: int, chunk_contents: int) -> list[tuple[int, int]]:

@@ -19,7 +19,8 @@ Layout of a dataset folder (ids are zero-padded to six digits):
 Item ``i`` is drawn from its own generator seeded by ``(seed, i)`` and rendered independently of its batch,
 so the same seed gives the same bytes, and rerunning the command skips the items that are complete and
 renders only the rest. Every file is written atomically; the metadata of finished batches waits in
-``.meta/`` until ``meta.jsonl`` is assembled at the end.
+``.meta/`` until ``meta.jsonl`` is assembled at the end. A rerun first deletes the temporaries that an
+interrupted write left (hidden files such as ``images/.000045.png.k2j3h4g5.png``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from .. import __version__
-from ..errors import InputError
-from ..files import check_output_folder_writable, image_grid, save_png, write_json, write_text
+from ..errors import InputError, setting
+from ..files import check_output_folder_writable, image_grid, remove_temp_files, save_png, write_json, write_text
 from .cars import BODY_TYPES, PART_LABELS
 from .scene import CAMERA_DISTANCE, CAMERA_FOV_Y, render_items
 
@@ -66,14 +67,17 @@ def write_world_dataset(out, count: int, resolution: int, seed: int, progress: b
 
     Raises :class:`InputError`, before anything is created, for a count below 1, a resolution outside
     [MIN_RESOLUTION, MAX_RESOLUTION], a negative seed, an ``out`` that is a file or an unwritable place,
-    or a folder that holds something other than this dataset (another seed or resolution, more items).
+    or a folder that holds something other than this dataset (another seed or resolution, more items, damaged
+    metadata).
     """
     out = Path(out)
     _check_arguments(out, count, resolution, seed)
+    meta = _read_meta(out)
+    if out.exists():
+        remove_temp_files(out)
     manifest = _manifest(count, resolution, seed, complete=False)
     write_json(out / "manifest.json", manifest)
 
-    meta = _read_meta(out)
     todo = [index for index in range(count) if not (index in meta and _item_files_exist(out, index))]
     batch_size = batch_size_for(resolution)
     # One writer thread stores batch k (PNG and .glb encoding, mostly outside the GIL) while batch k + 1
@@ -100,11 +104,12 @@ def write_world_dataset(out, count: int, resolution: int, seed: int, progress: b
 
 def _check_arguments(out: Path, count: int, resolution: int, seed: int) -> None:
     if count < 1:
-        raise InputError(f"--n must be at least 1, not {count}.")
+        raise InputError(f"{setting('count')} must be at least 1, not {count}.")
     if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
-        raise InputError(f"--resolution must be from {MIN_RESOLUTION} to {MAX_RESOLUTION} pixels, not {resolution}.")
+        raise InputError(f"{setting('resolution')} must be from {MIN_RESOLUTION} to {MAX_RESOLUTION} pixels, not "
+                         f"{resolution}.")
     if seed < 0:
-        raise InputError(f"--seed must be 0 or more, not {seed}.")
+        raise InputError(f"{setting('seed')} must be 0 or more, not {seed}.")
     check_output_folder_writable(out)
     if not out.exists():
         return
@@ -123,7 +128,8 @@ def _check_arguments(out: Path, count: int, resolution: int, seed: int) -> None:
         raise InputError(f"{out} holds a dataset made with other settings (generator {generator}, seed "
                          f"{previous_seed}, resolution {previous_resolution}); resume it with those or give a new folder.")
     if previous_count > count:
-        raise InputError(f"{out} already holds {previous_count} items; pass --n {previous_count} or more to resume it.")
+        raise InputError(f"{out} already holds {previous_count} items; set {setting('count')} to {previous_count} or "
+                         f"more to resume it.")
 
 
 def _manifest(count: int, resolution: int, seed: int, complete: bool) -> dict:
@@ -144,15 +150,26 @@ def _item_files_exist(out: Path, index: int) -> bool:
 
 
 def _read_meta(out: Path) -> dict[int, dict]:
-    """Metadata of the items finished by earlier runs: meta.jsonl, then the batches pending in .meta/."""
+    """Metadata of the items finished by earlier runs: meta.jsonl, then the batches pending in .meta/.
+    InputError, before anything is written, when one of them is damaged."""
     meta = {}
-    sources = [out / "meta.jsonl"] + sorted((out / _PENDING_META).glob("*.jsonl"))
+    sources = [out / "meta.jsonl"] + sorted((out / _PENDING_META).glob("[!.]*.jsonl"))
     for source in sources:
         if not source.is_file():
             continue
-        for line in source.read_text().splitlines():
-            record = json.loads(line)
-            meta[int(record["id"])] = record
+        try:
+            lines = source.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            raise InputError(f"Cannot read {source}; delete it and run again to render its items anew.") from None
+        for number, line in enumerate(lines, start=1):
+            try:
+                record = json.loads(line)
+                meta[int(record["id"])] = record
+            except (ValueError, KeyError, TypeError, RecursionError):
+                # Both files are written whole (atomically), so a bad line is damage, not an interruption;
+                # without the file, the items it lists are rendered again.
+                raise InputError(f"{source} is damaged at line {number}; delete it and run again to render its "
+                                 f"items anew.") from None
     return meta
 
 
