@@ -99,6 +99,9 @@ def is_shipped(path) -> bool:
 
 
 def describe(kind: str) -> str:
-    """The names of ``kind`` for messages and help texts: ``"oracle (the default) or gan"``."""
-    words = [f"{asset.name} (the default)" if asset.default else asset.name for asset in shipped(kind)]
-    return " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
+    """The names of ``kind`` for messages and help texts: ``"oracle (the default) or gan"``, ``"world64"``."""
+    models = shipped(kind)
+    if len(models) == 1:
+        return models[0].name
+    words = [f"{asset.name} (the default)" if asset.default else asset.name for asset in models]
+    return f"{', '.join(words[:-1])} or {words[-1]}"

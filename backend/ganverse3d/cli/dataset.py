@@ -66,6 +66,7 @@ def dataset_views(generator_path, count, out_dir, contents, view_layers, truncat
     if out.exists() and not out.is_dir():
         raise InputError(f"The output {out} is a file; give a folder.")
     device = resolve_device(device)
+    generator_path = assets.resolve("generator", generator_path)  # the outputs record a file, not a name
     G = load_generator(generator_path, device=device)
     if pose_net == "auto":  # the shipped default, where this install has it
         default = assets.lookup("feature_net")

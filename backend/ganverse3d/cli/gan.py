@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from .options import config_option, device_option, feature_net_option, generator_option, given_options, runs_option, \
-    seed_option
+from .options import FEATURE_NET_HELP, config_option, device_option, feature_net_option, generator_option, \
+    given_options, runs_option, seed_option
 
 _TRAIN = "ganverse3d.stylegan2.train:TrainConfig"
 
@@ -79,7 +79,7 @@ def gan_views(generator_path, out_path, num_views, num_contents, view_layers, tr
 
     \b
     Example:
-      ganverse3d gan views --generator backend/ganverse3d/assets/stylegan2_world64.safetensors -o views.png
+      ganverse3d gan views --generator world64 -o views.png
     """
     from ..stylegan2.views import write_view_content_sheet
 
@@ -101,7 +101,7 @@ def gan_layers(generator_path, out_path, samples, truncation, seed, device):
 
     \b
     Example:
-      ganverse3d gan layers --generator backend/ganverse3d/assets/stylegan2_world64.safetensors -o layers.png
+      ganverse3d gan layers --generator world64 -o layers.png
     """
     from ..stylegan2.views import write_layer_sheet
 
@@ -126,8 +126,7 @@ def gan_layers(generator_path, out_path, samples, truncation, seed, device):
 @config_option(_TRAIN, "--checkpoint-every", type=int, help="Steps between checkpoints.")
 @config_option(_TRAIN, "--metric-every", type=int, help="Steps between FID measurements in metrics.jsonl (0 = off).")
 @config_option(_TRAIN, "--feature-net", default=None,
-               help="FID features: a world feature net (.safetensors) or torchvision's Inception-v3 .pth "
-                    "[default: the embedded world feature net].")
+               help=f"FID features: {FEATURE_NET_HELP} [default: the shipped world feature net].")
 @config_option(_TRAIN, "--precision", type=click.Choice(["float32", "bfloat16"]),
                help="bfloat16: G's synthesis and D under autocast, about 1.8x faster on CPUs with AVX-512 BF16.")
 @config_option(_TRAIN, "--view-mixing", type=float,
@@ -199,8 +198,7 @@ def gan_feature_net(data, out_path, resolution, epochs, seed, device):
 @click.option("--data", required=True, help="Folder of real images (images/*.png or *.png).")
 @click.option("--num-fakes", type=int, default=10000, show_default=True, help="Generated images to compare.")
 @click.option("--num-reals", type=int, default=None, help="Use only the first N real images [default: all].")
-@feature_net_option("A world feature net (.safetensors) or torchvision's Inception-v3 .pth "
-                    "[default: the embedded world feature net].")
+@feature_net_option(f"FID features: {FEATURE_NET_HELP} [default: the shipped world feature net].")
 @seed_option("Seed for the latents and noise.")
 @device_option
 def gan_fid(generator_path, data, num_fakes, num_reals, feature_net, seed, device):

@@ -14,6 +14,8 @@ import importlib
 import click
 from click.core import ParameterSource
 
+from .. import assets
+
 DEVICE_HELP = "'auto' (CUDA when available), 'cpu' or 'cuda'."
 
 device_option = click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
@@ -23,20 +25,25 @@ def seed_option(help: str = "Seed; the same seed gives the same files."):
     return click.option("--seed", type=int, default=0, show_default=True, help=help)
 
 
-generator_option = click.option("--generator", "generator_path", required=True,
-                                help="Generator weights (any format `gan convert` reads).")
+generator_option = click.option(
+    "--generator", "generator_path", required=True,
+    help=f"Generator: a shipped one ({assets.describe('generator')}) or weights in any format `gan convert` reads.")
 
 
 def model_option(required: bool):
     return click.option("--model", "model_path", required=required, default=None,
-                        help="Inverse-graphics model: 'oracle' (embedded, trained on world renders with exact "
-                             "cameras; the default), 'gan' (embedded, trained the paper's way, on the generator's "
+                        help="Inverse-graphics model: 'oracle' (shipped, trained on world renders with exact "
+                             "cameras; the default), 'gan' (shipped, trained the paper's way, on the generator's "
                              "images) or a bundle such as runs/inverse/.../checkpoints/inverse.safetensors.")
 
 
 segmenter_option = click.option(
     "--segmenter", default="world", show_default=True,
-    help="Car segmenter: world (embedded), world:PATH, maskrcnn:PATH (torchvision COCO weights) or detectron2:PATH.")
+    help=f"Car segmenter: a shipped one ({assets.describe('segmenter')}), a world segmenter's weights, world:PATH, "
+         f"maskrcnn:PATH (torchvision COCO weights) or detectron2:PATH.")
+
+FEATURE_NET_HELP = (f"a shipped world feature net ({assets.describe('feature_net')}), a world feature net "
+                    f"(.safetensors) or torchvision's Inception-v3 .pth")
 
 
 def feature_net_option(help: str):

@@ -147,11 +147,14 @@ def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=None)
 def _template_sphere_cpu(subdivisions: int) -> TemplateMesh:
-    verts, faces = _icosahedron()
-    for _ in range(subdivisions):
-        verts, faces = _subdivide(verts, faces)
-    face_uvs = _spherical_face_uvs(verts, faces)
-    edges, edge_faces = mesh_edges(faces)
+    # On the CPU even inside a `torch.device("meta")` block: the topology is data, computed for real while
+    # the bundle loader builds a network on the meta device to learn its tensor shapes (and this is cached).
+    with torch.device("cpu"):
+        verts, faces = _icosahedron()
+        for _ in range(subdivisions):
+            verts, faces = _subdivide(verts, faces)
+        face_uvs = _spherical_face_uvs(verts, faces)
+        edges, edge_faces = mesh_edges(faces)
     return TemplateMesh(verts.float(), faces, face_uvs.float(), edges, edge_faces)
 
 

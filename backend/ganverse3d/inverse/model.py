@@ -29,12 +29,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..export import TexturedMesh
-from ..geometry import Camera, template_sphere
+from ..geometry import AZIMUTH_BIN_DEG, Camera, template_sphere
 
 # Elevations the camera head can express, degrees either side of the horizon (the car data spans 0-30).
 _MAX_ABS_ELEVATION_DEG = 60.0
 # The predicted distance lies within reference_distance * exp(+-this).
 _MAX_LOG_DISTANCE = 0.7
+# The finest template a network may ask for: 2562 vertices. Building one costs memory quadratic in its vertex
+# count (the mirror search), and a bundle's init_kwargs must not be able to ask for gigabytes (12 ran to 8.3 GB).
+MAX_SUBDIVISIONS = 4
+# The azimuth bins the framing is measured in (ganverse3d.geometry.azimuth_bins).
+AZIMUTH_BINS = round(360 / AZIMUTH_BIN_DEG)
 
 
 @dataclass
@@ -66,7 +71,7 @@ class Prediction:
 
 def mirror_permutation(verts: torch.Tensor) -> torch.Tensor:
     """For vertices [V, 3] symmetric under x -> -x, the index [V] of each vertex's mirror image."""
-    mirrored = verts * torch.tensor([-1.0, 1.0, 1.0], dtype=verts.dtype)
+    mirrored = verts * verts.new_tensor([-1.0, 1.0, 1.0])
     distance, index = torch.cdist(mirrored.double(), verts.double()).min(dim=1)
     if float(distance.max()) > 1e-5:
         raise ValueError("The template is not mirror-symmetric in x.")
@@ -114,6 +119,8 @@ class InverseGraphicsNet(nn.Module):
             raise ValueError(f"resolution must be a power of two >= 16, not {resolution}.")
         if texture_height < 4 or texture_height & (texture_height - 1):
             raise ValueError(f"texture_height must be a power of two >= 4, not {texture_height}.")
+        if not 0 <= subdivisions <= MAX_SUBDIVISIONS:
+            raise ValueError(f"subdivisions must be from 0 to {MAX_SUBDIVISIONS}, not {subdivisions}.")
         self.init_kwargs = dict(
             resolution=resolution, mask_input=mask_input, base_channels=base_channels, max_channels=max_channels,
             feature_dim=feature_dim, texture_height=texture_height, texture_channels=texture_channels,
@@ -166,6 +173,41 @@ class InverseGraphicsNet(nn.Module):
             self.shape_head[-1].weight.mul_(0.01)
             self.shape_head[-1].bias.zero_()
 
+    @staticmethod
+    def check_bundle_config(config: dict) -> None:
+        """ValueError unless a bundle's training ``config`` holds a usable ``framing`` where it has one.
+
+        The framing (written by ``ganverse3d.inverse.train.measure_framing``) is how the training images frame
+        the car, and photos are cropped by it: ``fill`` (the box's longer side, in image sides) in (0, 1],
+        ``centre`` an (x, y) offset within half an image side, and per azimuth bin ``bin_fill`` and
+        ``bin_centre`` (one entry per bin, null for bins without images). ``ganverse3d.bundle.load_module``
+        calls this before it builds the network.
+        """
+        framing = config.get("framing")
+        if framing is None:
+            return
+        if not isinstance(framing, dict):
+            raise ValueError("framing is not a JSON object")
+
+        def check_fill(value, name: str) -> None:
+            if not (_is_number(value) and 0 < value <= 1):
+                raise ValueError(f"{name} is {value!r}, not a fraction in (0, 1]")
+
+        def check_centre(value, name: str) -> None:
+            if not (isinstance(value, list) and len(value) == 2
+                    and all(_is_number(v) and abs(v) <= 0.5 for v in value)):
+                raise ValueError(f"{name} is {value!r}, not an (x, y) offset within half an image side")
+
+        check_fill(framing.get("fill"), "framing fill")
+        check_centre(framing.get("centre"), "framing centre")
+        for key, check in (("bin_fill", check_fill), ("bin_centre", check_centre)):
+            entries = framing.get(key)
+            if not (isinstance(entries, list) and len(entries) == AZIMUTH_BINS):
+                raise ValueError(f"framing {key} is not a list of {AZIMUTH_BINS} entries, one per azimuth bin")
+            for index, entry in enumerate(entries):
+                if entry is not None:
+                    check(entry, f"framing {key}[{index}]")
+
     @property
     def num_verts(self) -> int:
         return self.template_verts.shape[0]
@@ -216,6 +258,10 @@ class InverseGraphicsNet(nn.Module):
         log_distance = _MAX_LOG_DISTANCE * torch.tanh(raw_camera[:, 3])
         camera_vector = torch.cat((direction, elevation_unit[:, None], log_distance[:, None]), dim=1)
         return camera_from_vector(camera_vector, self.reference_distance, self.fov_y), camera_vector
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def camera_to_vector(camera: Camera, reference_distance: float) -> torch.Tensor:

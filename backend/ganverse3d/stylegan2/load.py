@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import bundle
+from .. import assets, bundle
 from ..devices import resolve_device
 from ..errors import InputError
 from .networks import DEFAULT_RESAMPLE_FILTER, Generator, setup_filter
@@ -79,9 +79,58 @@ class _EasyDict(dict):
     """Stand-in for ``dnnlib.EasyDict`` (a dict with attribute access; only the dict part matters here)."""
 
 
+class ArchiveBomb(pickle.UnpicklingError):
+    """A torch archive whose headers promise far more bytes than the archive holds."""
+
+
+# torch.save stores zip members uncompressed, and weights hardly deflate, so a torch archive whose members claim
+# to unpack to more than this many times its own size is a decompression bomb, not weights. The slack covers
+# the small records (data.pkl, version, byteorder) of tiny archives.
+_MAX_INFLATION = 4
+_INFLATION_SLACK = 1 << 20
+
+
+def check_torch_archive(source, size: int) -> None:
+    """ArchiveBomb unless the torch file ``source`` (a path or a binary file object of ``size`` bytes) unpacks
+    to at most ``_MAX_INFLATION`` times its size, judged from its zip central directory (the members' declared
+    uncompressed sizes) before anything is inflated. torch itself refuses a storage whose byte count in the
+    pickle differs from its member's size before allocating it, so bounding the members bounds the storages.
+    Legacy (non-zip) torch files store their bytes raw, bounded by the file itself."""
+    if not zipfile.is_zipfile(source):
+        return
+    with zipfile.ZipFile(source) as archive:
+        declared = sum(member.file_size for member in archive.infolist())
+    if declared > _MAX_INFLATION * size + _INFLATION_SLACK:
+        raise ArchiveBomb(f"its {size:,} bytes claim to unpack to {declared:,}, which no weights file does "
+                          f"(a decompression bomb)")
+
+
 def _load_storage_from_bytes(data: bytes):
-    # torch pickles each tensor storage as a nested torch.save blob; read it with torch's own safe loader.
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    # torch pickles each tensor storage as a nested torch.save blob; read it with torch's own safe loader, once
+    # its headers show it unpacks to what its bytes can hold.
+    check_torch_archive(io.BytesIO(data), len(data))
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        forbidden = _torch_forbidden_global(error)
+        raise (ForbiddenGlobal(*forbidden.rsplit(".", 1)) if forbidden
+               else pickle.UnpicklingError(_torch_refusal_reason(error))) from None
+
+
+# torch.load(weights_only=True) refuses a file with a message that advises retrying with weights_only=False, which
+# would run whatever code the file carries. These read the message so that no refusal of ours passes that on.
+
+def _torch_forbidden_global(error: Exception) -> str | None:
+    """The global (``posix.system``) a torch file asked for, if that is why torch refused it."""
+    match = re.search(r"GLOBAL ([\w.]+\.[\w]+)", str(error))
+    return match.group(1) if match else None
+
+
+def _torch_refusal_reason(error: Exception) -> str:
+    """The first line of torch's refusal that gives a reason rather than advice."""
+    reasons = [line.strip() for line in str(error).splitlines()
+               if line.strip() and "weights_only" not in line and not line.startswith("Check the documentation")]
+    return reasons[0][:200].rstrip(".") if reasons else type(error).__name__
 
 
 def _rebuild_parameter(data, requires_grad, backward_hooks):
@@ -147,6 +196,8 @@ def restricted_unpickle(path: Path):
     except ForbiddenGlobal as error:
         raise InputError(f"Refusing to load {path}: the pickle asks to run {error.qualified_name}, which no "
                          f"StyleGAN2 weights file needs, so it may be malicious.") from None
+    except ArchiveBomb as error:
+        raise InputError(f"Refusing to load {path}: a tensor storage in it {error}.") from None
     except Exception as error:  # a damaged pickle can fail in any of the builders it calls
         reason = (str(error).strip().splitlines() or [""])[0][:200]
         raise InputError(f"{path} is not a readable pickle ({type(error).__name__}: {reason}).") from None
@@ -177,7 +228,8 @@ def load_generator(path, device="cpu", img_content_shape: tuple[int, int] | None
     """Load a StyleGAN2 generator from any supported file (see the module docstring) into :class:`Generator`.
 
     Args:
-        path: the weights file; its format is detected from its content.
+        path: the weights file (its format is detected from its content) or a shipped generator's name
+            (``world64``, the default; see :mod:`ganverse3d.assets`).
         device: "cpu", "cuda", or "auto".
         img_content_shape: (height, width) of the image content inside the square canvas, e.g. (384, 512)
             for the official car model (the official files do not record it); None keeps the file's value
@@ -192,7 +244,7 @@ def load_generator(path, device="cpu", img_content_shape: tuple[int, int] | None
 def load_generator_with_format(path, device="cpu", img_content_shape: tuple[int, int] | None = None
                                ) -> tuple[Generator, str]:
     """:func:`load_generator`, also returning the source format: 'ganverse3d', 'tf-pickle', 'ada-pickle' or 'rosinality'."""
-    path = Path(path)
+    path = assets.resolve("generator", path)
     container = detect_container(path)
     if container == "safetensors":
         generator, source_format = bundle.load_module(path, expected_class=Generator), "ganverse3d"
@@ -244,10 +296,18 @@ def _infer_channel_config(path, channels: dict[int, int]) -> tuple[int, int]:
 
 
 def _build_generator(path, source: str, **kwargs) -> Generator:
+    """The Generator that ``kwargs`` (read from the file) describe, refused before it is allocated when it would
+    hold more weights than the file itself could: built first on the meta device, which allocates nothing."""
     try:
-        return Generator(**kwargs)
+        with torch.device("meta"):
+            skeleton = Generator(**kwargs)
     except ValueError as error:  # e.g. a resolution that is not a power of two
         raise InputError(f"{path} describes a {source} generator this StyleGAN2 cannot build: {error}") from None
+    weight_bytes = sum(tensor.numel() * 2 for tensor in skeleton.state_dict().values())  # 2: float16, the least
+    if weight_bytes > Path(path).stat().st_size:
+        raise InputError(f"{path} describes a {source} generator of {weight_bytes:,} bytes of weights even at half "
+                         f"precision, more than its {Path(path).stat().st_size:,}-byte file can hold; it is damaged.")
+    return Generator(**kwargs)
 
 
 def _load_state(path, generator: Generator, state: dict[str, torch.Tensor], source: str) -> Generator:
@@ -437,12 +497,19 @@ def _generator_from_ada(path, g_ema) -> Generator:
 def _generator_from_rosinality(path) -> Generator:
     """Map rosinality's ``g_ema`` (convs.{2k} = up-conv of block k+1, to_rgbs.{k}, noises.noise_{i}) onto ours."""
     try:
+        check_torch_archive(path, Path(path).stat().st_size)
         # Training checkpoints also hold their argparse options; a Namespace is plain data.
         with torch.serialization.safe_globals([argparse.Namespace]):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except ArchiveBomb as error:
+        raise InputError(f"Refusing to load {path}: {error}.") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"{path} is not a loadable weights-only torch checkpoint ({first_line}).") from None
+        forbidden = _torch_forbidden_global(error)
+        if forbidden:
+            raise InputError(f"Refusing to load {path}: the file asks to run {forbidden}, which no StyleGAN2 "
+                             f"weights file needs, so it may be malicious.") from None
+        raise InputError(f"{path} is not a loadable weights-only torch checkpoint "
+                         f"({_torch_refusal_reason(error)}).") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("g_ema"), dict):
         raise InputError(f"{path} is a torch checkpoint but not rosinality's StyleGAN2 (no 'g_ema' state dict).")
     source = checkpoint["g_ema"]

@@ -48,7 +48,9 @@ _LRELU_GAIN = math.sqrt(2.0)  # keeps the activations' second moment through lea
 
 def setup_filter(taps=DEFAULT_RESAMPLE_FILTER) -> torch.Tensor:
     """1-D FIR taps normalised to sum 1 -> float32 [K]; the 2-D filter is their outer product."""
-    filt = torch.as_tensor(taps, dtype=torch.float32)
+    # On the CPU even while a module is built on the meta device (ganverse3d.bundle does, to learn its shapes):
+    # the taps are data, and a meta division would import half of torch's compiler.
+    filt = torch.as_tensor(taps, dtype=torch.float32, device="cpu")
     assert filt.ndim == 1 and filt.numel() >= 1
     return filt / filt.sum()
 
