@@ -2,8 +2,8 @@
 
     python scripts/build_addon.py [--out DIR]
 
-The zip holds one top-level folder, ``ganverse3d_blender/``, with ``blender_manifest.toml`` and ``__init__.py``
-in it. Blender 4.2+ installs it as an extension (Get Extensions > Install from Disk: the manifest may sit at the
+The zip holds one top-level folder, ``ganverse3d_blender/``, with ``blender_manifest.toml``, ``__init__.py``
+and the repository's ``LICENSE`` in it (Blender's extension guidelines ask for the licence text). Blender 4.2+ installs it as an extension (Get Extensions > Install from Disk: the manifest may sit at the
 zip's root or in one top-level folder) and as a legacy add-on (Add-ons > Install from Disk: a package folder
 with ``bl_info``). The manifest's version must equal the backend's (pyproject.toml) and ``bl_info``'s, so that
 an add-on never pairs with a backend of another protocol by accident.
@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "blender_addon" / "ganverse3d_blender"
+LICENSE = ROOT / "LICENSE"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: no build time in the bytes
 
 
@@ -47,9 +48,10 @@ def addon_version() -> str:
 
 
 def package_files() -> list[Path]:
-    """The add-on's files, sorted: Python modules and the manifest (no caches)."""
-    return sorted(path for path in PACKAGE.iterdir()
-                  if path.is_file() and (path.suffix == ".py" or path.name == "blender_manifest.toml"))
+    """The add-on's files, sorted by name: Python modules, the manifest (no caches) and the licence."""
+    sources = [path for path in PACKAGE.iterdir()
+               if path.is_file() and (path.suffix == ".py" or path.name == "blender_manifest.toml")]
+    return sorted([*sources, LICENSE], key=lambda path: path.name)
 
 
 def build(out_dir: Path) -> Path:

@@ -19,11 +19,11 @@ bl_info = {
 
 import bpy
 
-from . import operators, panel, preferences, session
+from . import operators, panel, preferences, session, status
 
 CLASSES = (
     panel.GANVERSE3D_PG_import_settings,
-    preferences.GANVERSE3D_PG_status,
+    status.GANVERSE3D_PG_status,
     preferences.GANVERSE3D_AddonPreferences,
     operators.GANVERSE3D_OT_check_backend,
     operators.GANVERSE3D_OT_import_photo,
@@ -36,7 +36,7 @@ def register():
         bpy.utils.register_class(cls)
     # Import options travel with the .blend; status lines are per session, so they live on the window manager.
     bpy.types.Scene.ganverse3d = bpy.props.PointerProperty(type=panel.GANVERSE3D_PG_import_settings)
-    bpy.types.WindowManager.ganverse3d = bpy.props.PointerProperty(type=preferences.GANVERSE3D_PG_status)
+    bpy.types.WindowManager.ganverse3d = bpy.props.PointerProperty(type=status.GANVERSE3D_PG_status)
 
 
 def unregister():

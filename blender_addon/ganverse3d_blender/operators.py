@@ -1,8 +1,12 @@
 """Operators that talk to the backend worker: Check Backend and Import Car from Photo.
 
-Both run one worker request through :class:`WorkerRequestOperator`: with Blender's UI it is a modal operator
-polled by a timer (Blender stays responsive, the status bar shows progress, Esc cancels); in background mode
-(``blender --background``, the bpy module), where modal operators never run, it waits for the answer.
+Both run one worker request through :class:`WorkerRequestOperator`, in one of two ways:
+
+* ``invoke()`` (a button, the operator search): modal, polled by a timer; Blender stays responsive, the status
+  bar shows progress, Esc cancels. In background mode, which has no event loop, it runs as ``execute()`` does.
+* ``execute()`` (a script, Adjust Last Operation, Repeat Last, the file browser): waits for the answer and
+  returns with the work done. Blender redoes an operator by undoing its step and calling ``execute()`` on an
+  operator it frees right after; a modal run started there would outlive it and crash Blender.
 """
 
 import os
@@ -13,14 +17,18 @@ import traceback
 
 import bpy
 
-from . import scene_build, session
+from . import scene_build, session, status
 
 # How often the modal operator looks at the worker's answers (seconds).
 _POLL_INTERVAL = 0.1
+_BUSY = "The backend is busy; wait for the running request or press Esc to cancel it."
 _PHOTO_EXTENSIONS = ("*.png", "*.jpg", "*.jpeg", "*.bmp", "*.tif", "*.tiff", "*.webp")
 
 # The import options, shared by the operator and the panel's settings (GANVERSE3D_PG_import_settings).
 PHOTO = bpy.props.StringProperty(name="Photo", description="Photo of one car", subtype="FILE_PATH")
+MASK = bpy.props.StringProperty(name="Mask", subtype="FILE_PATH",
+                                description="Optional image of the photo's size, white where the car is; empty = "
+                                            "the photo's alpha channel, or else the backend finds the car itself")
 LENGTH = bpy.props.FloatProperty(name="Length", description="Real-world length of the car (metres)",
                                  default=4.5, min=0.5, soft_max=10.0, subtype="DISTANCE", unit="LENGTH")
 CREATE_CAMERA = bpy.props.BoolProperty(name="Create Matching Camera", default=True,
@@ -28,6 +36,9 @@ CREATE_CAMERA = bpy.props.BoolProperty(name="Create Matching Camera", default=Tr
                                                    "the scene camera")
 PHOTO_BACKGROUND = bpy.props.BoolProperty(name="Photo as Camera Background", default=True,
                                           description="Show the framed photo behind the car in the camera view")
+# The panel's settings (GANVERSE3D_PG_import_settings) -> the import operator's properties that they set.
+IMPORT_OPTIONS = {"photo": "filepath", "mask": "mask", "length": "length", "create_camera": "create_camera",
+                  "photo_background": "photo_background"}
 
 
 def _status_bar(context, text: str | None) -> None:
@@ -36,19 +47,12 @@ def _status_bar(context, text: str | None) -> None:
         context.workspace.status_text_set(text)
 
 
-def _tag_sidebar_redraw(context) -> None:
-    screen = context.screen
-    for area in screen.areas if screen else ():
-        if area.type in ("VIEW_3D", "PREFERENCES"):
-            area.tag_redraw()
-
-
 class WorkerRequestOperator:
-    """Mixin: send one worker request and finish when it is answered.
+    """Mixin: send one worker request and finish when it is answered, waiting (``execute``) or modal (``invoke``).
 
     Subclasses implement ``send(context)`` -> Request or None (after reporting why not) and ``finish(context,
-    request)`` -> operator return set, and name in ``status_line`` their status property on
-    ``WindowManager.ganverse3d`` (shown in the panel or the preferences).
+    request)`` -> operator return set, and name in ``status_line`` their line of :mod:`status` ("backend" or
+    "import_status", shown in the preferences or the panel).
     """
 
     status_line = ""
@@ -56,20 +60,23 @@ class WorkerRequestOperator:
     @classmethod
     def poll(cls, context):
         if session.worker_busy():
-            cls.poll_message_set("The backend is busy; wait for the running request or press Esc to cancel it.")
+            cls.poll_message_set(_BUSY)
             return False
         return True
 
-    def run(self, context):
-        try:
-            request = self.send(context)
-        except session.AddonNotEnabled as error:
-            return self.fail(context, str(error))
+    def execute(self, context):
+        request = self.start(context)
         if request is None:
             return {"CANCELLED"}
+        request.wait()
+        return self.finish(context, request)
+
+    def invoke(self, context, event):
         if bpy.app.background:
-            request.wait()
-            return self.finish(context, request)
+            return self.execute(context)
+        request = self.start(context)
+        if request is None:
+            return {"CANCELLED"}
         self._request = request
         window_manager = context.window_manager
         self._timer = window_manager.event_timer_add(_POLL_INTERVAL, window=context.window)
@@ -78,6 +85,14 @@ class WorkerRequestOperator:
         self.show_status(context, "Starting the backend...")
         _status_bar(context, f"{self.bl_label}: starting the backend - Esc cancels")
         return {"RUNNING_MODAL"}
+
+    def start(self, context):
+        """Send the request (None after reporting why not)."""
+        try:
+            return self.send(context)
+        except session.AddonNotEnabled as error:
+            self.fail(context, str(error))
+            return None
 
     def modal(self, context, event):
         if event.type == "ESC" and event.value == "PRESS":
@@ -105,14 +120,14 @@ class WorkerRequestOperator:
         window_manager.event_timer_remove(self._timer)
         window_manager.progress_end()
         _status_bar(context, None)
+        status.redraw(context)  # the backend is idle again: the buttons' poll changes
 
-    def show_status(self, context, text: str) -> None:
-        setattr(context.window_manager.ganverse3d, self.status_line, text)
-        _tag_sidebar_redraw(context)
+    def show_status(self, context, text: str, failed: bool = False) -> None:
+        status.show(context, self.status_line, text, failed)
 
     def fail(self, context, sentence: str):
         self.cleanup()
-        self.show_status(context, sentence)
+        self.show_status(context, sentence, failed=True)
         self.report({"ERROR"}, sentence)
         return {"CANCELLED"}
 
@@ -126,12 +141,6 @@ class GANVERSE3D_OT_check_backend(WorkerRequestOperator, bpy.types.Operator):
     bl_idname = "ganverse3d.check_backend"
     bl_label = "Check Backend"
     status_line = "backend"
-
-    def invoke(self, context, event):
-        return self.run(context)
-
-    def execute(self, context):
-        return self.run(context)
 
     def send(self, context):
         return session.worker_client(context).request("hello")
@@ -155,31 +164,58 @@ class GANVERSE3D_OT_import_photo(WorkerRequestOperator, bpy.types.Operator):
 
     filepath: PHOTO
     filter_glob: bpy.props.StringProperty(default=";".join(_PHOTO_EXTENSIONS), options={"HIDDEN"})
+    mask: MASK
     length: LENGTH
     create_camera: CREATE_CAMERA
     photo_background: PHOTO_BACKGROUND
 
+    _choosing_photo = False  # True between invoke() opening the file browser and its execute()
+
     def invoke(self, context, event):
         if not self.filepath:
+            self._choosing_photo = True
             context.window_manager.fileselect_add(self)
             return {"RUNNING_MODAL"}
-        return self.run(context)
+        return super().invoke(context, event)
 
     def execute(self, context):
-        return self.run(context)
+        if self._choosing_photo:
+            return self.import_chosen_photo(context)
+        return super().execute(context)
+
+    def import_chosen_photo(self, context):
+        """After the file browser: put the photo in the panel's Photo field and import it as its button does.
+
+        The file browser calls execute() and records the undo step as soon as it returns, so the import runs as
+        an operator of its own, invoked (modal, responsive), with its own undo step and Adjust Last Operation.
+        """
+        self._choosing_photo = False
+        context.scene.ganverse3d.photo = self.filepath
+        if session.worker_busy():  # something started while the file browser was open
+            return self.fail(context, _BUSY)
+        options = {option: getattr(self, option) for option in IMPORT_OPTIONS.values()}
+        try:
+            bpy.ops.ganverse3d.import_photo("INVOKE_DEFAULT", **options)
+        except RuntimeError:
+            pass  # the import could not start and has said why (status line and report)
+        return {"CANCELLED"}  # this operator only chose the photo: nothing to undo or repeat
 
     def send(self, context):
-        photo = bpy.path.abspath(self.filepath)
         if not self.filepath:
             self.fail(context, "Choose a photo of a car first.")
             return None
+        photo = bpy.path.abspath(self.filepath)
         if not os.path.isfile(photo):
             self.fail(context, f"The photo {photo} does not exist.")
+            return None
+        mask = bpy.path.abspath(self.mask) if self.mask else None
+        if mask is not None and not os.path.isfile(mask):
+            self.fail(context, f"The mask {mask} does not exist.")
             return None
         self._photo = photo
         self._started = time.monotonic()
         self._out_dir = tempfile.mkdtemp(prefix="ganverse3d_import_")
-        return session.worker_client(context).request("reconstruct", photo=photo, mask=None, length=self.length,
+        return session.worker_client(context).request("reconstruct", photo=photo, mask=mask, length=self.length,
                                                       out_dir=self._out_dir)
 
     def cleanup(self):

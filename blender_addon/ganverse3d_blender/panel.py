@@ -1,14 +1,18 @@
-"""The "GANverse3D" tab of the 3D viewport's sidebar: photo, options, Import button, status line."""
+"""The "GANverse3D" tab of the 3D viewport's sidebar: photo, mask, options, Import button, status line.
+
+The field names (Photo, Mask, Length) are the words the backend's error messages use.
+"""
 
 import bpy
 
-from . import operators
+from . import operators, status
 
 
 class GANVERSE3D_PG_import_settings(bpy.types.PropertyGroup):
     """The panel's import options, saved with the scene."""
 
     photo: operators.PHOTO
+    mask: operators.MASK
     length: operators.LENGTH
     create_camera: operators.CREATE_CAMERA
     photo_background: operators.PHOTO_BACKGROUND
@@ -24,17 +28,14 @@ class GANVERSE3D_PT_import(bpy.types.Panel):
     def draw(self, context):
         settings = context.scene.ganverse3d
         layout = self.layout
-        layout.prop(settings, "photo", text="")
+        layout.prop(settings, "photo")
+        layout.prop(settings, "mask")
         layout.prop(settings, "length")
         layout.prop(settings, "create_camera")
         row = layout.row()
         row.active = settings.create_camera
         row.prop(settings, "photo_background")
         button = layout.operator("ganverse3d.import_photo", text="Import", icon="IMPORT")
-        button.filepath = settings.photo
-        button.length = settings.length
-        button.create_camera = settings.create_camera
-        button.photo_background = settings.photo_background
-        status = context.window_manager.ganverse3d.import_status
-        if status:
-            layout.label(text=status)
+        for setting, option in operators.IMPORT_OPTIONS.items():
+            setattr(button, option, getattr(settings, setting))
+        status.draw(layout, context, "import_status")

@@ -1,17 +1,24 @@
-"""Add-on preferences (which Python runs the backend, which model, which device) and the status lines."""
+"""Add-on preferences: which Python runs the backend, which model, which device, how long an import may take.
+
+The setting names (Backend Python, Model, Device, Timeout) are the words the backend's error messages use.
+"""
 
 import sys
 
 import bpy
 
-from . import session
+from . import session, status
 
 
-class GANVERSE3D_PG_status(bpy.types.PropertyGroup):
-    """Per-session status lines (on the window manager, so they are neither saved nor undone)."""
+def _backend_setting_changed(self, context):
+    """Clear what the status lines say about the backend as it was set up before.
 
-    backend: bpy.props.StringProperty(name="Backend", description="Result of the last backend check")
-    import_status: bpy.props.StringProperty(name="Status", description="Progress, result or error of the last import")
+    The last check describes the old settings, and the last error may be the one this change fixes; the next
+    request starts the backend with the new settings (see ``session.worker_client``).
+    """
+    status.show(context, "backend", "")
+    if status.failed(context, "import_status"):
+        status.show(context, "import_status", "")
 
 
 class GANVERSE3D_AddonPreferences(bpy.types.AddonPreferences):
@@ -22,12 +29,14 @@ class GANVERSE3D_AddonPreferences(bpy.types.AddonPreferences):
         description="Python interpreter that has the ganverse3d package installed (e.g. ~/ganverse3d-env/bin/python); "
                     "empty = Blender's own Python",
         subtype="FILE_PATH",
+        update=_backend_setting_changed,
     )
     model: bpy.props.StringProperty(
         name="Model",
         description="Inverse-graphics model bundle (.safetensors), or 'gan' for the embedded model trained the "
                     "paper's way on GAN images; empty = the embedded oracle, trained on renders with exact cameras",
         subtype="FILE_PATH",
+        update=_backend_setting_changed,
     )
     device: bpy.props.EnumProperty(
         name="Device",
@@ -35,11 +44,13 @@ class GANVERSE3D_AddonPreferences(bpy.types.AddonPreferences):
                ("CPU", "CPU", "Always the CPU"),
                ("CUDA", "CUDA", "An NVIDIA GPU (fails clearly if the backend has none)")),
         default="AUTO",
+        update=_backend_setting_changed,
     )
     timeout: bpy.props.IntProperty(
-        name="Timeout (s)",
+        name="Timeout",
         description="Seconds an import may take before the backend is considered hung and stopped",
         default=300, min=1, soft_max=1800,
+        update=_backend_setting_changed,
     )
 
     def draw(self, context):
@@ -52,10 +63,7 @@ class GANVERSE3D_AddonPreferences(bpy.types.AddonPreferences):
         column.prop(self, "model")
         column.prop(self, "device")
         column.prop(self, "timeout")
-        row = layout.row()
-        row.operator("ganverse3d.check_backend", icon="CHECKMARK")
-        status = context.window_manager.ganverse3d.backend
-        if status:
-            layout.label(text=status)
+        layout.operator("ganverse3d.check_backend", icon="CHECKMARK")
+        status.draw(layout, context, "backend")
         if session.worker_busy():
             layout.label(text="The backend is busy.", icon="TIME")

@@ -1,7 +1,8 @@
-"""A stand-in for ``python -m ganverse3d.worker`` that misbehaves on purpose, for the worker client's tests.
+"""A stand-in for ``python -m ganverse3d.worker`` that misbehaves on purpose, for the add-on's tests.
 
 Run as ``fake_worker.py BEHAVIOUR STARTS_FILE [worker options...]``; every start appends a line to STARTS_FILE
-(so tests can count restarts). Behaviours:
+(so tests can count restarts). :func:`write_launcher` makes an executable that tests give the add-on as its
+backend Python. Behaviours:
 
 * ``echo``: a well-behaved worker: every request gets two progress events, then a result
   ``{"op": ..., "arguments": {...}, "pid": ...}``; ``shutdown`` exits 0; ``fail`` gets an "input" error reply.
@@ -10,8 +11,10 @@ Run as ``fake_worker.py BEHAVIOUR STARTS_FILE [worker options...]``; every start
 * ``garbage``: answers the first request with a line that is not JSON.
 * ``hang``: reads requests and never answers.
 * ``slow``: like ``echo``, but one progress event and half a second before the result.
-* ``bad_mesh``: answers ``reconstruct`` with a readable texture and framed photo (copies of the photo) but a
-  mesh whose faces point past its vertices, so the add-on fails half-way through building the car.
+* ``car``: answers ``reconstruct`` in a quarter of a second with a valid car: a tetrahedron ``length`` metres
+  long along Y, standing on the ground, with copies of the photo as texture and framed photo, and a camera.
+* ``bad_mesh``: like ``car``, but at once and with a face that points past the vertices, so the add-on fails
+  half-way through building the car.
 """
 
 import json
@@ -19,10 +22,24 @@ import os
 import shutil
 import sys
 import time
+from pathlib import Path
 
-behaviour, starts_file = sys.argv[1], sys.argv[2]
-with open(starts_file, "a") as starts:
-    starts.write(f"{os.getpid()} {' '.join(sys.argv[3:])}\n")
+CAMERA = {"location": [0, -5, 1], "rotation_euler": [1.4, 0, 0], "lens": 50, "sensor_width": 36,
+          "sensor_height": 36, "sensor_fit": "VERTICAL"}
+
+
+def write_launcher(folder: Path, behaviour: str) -> tuple[str, Path]:
+    """An executable in ``folder`` that stands in for the backend Python -> (its path, its starts file).
+
+    It ignores the ``-m ganverse3d.worker`` that the client puts before the worker's options and runs this file
+    with ``behaviour`` in the interpreter running the tests.
+    """
+    starts = folder / f"{behaviour}_starts.txt"
+    starts.touch()
+    launcher = folder / f"python_{behaviour}"
+    launcher.write_text(f"#!/bin/sh\nshift 2\nexec '{sys.executable}' '{Path(__file__).resolve()}' {behaviour} '{starts}' \"$@\"\n")
+    launcher.chmod(0o755)
+    return str(launcher), starts
 
 
 def reply(message):
@@ -30,44 +47,60 @@ def reply(message):
     sys.stdout.flush()
 
 
-if behaviour == "exit":
-    sys.stderr.write("Traceback (most recent call last):\nModuleNotFoundError: No module named 'ganverse3d'\n")
-    sys.exit(1)
+def reconstruct_result(request: dict, faces: list) -> dict:
+    """Write the three files of a reconstruct answer (a tetrahedron with ``faces``) and return the reply."""
+    out_dir, length = request["out_dir"], request.get("length", 4.5)
+    os.makedirs(out_dir, exist_ok=True)
+    files = {name: os.path.join(out_dir, name) for name in ("mesh.json", "texture.png", "photo_framed.png")}
+    shutil.copy(request["photo"], files["texture.png"])
+    shutil.copy(request["photo"], files["photo_framed.png"])
+    vertices = [[-0.5, -length / 2, 0], [0.5, -length / 2, 0], [0, length / 2, 0], [0, 0, 1.2]]
+    with open(files["mesh.json"], "w") as mesh:
+        json.dump({"vertices": vertices, "faces": faces, "uvs": [[0, 0], [1, 0], [0, 1]] * len(faces)}, mesh)
+    return {"id": request["id"], "type": "result", "mesh": files["mesh.json"], "texture": files["texture.png"],
+            "framed_photo": files["photo_framed.png"], "length": length, "scale": 1.0, "camera": CAMERA}
 
-for line in sys.stdin:
-    request = json.loads(line)
-    request_id, op = request["id"], request["op"]
-    if behaviour == "crash":
-        sys.stderr.write("Fatal Python error: Segmentation fault\n")
-        sys.stderr.flush()
-        os._exit(3)
-    if behaviour == "garbage":
-        sys.stdout.write("Loading model weights... done\n")
-        sys.stdout.flush()
-        continue
-    if behaviour == "hang":
-        time.sleep(3600)
-    if behaviour == "slow":
-        reply({"id": request_id, "type": "progress", "fraction": 0.5, "message": "Predicting the mesh"})
-        time.sleep(0.5)
-    arguments = {key: value for key, value in request.items() if key not in ("protocol", "id", "op")}
-    if behaviour == "bad_mesh":
-        out_dir = request["out_dir"]
-        files = {name: os.path.join(out_dir, name) for name in ("mesh.json", "texture.png", "photo_framed.png")}
-        shutil.copy(request["photo"], files["texture.png"])
-        shutil.copy(request["photo"], files["photo_framed.png"])
-        with open(files["mesh.json"], "w") as mesh:
-            json.dump({"vertices": [[0, 0, 0], [1, 0, 0], [0, 1, 0]], "faces": [[0, 1, 7]], "uvs": [[0, 0]] * 3}, mesh)
-        camera = {"location": [0, -5, 1], "rotation_euler": [1.4, 0, 0], "lens": 50, "sensor_width": 36,
-                  "sensor_height": 36, "sensor_fit": "VERTICAL"}
-        reply({"id": request_id, "type": "result", "mesh": files["mesh.json"], "texture": files["texture.png"],
-               "framed_photo": files["photo_framed.png"], "length": 4.5, "scale": 1.0, "camera": camera})
-        continue
-    if op == "fail":
-        reply({"id": request_id, "type": "error", "kind": "input", "message": "No car found in the photo."})
-        continue
-    for fraction in (0.25, 0.75) if behaviour == "echo" else ():
-        reply({"id": request_id, "type": "progress", "fraction": fraction, "message": f"Step {fraction}"})
-    reply({"id": request_id, "type": "result", "op": op, "arguments": arguments, "pid": os.getpid()})
-    if op == "shutdown":
-        sys.exit(0)
+
+def main(behaviour: str, starts_file: str, options: list[str]) -> None:
+    with open(starts_file, "a") as starts:
+        starts.write(f"{os.getpid()} {' '.join(options)}\n")
+    if behaviour == "exit":
+        sys.stderr.write("Traceback (most recent call last):\nModuleNotFoundError: No module named 'ganverse3d'\n")
+        sys.exit(1)
+    for line in sys.stdin:
+        request = json.loads(line)
+        request_id, op = request["id"], request["op"]
+        if behaviour == "crash":
+            sys.stderr.write("Fatal Python error: Segmentation fault\n")
+            sys.stderr.flush()
+            os._exit(3)
+        if behaviour == "garbage":
+            sys.stdout.write("Loading model weights... done\n")
+            sys.stdout.flush()
+            continue
+        if behaviour == "hang":
+            time.sleep(3600)
+        if behaviour == "slow":
+            reply({"id": request_id, "type": "progress", "fraction": 0.5, "message": "Predicting the mesh"})
+            time.sleep(0.5)
+        if op == "reconstruct" and behaviour == "car":
+            reply({"id": request_id, "type": "progress", "fraction": 0.5, "message": "Predicting the mesh"})
+            time.sleep(0.25)
+            reply(reconstruct_result(request, faces=[[0, 2, 1], [0, 1, 3], [1, 2, 3], [2, 0, 3]]))
+            continue
+        if op == "reconstruct" and behaviour == "bad_mesh":
+            reply(reconstruct_result(request, faces=[[0, 1, 7]]))
+            continue
+        if op == "fail":
+            reply({"id": request_id, "type": "error", "kind": "input", "message": "No car found in the photo."})
+            continue
+        for fraction in (0.25, 0.75) if behaviour == "echo" else ():
+            reply({"id": request_id, "type": "progress", "fraction": fraction, "message": f"Step {fraction}"})
+        arguments = {key: value for key, value in request.items() if key not in ("protocol", "id", "op")}
+        reply({"id": request_id, "type": "result", "op": op, "arguments": arguments, "pid": os.getpid()})
+        if op == "shutdown":
+            sys.exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3:])

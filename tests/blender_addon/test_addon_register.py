@@ -5,9 +5,11 @@ import ast
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import bpy
 import addon_utils  # Blender's own module: importable once bpy is
+import pytest
 
 import ganverse3d_blender
 
@@ -125,24 +127,29 @@ class RecordingLayout:
         self.items.append(("operator", idname))
         return OperatorButton(idname)
 
-    def label(self, text="", **options):
-        self.items.append(("label", text))
+    def label(self, text="", icon="NONE", **options):
+        self.items.append(("label", text, icon))
 
-    def row(self):
+    def row(self, **options):
         return self
 
     column = row
 
 
 class OperatorButton:
-    """A button's operator properties: a draw() may only set ones the operator has."""
+    """A button's operator properties: a draw() may only set ones the operator has; ``values`` records them."""
+
+    last = None  # the button drawn last
 
     def __init__(self, idname):
         module, name = idname.split(".")
         object.__setattr__(self, "properties", getattr(getattr(bpy.ops, module), name).get_rna_type().properties)
+        object.__setattr__(self, "values", {})
+        OperatorButton.last = self
 
     def __setattr__(self, name, value):
         assert name in self.properties, f"the operator has no property {name}"
+        self.values[name] = value
 
 
 class RecordingLayoutOwner:
@@ -160,23 +167,74 @@ class RecordingLayoutOwner:
         return self._properties.bl_rna
 
 
-def test_the_panel_and_the_preferences_draw_their_options_and_status():
+@pytest.fixture
+def enabled():
+    """The add-on enabled, as its package module."""
     addon_utils.enable(ADDON, default_set=True, handle_error=None)
     try:
-        package = sys.modules[ADDON]
-        bpy.context.window_manager.ganverse3d.import_status = "Imported car_x and camera_x (4.50 m long) in 1.0 s."
-        items = []
-        package.panel.GANVERSE3D_PT_import.draw(RecordingLayoutOwner(items), bpy.context)
-        assert items == [("prop", "photo"), ("prop", "length"), ("prop", "create_camera"),
-                         ("prop", "photo_background"), ("operator", "ganverse3d.import_photo"),
-                         ("label", "Imported car_x and camera_x (4.50 m long) in 1.0 s.")]
-        items = []
-        preferences = bpy.context.preferences.addons[ADDON].preferences
-        package.preferences.GANVERSE3D_AddonPreferences.draw(RecordingLayoutOwner(items, preferences), bpy.context)
-        assert [item for item in items if item[0] != "label"] == [
-            ("prop", "python"), ("prop", "model"), ("prop", "device"), ("prop", "timeout"),
-            ("operator", "ganverse3d.check_backend")]
-        assert ("label", f"Using Blender's own Python: {sys.executable}") in items
+        yield sys.modules[ADDON]
     finally:
         addon_utils.disable(ADDON, default_set=True, handle_error=None)
 
+
+def test_the_settings_have_the_names_the_backends_messages_use(enabled):
+    """The worker's errors speak of "the Photo", "the Mask", "the Length", "the Device setting", ..."""
+    def names(rna, identifiers):
+        return [rna.properties[identifier].name for identifier in identifiers]
+    assert names(bpy.context.scene.ganverse3d.bl_rna, ("photo", "mask", "length")) == \
+        ["Photo", "Mask", "Length"]
+    assert names(bpy.context.preferences.addons[ADDON].preferences.bl_rna,
+                 ("python", "model", "device", "timeout")) == ["Backend Python", "Model", "Device", "Timeout"]
+
+
+def test_the_panel_and_the_preferences_draw_their_options_and_status(enabled):
+    bpy.context.window_manager.ganverse3d.import_status = "Imported car_x and camera_x (4.50 m long) in 1.0 s."
+    settings = bpy.context.scene.ganverse3d
+    settings.photo, settings.mask, settings.length = "/photos/car.jpg", "/photos/car_mask.png", 3.5
+    items = []
+    enabled.panel.GANVERSE3D_PT_import.draw(RecordingLayoutOwner(items), bpy.context)
+    assert items == [("prop", "photo"), ("prop", "mask"), ("prop", "length"), ("prop", "create_camera"),
+                     ("prop", "photo_background"), ("operator", "ganverse3d.import_photo"),
+                     ("label", "Imported car_x and camera_x (4.50 m long) in 1.0 s.", "INFO")]
+    assert OperatorButton.last.values == {"filepath": "/photos/car.jpg", "mask": "/photos/car_mask.png", "length": 3.5,
+                                          "create_camera": True, "photo_background": True}
+    items = []
+    preferences = bpy.context.preferences.addons[ADDON].preferences
+    enabled.preferences.GANVERSE3D_AddonPreferences.draw(RecordingLayoutOwner(items, preferences), bpy.context)
+    assert [item for item in items if item[0] != "label"] == [
+        ("prop", "python"), ("prop", "model"), ("prop", "device"), ("prop", "timeout"),
+        ("operator", "ganverse3d.check_backend")]
+    assert ("label", f"Using Blender's own Python: {sys.executable}", "INFO") in items
+
+
+def test_a_long_status_is_wrapped_to_the_sidebars_width_not_cut(enabled):
+    error = ("The backend Python /home/someone/environments/ganverse3d-env/bin/python does not have the ganverse3d "
+             "package; install it there or choose another Python in the add-on's preferences.")
+    enabled.status.show(bpy.context, "import_status", error, failed=True)
+    items = []
+    narrow_sidebar = SimpleNamespace(window_manager=bpy.context.window_manager, preferences=bpy.context.preferences,
+                                     region=SimpleNamespace(width=300))
+    enabled.status.draw(RecordingLayout(items), narrow_sidebar, "import_status")
+    lines = [text for _, text, _ in items]
+    assert len(lines) > 2
+    assert "".join(lines).replace(" ", "") == error.replace(" ", ""), "every character is shown, in order"
+    assert max(map(len, lines)) <= enabled.status.chars_per_line(300, bpy.context.preferences.system.ui_scale or 1.0)
+    assert [icon for _, _, icon in items] == ["ERROR"] + ["BLANK1"] * (len(lines) - 1)
+    assert enabled.status.chars_per_line(600, 1.0) > enabled.status.chars_per_line(300, 1.0) > \
+        enabled.status.chars_per_line(300, 2.0)
+
+
+@pytest.mark.parametrize("setting, value, default", [("python", "/opt/other/python", ""), ("model", "gan", ""),
+                                                     ("device", "CPU", "AUTO"), ("timeout", 60, 300)])
+def test_changing_a_backend_setting_clears_stale_status_but_not_a_successful_import(enabled, setting, value, default):
+    preferences = bpy.context.preferences.addons[ADDON].preferences
+    status = bpy.context.window_manager.ganverse3d
+    enabled.status.show(bpy.context, "backend", "The backend Python /nowhere/python does not exist.", failed=True)
+    enabled.status.show(bpy.context, "import_status", "The backend Python /nowhere/python does not exist.",
+                        failed=True)
+    setattr(preferences, setting, value)
+    assert (status.backend, status.backend_failed, status.import_status, status.import_status_failed) == \
+        ("", False, "", False)
+    enabled.status.show(bpy.context, "import_status", "Imported car_x (4.50 m long) in 1.0 s.")
+    setattr(preferences, setting, default)
+    assert status.backend == "" and status.import_status == "Imported car_x (4.50 m long) in 1.0 s."

@@ -1,5 +1,6 @@
-"""scripts/build_addon.py: the zip holds the add-on in one top-level folder, Blender's own extension tools
-(shipped with bpy) validate and install it, and the same sources give the same bytes."""
+"""scripts/build_addon.py: the zip holds the add-on and its licence in one top-level folder, the manifest
+declares licence, copyright, website and permissions, Blender's own extension tools (shipped with bpy) validate
+it strictly and install it, and the same sources give the same bytes."""
 
 import ast
 import subprocess
@@ -12,6 +13,7 @@ import bpy
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "blender_addon" / "ganverse3d_blender"
+LICENSE = ROOT / "LICENSE"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 # Blender's extension command-line tool, the code behind "Install from Disk" and `blender --command extension`.
 SCRIPTS = Path(bpy.utils.system_resource("SCRIPTS"))
@@ -29,21 +31,35 @@ def build(out_dir: Path) -> Path:
     return path
 
 
-def test_the_zip_holds_the_package_folder_with_its_manifest(tmp_path):
+def test_the_zip_holds_the_package_folder_with_its_manifest_and_licence(tmp_path):
     path = build(tmp_path)
     with zipfile.ZipFile(path) as archive:
         names = sorted(archive.namelist())
         manifest = tomllib.loads(archive.read("ganverse3d_blender/blender_manifest.toml").decode())
         init = archive.read("ganverse3d_blender/__init__.py").decode()
-    sources = sorted(p.name for p in PACKAGE.iterdir() if p.suffix == ".py") + ["blender_manifest.toml"]
+        licence = archive.read("ganverse3d_blender/LICENSE").decode()
+    sources = sorted(p.name for p in PACKAGE.iterdir() if p.suffix == ".py") + ["blender_manifest.toml", "LICENSE"]
     assert names == sorted(f"ganverse3d_blender/{name}" for name in sources)
     assert {"worker_client.py", "scene_build.py", "operators.py"} <= set(sources)
     assert (manifest["id"], manifest["version"], manifest["type"]) == ("ganverse3d", VERSION, "add-on")
-    assert manifest["blender_version_min"] == "4.2.0" and "files" in manifest["permissions"]
+    assert manifest["blender_version_min"] == "4.2.0"
     bl_info = next(ast.literal_eval(node.value) for node in ast.parse(init).body
                    if isinstance(node, ast.Assign) and node.targets[0].id == "bl_info")
     assert bl_info["version"] == tuple(int(part) for part in VERSION.split(".")) and bl_info["blender"] == (4, 2, 0)
     assert not list(tmp_path.glob(".*")), "no temporary file may be left beside the zip"
+
+    # The licence: MIT as pyproject.toml says, its text shipped, and the manifest's copyright is its holder.
+    assert licence == LICENSE.read_text() and licence.startswith("MIT License\n")
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"] == {"text": "MIT"}
+    assert manifest["license"] == ["SPDX:MIT"]
+    [copyright_line] = manifest["copyright"]
+    year, holder = copyright_line.split(" ", 1)
+    assert holder == "GANverse3D for Blender contributors" == manifest["maintainer"]
+    assert f"Copyright (c) {year} {holder}\n" in licence
+    assert manifest["website"].startswith("https://")
+    # Permissions: the backend is a local process started by the add-on, reached through pipes, not the network.
+    assert set(manifest["permissions"]) == {"files"}
+    assert "local backend process" in manifest["permissions"]["files"]
 
 
 def test_the_same_sources_give_the_same_bytes(tmp_path):
@@ -63,4 +79,4 @@ def test_blenders_extension_tools_validate_and_install_the_zip(tmp_path):
     assert install.returncode == 0, install.stdout + install.stderr
     installed = repository / "ganverse3d"  # extensions install under their manifest id
     assert sorted(p.name for p in installed.iterdir() if p.is_file()) == sorted(
-        p.name for p in PACKAGE.iterdir() if p.suffix == ".py" or p.name == "blender_manifest.toml")
+        [p.name for p in PACKAGE.iterdir() if p.suffix == ".py" or p.name == "blender_manifest.toml"] + ["LICENSE"])

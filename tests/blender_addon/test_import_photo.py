@@ -234,7 +234,8 @@ def expect_untouched_failure(sentence_start: str, **options) -> str:
     assert message.startswith(f"Error: {sentence_start}"), message
     assert "\n" not in message and "Traceback" not in message
     assert datablocks() == before, "a failed import must leave the scene untouched"
-    assert bpy.context.window_manager.ganverse3d.import_status == message.removeprefix("Error: ")
+    status = bpy.context.window_manager.ganverse3d
+    assert status.import_status == message.removeprefix("Error: ") and status.import_status_failed
     return message
 
 
@@ -293,6 +294,14 @@ def test_the_backends_input_errors_and_a_missing_photo_are_reported(imported, tm
                              filepath=str(tmp_path / "missing.jpg"))
 
 
+def test_a_mask_goes_to_the_backend_and_a_missing_one_is_reported(imported, tmp_path):
+    # The example photo imports without a mask (the `imported` fixture); with an all-black mask it has no car.
+    empty_mask = tmp_path / "empty_mask.png"
+    Image.new("L", Image.open(PHOTO).size, 0).save(empty_mask)
+    expect_untouched_failure("No car found", mask=str(empty_mask))
+    expect_untouched_failure(f"The mask {tmp_path / 'missing.png'} does not exist.", mask=str(tmp_path / "missing.png"))
+
+
 def test_one_undo_step_removes_the_whole_import(imported):
     # In background mode Blender starts without an undo stack; the first undo_push creates it. Operators
     # called from Python push their own step only when asked (the `undo` argument) and only with the UNDO flag.
@@ -308,3 +317,17 @@ def test_one_undo_step_removes_the_whole_import(imported):
     assert datablocks() == before
     assert bpy.ops.ed.redo() == {"FINISHED"}
     assert datablocks() == after
+
+
+def test_scripted_calls_and_repeat_last_each_import_a_car_before_returning(imported, fake_python):
+    """Scripts, Repeat Last and Adjust Last Operation run execute(), which returns with the car built (the bpy
+    module's ed.undo_redo crashes even for Blender's own operators, so the redo runs in
+    tests/blender_headless/test_redo_in_blender_gui.py, with Blender's UI)."""
+    preferences().python, _ = fake_python("car")
+    clear_scene()
+    results = [import_photo("EXEC_DEFAULT", True, length=length)[0] for length in (3.0, 4.0)]
+    assert results == [{"FINISHED"}, {"FINISHED"}]
+    assert bpy.context.window_manager.operators[-1].bl_idname == "GANVERSE3D_OT_import_photo"
+    bpy.ops.screen.repeat_last()
+    cars = {obj.name: round(obj.dimensions.y, 3) for obj in bpy.data.objects if obj.type == "MESH"}
+    assert cars == {"car_example_car": 3.0, "car_example_car.001": 4.0, "car_example_car.002": 4.0}

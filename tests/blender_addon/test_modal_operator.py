@@ -1,6 +1,7 @@
-"""The modal half of the add-on's operators (Blender's UI path), driven by hand: the bpy module runs no event
-loop, so a probe operator built on the same mixin gets timer and Esc events from the test, with a recording
-stand-in for the window manager and the status bar, and a fake worker behind it."""
+"""The add-on's operators with Blender's UI, driven by hand: the bpy module runs no event loop, so a probe
+operator built on the same mixin gets timer and Esc events from the test, with a recording stand-in for the
+window manager, its windows' areas and the status bar, and a fake worker behind it. invoke() (a button) runs
+modal; execute() (a script, Adjust Last Operation, Repeat Last) must finish before it returns, UI or not."""
 
 import time
 from types import SimpleNamespace
@@ -14,10 +15,25 @@ TIMER, ESC, MOUSEMOVE = (SimpleNamespace(type="TIMER", value="NOTHING"), SimpleN
                          SimpleNamespace(type="MOUSEMOVE", value="NOTHING"))
 
 
+class RecordingArea:
+    """An area that records, at each redraw request, whether the backend was busy then."""
+
+    def __init__(self, area_type):
+        self.type, self.redraws_while_busy = area_type, []
+
+    def tag_redraw(self):
+        self.redraws_while_busy.append(session.worker_busy())
+
+
 class RecordingWindowManager:
     def __init__(self):
         self.calls = []
-        self.ganverse3d = SimpleNamespace(import_status="", backend="")
+        self.ganverse3d = SimpleNamespace(import_status="", import_status_failed=False, backend="",
+                                          backend_failed=False)
+        # The main window with the sidebar, and the preferences in a window of their own.
+        self.areas = {"VIEW_3D": RecordingArea("VIEW_3D"), "PREFERENCES": RecordingArea("PREFERENCES")}
+        self.windows = [SimpleNamespace(screen=SimpleNamespace(areas=[RecordingArea("OUTLINER"), self.areas["VIEW_3D"]])),
+                        SimpleNamespace(screen=SimpleNamespace(areas=[self.areas["PREFERENCES"]]))]
 
     def event_timer_add(self, interval, window=None):
         self.calls.append(("timer_add", interval, window))
@@ -90,7 +106,7 @@ def test_the_modal_operator_polls_shows_progress_and_finishes(ui, fake_python, m
     probe = ModalProbe(client)
     try:
         began = time.monotonic()
-        assert probe.run(context) == {"RUNNING_MODAL"}
+        assert probe.invoke(context, None) == {"RUNNING_MODAL"}
         assert time.monotonic() - began < 0.5, "starting the request must not wait for the worker"
         assert context.window_manager.calls[:3] == [("timer_add", 0.1, "window"), ("modal_handler_add", "ModalProbe"),
                                                     ("progress_begin", 0, 100)]
@@ -105,13 +121,46 @@ def test_the_modal_operator_polls_shows_progress_and_finishes(ui, fake_python, m
     assert context.window_manager.calls[-2:] == [("timer_remove", "timer"), ("progress_end",)]
 
 
+def test_the_buttons_of_every_window_are_redrawn_when_the_backend_gets_busy_and_when_it_is_idle_again(
+        ui, fake_python, monkeypatch):
+    context, _ = ui
+    client = WorkerClient(WorkerConfig(fake_python("slow")[0]))
+    monkeypatch.setattr(session, "_client", client)
+    probe = ModalProbe(client)
+    try:
+        probe.invoke(context, None)
+        drive(probe, context)
+    finally:
+        client.close()
+    for area in context.window_manager.areas.values():  # the sidebar's window and the preferences' window
+        assert True in area.redraws_while_busy, f"{area.type} must show its button greyed during the run"
+        assert area.redraws_while_busy[-1] is False, f"{area.type} must be redrawn once the backend is idle"
+    assert context.window_manager.windows[0].screen.areas[0].redraws_while_busy == [], "other editors are left"
+
+
+def test_execute_waits_for_the_answer_even_with_a_ui(ui, fake_python, monkeypatch):
+    """Adjust Last Operation and Repeat Last call execute(); a modal run started there crashes Blender."""
+    context, status_bar = ui
+    client = WorkerClient(WorkerConfig(fake_python("slow")[0]))
+    monkeypatch.setattr(session, "_client", client)
+    probe = ModalProbe(client)
+    try:
+        assert probe.execute(context) == {"FINISHED"}
+        assert not client.busy
+    finally:
+        client.close()
+    assert probe.finished_with.result["arguments"] == {"photo": "car.png"}
+    assert context.window_manager.calls == [], "no timer, modal handler or progress bar"
+    assert status_bar == []
+
+
 def test_esc_kills_the_worker_and_cancels(ui, fake_python, monkeypatch):
     context, status_bar = ui
     client = WorkerClient(WorkerConfig(fake_python("hang")[0]))
     monkeypatch.setattr(session, "_client", client)
     probe = ModalProbe(client)
     try:
-        assert probe.run(context) == {"RUNNING_MODAL"}
+        assert probe.invoke(context, None) == {"RUNNING_MODAL"}
         assert probe.modal(context, TIMER) == {"RUNNING_MODAL"}
         worker = client._process.popen
         assert probe.modal(context, ESC) == {"CANCELLED"}
@@ -121,4 +170,5 @@ def test_esc_kills_the_worker_and_cancels(ui, fake_python, monkeypatch):
     assert probe.finished_with is None and probe.cleanups == 1
     assert probe.reports == [({"WARNING"}, "Probe cancelled.")]
     assert context.window_manager.ganverse3d.import_status == "Cancelled."
+    assert not context.window_manager.ganverse3d.import_status_failed
     assert status_bar[-1] is None and ("timer_remove", "timer") in context.window_manager.calls

@@ -1,0 +1,170 @@
+"""Run by ``xvfb-run -a blender --python`` from test_redo_in_blender_gui.py: with Blender's UI (an event loop,
+timers, the undo stack), import a photo the ways a user does, and print one JSON line per step, then quit.
+
+    xvfb-run -a blender --factory-startup --enable-event-simulate \
+        --python tests/blender_headless/redo_in_blender_gui.py -- BACKEND_PYTHON PHOTO
+
+The steps, in order, each on the car names and lengths the scene then holds:
+
+* ``invoke``: the Import button (``'INVOKE_DEFAULT'``): a modal run, driven by Blender's timer events, with
+  what the sidebar showed the last time it was drawn (nothing moves the mouse here: only a redraw that the
+  add-on asked for updates it);
+* ``redo``: Adjust Last Operation with Length 5 m (``ed.undo_redo`` after editing the last operator's
+  properties, which is what the redo panel does);
+* ``repeat``: Repeat Last (``screen.repeat_last``, what Shift+R runs);
+* ``script``: two scripted calls (``bpy.ops.ganverse3d.import_photo(...)``), each of which must return with
+  its car built;
+* ``file_browser``: the Import button with an empty Photo field: a photo chosen in the file browser (Return
+  pressed there), which must appear in the panel's Photo field and be imported;
+* ``check_from_preferences``: Check Backend in the preferences window, and what the sidebar of the main
+  window showed the last time it was drawn: its Import button is greyed while the backend is busy, so it
+  must be redrawn when the check ends, although the check ran in another window.
+
+Each step runs from a timer, inside the 3D viewport's context as a click would; the file browser gets a
+simulated key press (``--enable-event-simulate`` makes Blender take input only from ``Window.event_simulate``).
+The next step starts once the modal run has finished. A crash shows as Blender's exit status and missing lines.
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import addon_utils
+import bpy
+
+ROOT = Path(__file__).resolve().parents[2]
+ADDON = "ganverse3d_blender"
+MODAL_TIMEOUT_S = 60
+sidebar_draws = []  # (import status, backend status, backend busy) each time the 3D viewport's sidebar is drawn
+
+
+def emit(step: str, **fields) -> None:
+    cars = sorted((obj.name, round(obj.dimensions.y, 3)) for obj in bpy.data.objects if obj.name.startswith("car_"))
+    print("STEP " + json.dumps({"step": step, "cars": cars, **fields}), flush=True)
+
+
+def viewport_context() -> dict:
+    window = bpy.context.window_manager.windows[0]
+    area = next(area for area in window.screen.areas if area.type == "VIEW_3D")
+    region = next(region for region in area.regions if region.type == "WINDOW")
+    return {"window": window, "area": area, "region": region}
+
+
+def record_sidebar_draw() -> None:
+    status = bpy.context.window_manager.ganverse3d
+    sidebar_draws.append((status.import_status, status.backend, sys.modules[ADDON].session.worker_busy()))
+
+
+def wait_for_import(cars_before: int):
+    """Yield until the scene holds one more car, or a timeout; then a few more ticks for redraws."""
+    deadline = time.monotonic() + MODAL_TIMEOUT_S
+    while len([obj for obj in bpy.data.objects if obj.name.startswith("car_")]) == cars_before:
+        if time.monotonic() > deadline:
+            return
+        yield
+    for _ in range(3):
+        yield
+
+
+def press(where: dict, key: str) -> None:
+    """Press and release ``key`` with the mouse over the middle of ``where``'s region."""
+    window, region = where["window"], where["region"]
+    x, y = region.x + region.width // 2, region.y + region.height // 2
+    window.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
+    for value in ("PRESS", "RELEASE"):
+        window.event_simulate(type=key, value=value, x=x, y=y)
+
+
+def file_browser_context() -> dict:
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == "FILE_BROWSER":
+                return {"window": window, "area": area,
+                        "region": next(region for region in area.regions if region.type == "WINDOW")}
+    raise AssertionError("the file browser did not open")
+
+
+def steps(photo: str):
+    """The scenario as a generator: each ``yield`` hands control back to Blender's event loop for 0.1 s."""
+    status = bpy.context.window_manager.ganverse3d
+    with bpy.context.temp_override(**viewport_context()):
+        result = bpy.ops.ganverse3d.import_photo("INVOKE_DEFAULT", True, filepath=photo, length=4.0)
+    yield from wait_for_import(cars_before=0)
+    emit("invoke", result=sorted(result), status=status.import_status, last_sidebar_draw=sidebar_draws[-1][::2])
+
+    last = bpy.context.window_manager.operators[-1]
+    last.properties.length = 5.0
+    with bpy.context.temp_override(**viewport_context()):
+        result = bpy.ops.ed.undo_redo()
+    emit("redo", result=sorted(result), last=last.bl_idname)
+    yield
+
+    with bpy.context.temp_override(**viewport_context()):
+        bpy.ops.screen.repeat_last()
+    emit("repeat")
+    yield
+
+    with bpy.context.temp_override(**viewport_context()):
+        results = [sorted(bpy.ops.ganverse3d.import_photo("EXEC_DEFAULT", True, filepath=photo, length=3.0))
+                   for _ in range(2)]
+    emit("script", results=results)
+    yield
+
+    cars_before = len([obj for obj in bpy.data.objects if obj.name.startswith("car_")])
+    with bpy.context.temp_override(**viewport_context()):
+        bpy.ops.ganverse3d.import_photo("INVOKE_DEFAULT", True, filepath="", length=2.0)
+    yield
+    browser = file_browser_context()
+    browser["area"].spaces.active.params.directory = str(Path(photo).parent).encode()
+    browser["area"].spaces.active.params.filename = Path(photo).name
+    press(browser, "RET")
+    yield from wait_for_import(cars_before)
+    emit("file_browser", photo_field=bpy.context.scene.ganverse3d.photo, status=status.import_status)
+
+    bpy.ops.screen.userpref_show()
+    yield
+    preferences = next(window for window in bpy.context.window_manager.windows
+                       if window.screen.areas[0].type == "PREFERENCES")
+    area = preferences.screen.areas[0]
+    with bpy.context.temp_override(window=preferences, area=area,
+                                   region=next(region for region in area.regions if region.type == "WINDOW")):
+        bpy.ops.ganverse3d.check_backend("INVOKE_DEFAULT")
+    deadline = time.monotonic() + MODAL_TIMEOUT_S
+    while not status.backend and time.monotonic() < deadline:
+        yield
+    for _ in range(3):
+        yield
+    emit("check_from_preferences", status=status.backend, last_sidebar_draw=sidebar_draws[-1])
+
+
+def main() -> None:
+    backend_python, photo = sys.argv[sys.argv.index("--") + 1:]
+    sys.path.insert(0, str(ROOT / "blender_addon"))
+    addon_utils.enable(ADDON, default_set=True, handle_error=None)
+    bpy.context.preferences.addons[ADDON].preferences.python = backend_python
+    for obj in list(bpy.data.objects):
+        bpy.data.objects.remove(obj)
+    viewport_context()["area"].spaces.active.show_region_ui = True
+    bpy.types.SpaceView3D.draw_handler_add(record_sidebar_draw, (), "UI", "POST_PIXEL")
+    scenario = steps(photo)
+
+    def tick():
+        try:
+            next(scenario)
+            return 0.1
+        except StopIteration:
+            pass
+        except Exception as error:  # the test reads this line; the traceback goes to stderr
+            emit("error", message=f"{type(error).__name__}: {error}")
+            raise
+        finally:
+            sys.stdout.flush()
+        with bpy.context.temp_override(window=bpy.context.window_manager.windows[0]):
+            bpy.ops.wm.quit_blender()
+        return None
+
+    bpy.app.timers.register(tick, first_interval=0.5)
+
+
+main()

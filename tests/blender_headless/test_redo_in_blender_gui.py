@@ -1,0 +1,76 @@
+"""The add-on in a real ``blender`` with its UI (Debian's 3.4 on a virtual X display, ``xvfb-run``): a modal
+import, Adjust Last Operation, Repeat Last, scripted calls, the file browser and the redraws, run by
+redo_in_blender_gui.py with the fake worker's ``car`` behaviour (the real backend is tested in
+test_addon_in_blender.py; here what matters is Blender's operator lifecycle, which a backend would only slow
+down). Before execute() waited for the answer, the redo step crashed Blender with a segmentation fault."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "blender_addon"))
+import fake_worker  # noqa: E402
+
+PHOTO = REPO / "docs" / "example_car.png"
+
+
+def require(program: str) -> str:
+    path = shutil.which(program)
+    if path is None:
+        pytest.fail(f"No `{program}` on PATH; install Debian's: "
+                    f"apt-get install -y --no-install-recommends blender xvfb xauth")
+    return path
+
+
+@pytest.fixture(scope="module")
+def steps(tmp_path_factory) -> dict:
+    """Run the scenario once; its STEP lines by step name."""
+    backend_python, _ = fake_worker.write_launcher(tmp_path_factory.mktemp("backend"), "car")
+    done = subprocess.run([require("xvfb-run"), "-a", require("blender"), "--factory-startup", "--enable-event-simulate",
+                           "--python", str(REPO / "tests" / "blender_headless" / "redo_in_blender_gui.py"), "--",
+                           backend_python, str(PHOTO)], capture_output=True, text=True, timeout=300)
+    lines = [json.loads(line[len("STEP "):]) for line in done.stdout.splitlines() if line.startswith("STEP ")]
+    assert done.returncode == 0, f"Blender exited with {done.returncode}: " + done.stdout[-3000:] + done.stderr[-2000:]
+    return {line["step"]: line for line in lines}
+
+
+def test_a_modal_import_builds_the_car_and_redraws_the_sidebar(steps):
+    invoke = steps["invoke"]
+    assert invoke["result"] == ["RUNNING_MODAL"] and invoke["cars"] == [["car_example_car", 4.0]]
+    assert invoke["status"].startswith("Imported car_example_car and camera_example_car (4.00 m long) in ")
+    assert invoke["last_sidebar_draw"] == [invoke["status"], False], "the sidebar shows the end, not busy"
+
+
+def test_adjust_last_operation_reimports_with_the_new_length_in_place(steps):
+    redo = steps["redo"]
+    assert redo["last"] == "GANVERSE3D_OT_import_photo" and redo["result"] == ["FINISHED"]
+    assert redo["cars"] == [["car_example_car", 5.0]], "the redo replaces the car: same name, new length"
+
+
+def test_repeat_last_imports_another_car(steps):
+    assert steps["repeat"]["cars"] == [["car_example_car", 5.0], ["car_example_car.001", 5.0]]
+
+
+def test_a_scripted_call_returns_with_the_car_built_every_time(steps):
+    script = steps["script"]
+    assert script["results"] == [["FINISHED"], ["FINISHED"]]
+    assert script["cars"][-2:] == [["car_example_car.002", 3.0], ["car_example_car.003", 3.0]]
+
+
+def test_a_photo_chosen_in_the_file_browser_fills_the_photo_field_and_is_imported(steps):
+    chosen = steps["file_browser"]
+    assert chosen["photo_field"] == str(PHOTO)
+    assert chosen["cars"][-1] == ["car_example_car.004", 2.0]
+    assert chosen["status"].startswith("Imported car_example_car.004 ")
+
+
+def test_a_check_in_the_preferences_window_redraws_the_sidebar_of_the_main_window(steps):
+    check = steps["check_from_preferences"]
+    assert check["status"] == "The backend answered without a summary."  # the fake worker's hello
+    _, backend_status, busy = check["last_sidebar_draw"]
+    assert backend_status == check["status"] and not busy
