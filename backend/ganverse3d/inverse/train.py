@@ -57,7 +57,8 @@ _AZIMUTH_BINS = round(360 / AZIMUTH_BIN_DEG)
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a run (saved to ``config.json``; ``--config cfg.toml`` sets any field)."""
+    """Everything that defines a run (saved to ``config.json``; a TOML file, :func:`read_config_file`, may set any
+    field)."""
 
     data: str                          # Multi-view dataset folder (manifest.json, meta.jsonl, images/, masks/).
     iterations: int = 200_000          # Training steps (the paper: 200k at batch 16).
