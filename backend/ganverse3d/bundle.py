@@ -90,6 +90,7 @@ def save_module(path, module: torch.nn.Module, init_kwargs: dict | None = None, 
 # Classes that moved after bundles naming them shipped: the class path a bundle records -> where the class
 # lives now. Add a line whenever a class with saved bundles moves; never remove one (old files stay readable).
 CLASS_ALIASES = {
+    "ganverse3d.stylegan2.metrics.WorldFeatureNet": "ganverse3d.world.features.WorldFeatureNet",
 }
 
 # How deeply the JSON metadata may nest (the training config's framing is three levels deep).

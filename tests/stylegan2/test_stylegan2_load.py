@@ -21,6 +21,7 @@ import os
 import pickle
 import sys
 import types
+import zipfile
 
 import numpy as np
 import pytest
@@ -641,3 +642,84 @@ def test_channel_config_is_recovered_from_per_resolution_channels(channel_base, 
     assert {res: min(base // res, maximum) for res in resolutions} == channels
     with pytest.raises(InputError, match="no channel_base"):
         _infer_channel_config("file", {4: 8, 8: 16})
+
+
+# ----------------------------------------------------------------------------------------------------
+# Files that would take gigabytes are refused from their headers
+
+
+def write_zip_bomb(path, inflated_bytes: int) -> None:
+    """A torch checkpoint shaped like rosinality's whose one tensor, ``inflated_bytes`` of zeros, is deflated
+    to about a quarter of a percent of that (torch.save never compresses; torch.load inflates all the same)."""
+    numel = inflated_bytes // 4
+
+    class Storage:
+        pass
+
+    class Tensor:
+        def __reduce__(self):
+            return torch._utils._rebuild_tensor_v2, (Storage(), 0, (numel,), (1,), False, collections.OrderedDict())
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", torch.FloatStorage, "0", "cpu", numel) if isinstance(obj, Storage) else None
+
+    zeros = bytes(1 << 20)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open("bomb/data.pkl", "w") as handle:
+            Pickler(handle, protocol=2).dump({"g_ema": {"input.input": Tensor()}})
+        archive.writestr("bomb/byteorder", "little")
+        archive.writestr("bomb/version", "3\n")
+        with archive.open("bomb/data/0", "w", force_zip64=True) as handle:
+            for _ in range(inflated_bytes >> 20):
+                handle.write(zeros)
+
+
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory, variables):
+    """Files that would take about half a gigabyte each if read as they say: a torch zip bomb, the same bomb as
+    a tensor storage inside a stylegan2-ada-pytorch pickle, and a pickle whose init kwargs describe a
+    generator of 2048 channels per layer while it holds a tiny one."""
+    folder = tmp_path_factory.mktemp("bombs")
+    write_zip_bomb(folder / "bomb.pt", 512 << 20)
+
+    class StorageBomb:
+        def __reduce__(self):
+            return torch.storage._load_from_bytes, ((folder / "bomb.pt").read_bytes(),)
+
+    (folder / "storage_bomb.pkl").write_bytes(pickle.dumps({"G_ema": StorageBomb()}, protocol=3))
+    write_ada_pickle(folder / "wide.pkl", variables, folder / "marker",
+                     init_kwargs_override={"synthesis_kwargs": {"channel_base": 2**20, "channel_max": 2048}})
+    return folder
+
+
+def test_a_torch_zip_bomb_is_refused_from_its_central_directory(bombs):
+    with pytest.raises(InputError, match=r"Refusing to load .*bomb\.pt: its [\d,]+ bytes claim to unpack to 536,8"):
+        load_generator(bombs / "bomb.pt")
+
+
+def test_a_bomb_in_a_tensor_storage_of_a_pickle_is_refused(bombs):
+    with pytest.raises(InputError, match=r"Refusing to load .*storage_bomb\.pkl: a tensor storage in it .* claim to "
+                                         r"unpack to 536,8"):
+        load_generator(bombs / "storage_bomb.pkl")
+
+
+def test_a_pickle_describing_a_generator_bigger_than_its_file_is_refused(bombs):
+    with pytest.raises(InputError, match=r"describes a stylegan2-ada-pytorch generator of [\d,]+ bytes of weights even "
+                                         r"at half precision, more than its [\d,]+-byte file can hold"):
+        load_generator(bombs / "wide.pkl")
+
+
+def test_those_refusals_take_no_memory_worth_the_name(bombs):
+    from peak_memory import refusals_and_peak_growth
+
+    refusals = {"bomb.pt": "claim to unpack", "storage_bomb.pkl": "claim to unpack", "wide.pkl": "file can hold"}
+    messages, growth = refusals_and_peak_growth([("generator", bombs / name) for name in refusals])
+    assert all(part in (message or "") for part, message in zip(refusals.values(), messages)), messages
+    assert growth < 150 * 2**20
+
+
+def test_generators_load_by_their_shipped_name():
+    assert isinstance(load_generator("world64"), Generator)
+    with pytest.raises(InputError, match="give a weights file or the name of a shipped generator: world64"):
+        load_generator("world65")
