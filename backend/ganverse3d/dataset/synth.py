@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from .. import assets
 from ..devices import resolve_device
 from ..errors import InputError
 from ..files import atomic_path, save_png
@@ -60,7 +61,7 @@ def synthesize(out, generator, annotation, contents: int, candidates=None, segme
 
     Args:
         out: the dataset folder: new, empty, or made by an earlier call with the same settings.
-        generator: the StyleGAN2 weights file (any format ``load_generator`` reads).
+        generator: the StyleGAN2 weights file (any format ``load_generator`` reads) or a shipped generator's name.
         annotation: the ``views.toml`` naming the chosen views (see :mod:`ganverse3d.dataset.views`).
         contents: how many content codes (cars); every one is rendered in every chosen view.
         candidates: the candidates file; default: the one the annotation names, else
@@ -85,6 +86,7 @@ def synthesize(out, generator, annotation, contents: int, candidates=None, segme
     out = Path(out)
     previous = writing.check_output_folder(out)
     device = resolve_device(device)
+    generator = assets.resolve("generator", generator)  # the manifest records a file and its hash, not a name
     G = load_generator(generator, device=device)
     if candidates is None:
         candidates = _default_candidates(annotation)
