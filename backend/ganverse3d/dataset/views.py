@@ -51,7 +51,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from ..errors import InputError
+from ..errors import InputError, setting
 from ..files import atomic_path, save_png, to_uint8, write_text
 from ..stylegan2.networks import Generator
 from ..stylegan2.views import default_view_layers, mix_view_and_content
@@ -105,10 +105,10 @@ def generator_fingerprint(G: Generator) -> str:
 
 
 @torch.no_grad()
-def sample_codes(G: Generator, count: int, generator: torch.Generator, truncation: float) -> torch.Tensor:
-    """``count`` W codes [count, num_ws, w_dim]: ``G.mapping`` of normal z drawn from ``generator`` (CPU)."""
+def sample_codes(G: Generator, count: int, rng: torch.Generator, truncation: float) -> torch.Tensor:
+    """``count`` W codes [count, num_ws, w_dim]: ``G.mapping`` of normal z drawn from ``rng`` (CPU)."""
     device = next(G.parameters()).device
-    z = torch.randn(count, G.z_dim, generator=generator).to(device)
+    z = torch.randn(count, G.z_dim, generator=rng).to(device)
     return G.mapping(z, truncation_psi=truncation).cpu()
 
 
@@ -437,16 +437,16 @@ def write_view_candidates(G: Generator, generator_path, out, count: int, content
     """
     view_layers = default_view_layers(G.num_ws) if view_layers is None else view_layers
     if not 1 <= view_layers < G.num_ws:
-        raise InputError(f"--view-layers must be from 1 to {G.num_ws - 1} for this generator, not {view_layers}.")
+        raise InputError(f"{setting('view_layers')} must be from 1 to {G.num_ws - 1} for this generator, not {view_layers}.")
     out = Path(out)
     if (out / "views.toml").exists():
         raise InputError(f"{out} already holds a views.toml, perhaps annotated; give a new folder or delete it first.")
-    random = torch.Generator().manual_seed(seed)
-    candidates = Candidates(ws=sample_codes(G, count, random, truncation), view_layers=view_layers,
+    rng = torch.Generator().manual_seed(seed)
+    candidates = Candidates(ws=sample_codes(G, count, rng, truncation), view_layers=view_layers,
                             truncation=truncation, seed=seed, generator_fingerprint=generator_fingerprint(G))
-    ws_contents = sample_codes(G, contents, random, truncation)
+    ws_contents = sample_codes(G, contents, rng, truncation)
 
-    extra = (sample_codes(G, pose_contents - contents, random, truncation)
+    extra = (sample_codes(G, pose_contents - contents, rng, truncation)
              if pose_net is not None and pose_contents > contents else ws_contents[:0])
     bar = tqdm(total=(len(ws_contents) + len(extra)) * count, desc="dataset views", unit="img", leave=False)
 

@@ -86,11 +86,11 @@ def measure_reprojection(model: InverseGraphicsNet, images: torch.Tensor, masks:
 
 def sample_surface(verts: torch.Tensor, faces: torch.Tensor, count: int, seed: int = 0) -> torch.Tensor:
     """``count`` points [count, 3] drawn uniformly by area on the mesh surface (verts [V, 3], faces [F, 3])."""
-    generator = torch.Generator().manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
     tri = verts[faces].cpu().double()
     area = torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1).norm(dim=-1)
-    face = torch.multinomial(area / area.sum(), count, replacement=True, generator=generator)
-    u, v = torch.rand(count, generator=generator, dtype=torch.float64), torch.rand(count, generator=generator,
+    face = torch.multinomial(area / area.sum(), count, replacement=True, generator=rng)
+    u, v = torch.rand(count, generator=rng, dtype=torch.float64), torch.rand(count, generator=rng,
                                                                                    dtype=torch.float64)
     flip = u + v > 1
     u, v = torch.where(flip, 1 - u, u), torch.where(flip, 1 - v, v)
