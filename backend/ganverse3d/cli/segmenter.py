@@ -34,9 +34,7 @@ def segmenter_train(ctx, out_path, device, **_config_fields):
       ganverse3d segmenter train --data world-seg --out world_segmenter.safetensors
     """
     from ..dataset.train_segmenter import SegmenterTrainConfig, train_world_segmenter
-    from ..files import check_output_file
 
-    check_output_file(out_path, (".safetensors",))
     evaluation = train_world_segmenter(SegmenterTrainConfig(**given_options(ctx)), out_path, device=device)
     click.echo(f"Wrote {out_path}. Held out ({evaluation['count']} images): mean IoU {evaluation['iou_mean']:.4f}, "
                f"exactly one car found in {evaluation['single_instance_rate']:.1%}.")
