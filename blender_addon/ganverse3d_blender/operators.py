@@ -4,8 +4,8 @@ Both run one worker request through :class:`WorkerRequestOperator`, in one of tw
 
 * ``invoke()`` (a button, the operator search): modal, polled by a timer; Blender stays responsive, the status
   bar shows progress, Esc cancels. In background mode, which has no event loop, it runs as ``execute()`` does.
-* ``execute()`` (a script, Adjust Last Operation, Repeat Last, the file browser): waits for the answer and
-  returns with the work done. Blender redoes an operator by undoing its step and calling ``execute()`` on an
+* ``execute()`` (a script, Adjust Last Operation, Repeat Last): waits for the answer and returns with the
+  work done. Blender redoes an operator by undoing its step and calling ``execute()`` on an
   operator it frees right after; a modal run started there would outlive it and crash Blender.
 """
 
