@@ -73,22 +73,24 @@ def lookup(kind: str, name: str | None = None) -> Asset | None:
     return None
 
 
-def resolve(kind: str, name_or_path=None) -> Path:
+def resolve(kind: str, name_or_path=None, setting_name: str | None = None) -> Path:
     """The weights file a user means: a shipped model's name (None = the default) or a path to a file.
 
     A name wins over a file of the same name in the working folder, so ``--model gan`` means the shipped
-    model wherever it is run. InputError (one sentence naming the valid names) for anything else.
+    model wherever it is run. InputError (one sentence naming the valid names) for anything else, naming the
+    setting ``setting_name`` (default: the kind's own, :data:`KIND_SETTINGS`).
     """
+    setting_name = setting_name or KIND_SETTINGS[kind]
     asset = lookup(kind, None if name_or_path is None else str(name_or_path))
     if asset is not None:
         if not asset.path.is_file():
             raise InputError(f"The shipped {_KIND_WORDS[kind]} {asset.name!r} ({asset.path}) is missing; reproduce it "
-                             f"with {asset.script} or set {setting(KIND_SETTINGS[kind])} to a weights file.")
+                             f"with {asset.script} or set {setting(setting_name)} to a weights file.")
         return asset.path
     path = Path(name_or_path)
     if path.is_file():
         return path
-    raise InputError(f"The {setting(KIND_SETTINGS[kind])} {name_or_path} does not exist; give a weights file or "
+    raise InputError(f"The {setting(setting_name)} {name_or_path} does not exist; give a weights file or "
                      f"the name of a shipped {_KIND_WORDS[kind]}: {describe(kind)}.")
 
 

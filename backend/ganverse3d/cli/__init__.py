@@ -8,7 +8,6 @@ partial output.
 
 from __future__ import annotations
 
-import sys
 
 import click
 

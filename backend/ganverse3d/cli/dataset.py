@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from .. import assets
-from ..errors import InputError
 from .options import device_option, generator_option, seed_option, segmenter_option
 
 
@@ -54,30 +53,15 @@ def dataset_views(generator_path, count, out_dir, contents, view_layers, truncat
       (edit views/views.toml; --preselect-per-bin 3 uncomments the pose net's best views to start from)
       ganverse3d dataset synth --generator G.safetensors --views views/views.toml --contents 1000 --out data
     """
-    from ..bundle import load_module
+    from ..dataset.views import CONSISTENT_AGREEMENT, consistency_summary, load_pose_net, write_view_candidates
     from ..devices import resolve_device
-    from ..dataset.views import CONSISTENT_AGREEMENT, consistency_summary, write_view_candidates
     from ..stylegan2 import load_generator
-    from ..world.features import WorldFeatureNet
 
-    if not 0 < truncation <= 1:
-        raise InputError(f"--truncation must lie in (0, 1], not {truncation:g}.")
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"The output {out} is a file; give a folder.")
     device = resolve_device(device)
     generator_path = assets.resolve("generator", generator_path)  # the outputs record a file, not a name
     G = load_generator(generator_path, device=device)
-    if pose_net == "auto":  # the shipped default, where this install has it
-        default = assets.lookup("feature_net")
-        pose_net_path = default.path if default.path.is_file() else None
-    elif pose_net == "none":
-        pose_net_path = None
-    else:
-        pose_net_path = assets.resolve("feature_net", pose_net)
-    if preselect_per_bin and not pose_net_path:
-        raise InputError("--preselect-per-bin needs a pose net to guess the bins; give --pose-net.")
-    pose = load_module(pose_net_path, expected_class=WorldFeatureNet, device=device) if pose_net_path else None
+    pose = load_pose_net(pose_net, device)
     _, guesses = write_view_candidates(G, generator_path, out, count, contents=contents, seed=seed,
                                        truncation=truncation, view_layers=view_layers, pose_net=pose,
                                        pose_contents=pose_contents, preselect_per_bin=preselect_per_bin,

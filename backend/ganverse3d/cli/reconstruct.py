@@ -29,7 +29,7 @@ def reconstruct(photo, out_path, mask_path, model_path, segmenter, device):
     """
     from ..api import check_mesh_output, describe_camera, reconstruct as reconstruct_photo, write_reconstruction
 
-    check_mesh_output(out_path)
+    check_mesh_output(out_path, inputs={"photo": photo, "mask": mask_path})
     result = reconstruct_photo(photo, mask=mask_path, model=model_path, segmenter=segmenter, device=device)
     written = write_reconstruction(result, out_path)
     click.echo(f"Camera: {describe_camera(result.camera)}.")

@@ -51,10 +51,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from .. import assets
+from ..bundle import load_module
 from ..errors import InputError, setting
 from ..files import atomic_path, save_png, to_uint8, write_text
 from ..stylegan2.networks import Generator
 from ..stylegan2.views import default_view_layers, mix_view_and_content
+from ..world.features import WorldFeatureNet
 from ..world.scene import CAMERA_DISTANCE, CAMERA_FOV_Y
 from .format import ViewSpec
 
@@ -416,6 +419,20 @@ def read_annotation(path, num_candidates: int | None) -> Annotation:
 # The command
 
 
+def load_pose_net(spec: str, device) -> WorldFeatureNet | None:
+    """The world feature net that suggests each candidate's bin: ``spec`` is "auto" (the shipped one where this
+    install has it), "none", a shipped feature net's name or a bundle path."""
+    if spec == "none":
+        return None
+    if spec == "auto":
+        shipped = assets.lookup("feature_net")
+        if not shipped.path.is_file():
+            return None
+        spec = str(shipped.path)
+    path = assets.resolve("feature_net", spec, setting_name="pose_net")
+    return load_module(path, expected_class=WorldFeatureNet, device=device)
+
+
 def write_view_candidates(G: Generator, generator_path, out, count: int, contents: int = 4, seed: int = 0,
                           truncation: float = 0.7, view_layers: int | None = None, pose_net=None,
                           pose_contents: int = 32, preselect_per_bin: int = 0,
@@ -438,7 +455,13 @@ def write_view_candidates(G: Generator, generator_path, out, count: int, content
     view_layers = default_view_layers(G.num_ws) if view_layers is None else view_layers
     if not 1 <= view_layers < G.num_ws:
         raise InputError(f"{setting('view_layers')} must be from 1 to {G.num_ws - 1} for this generator, not {view_layers}.")
+    if not 0 < truncation <= 1:
+        raise InputError(f"{setting('truncation')} must lie in (0, 1], not {truncation:g}.")
+    if preselect_per_bin and pose_net is None:
+        raise InputError(f"{setting('preselect_per_bin')} needs a pose net to guess the bins; give {setting('pose_net')}.")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"The output {out} is a file; give a folder.")
     if (out / "views.toml").exists():
         raise InputError(f"{out} already holds a views.toml, perhaps annotated; give a new folder or delete it first.")
     rng = torch.Generator().manual_seed(seed)
