@@ -2,10 +2,12 @@
 
 :func:`reconstruct` turns one photo of a car into a textured mesh (paper Sec. 4.1, user side):
 
-1. read the photo: any format Pillow reads, EXIF orientation applied, grayscale / 16-bit / palette images
-   converted to 8-bit RGB; an alpha channel that is not fully opaque is the car's mask;
-2. find the car: the given mask, the alpha, or a segmenter (``ganverse3d.dataset.segment``); exactly one
-   car must be found (components smaller than :data:`MIN_CAR_AREA` of the image are ignored);
+1. read the photo: any format Pillow reads, at least :data:`MIN_PHOTO_SIDE` pixels on each side, EXIF
+   orientation applied, grayscale / 16-bit / palette images converted to 8-bit RGB (16-bit ones scaled by the
+   bits they use); an alpha channel that is not fully opaque is the car's mask;
+2. find the car: the given mask, the alpha, or a segmenter (``ganverse3d.dataset.segment``, see
+   :func:`segment_photo`); exactly one car must be found (components smaller than :data:`MIN_CAR_AREA` of the
+   image are ignored), one the segmenter is confident of, at least :data:`MIN_CAR_LENGTH` pixels long;
 3. frame it as the training data frames its cars: a square crop around the car whose size and offset
    match the median of the training masks (recorded in the model bundle); first with the overall median,
    then again with the median of the azimuth bin the first prediction falls in (a front view fills less of
@@ -19,8 +21,9 @@ Photos are never written by this module; :func:`write_reconstruction` writes the
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,19 +31,31 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError, setting
-from .export import TexturedMesh, save_mesh
-from .files import check_output_file, image_grid, save_png
+from .export import TexturedMesh, encode_mesh, mesh_files, png_bytes, write_files
+from .files import check_output_file, image_grid
 from .geometry import Camera, azimuth_bins
 from .render.turntable import render_turntable, turntable_rows
 
 # Larger photos are refused before decoding: 50 megapixels covers every common camera.
 MAX_PIXELS = 50_000_000
+# Photos with a shorter side are refused before decoding: too few pixels to hold a car.
+MIN_PHOTO_SIDE = 32
+# A car whose bounding box is shorter than this many photo pixels is too small to reconstruct (the network
+# sees it at 64 px; below half of that it would only see an enlarged blur).
+MIN_CAR_LENGTH = 32
 # Mask components smaller than this fraction of the photo are specks, not cars (the segmenters' rule).
 MIN_CAR_AREA = 0.01
 # Side of the framed crop returned as the image / background / mask of a reconstruction.
 FRAMED_SIZE = 256
-# Masks are searched for separate cars at this size (plenty to tell cars apart, cheap for big photos).
-_COMPONENT_SEARCH_SIZE = 512
+# Cars are looked for in a copy of the photo (or mask) whose longer side is at most this: plenty to tell cars
+# apart, and cheap for phone-size photos.
+SEARCH_SIZE = 512
+# Each candidate car is then outlined in a crop of the full photo, OUTLINE_SIZE pixels square, in which its
+# longer side is OUTLINE_FILL of the crop (as in the world segmenter's training renders: median 0.77).
+OUTLINE_SIZE = 256
+OUTLINE_FILL = 0.75
+# At most this many candidates are outlined (the largest-scoring ones): enough to count the cars of a photo.
+_MAX_CANDIDATES = 8
 
 
 @dataclass
@@ -57,6 +72,8 @@ class Reconstruction:
         image: [3, S, S] float32, the framed crop.
         crop: (left, top, size) of the square crop in the (EXIF-oriented) photo's pixels; it may reach past
             the photo's border, where edge pixels were repeated.
+        sources: the files it was made from, ``{"photo": path, "mask": path}`` for those given as paths
+            (:func:`write_reconstruction` never replaces them).
     """
 
     mesh: TexturedMesh
@@ -65,73 +82,109 @@ class Reconstruction:
     mask: torch.Tensor
     image: torch.Tensor
     crop: tuple[float, float, float]
+    sources: dict[str, Path] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Reading photos and masks
 
+# Bit depths that 16-bit image containers commonly hold (8-bit data, 10- to 14-bit sensors, full 16-bit).
+_CONTAINER_BITS = (8, 10, 12, 14, 16)
 
-def _to_rgb_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """A decoded Pillow image -> (uint8 [H, W, 3], alpha uint8 [H, W] or None when fully opaque/absent)."""
+
+def _grey_to_rgb(grey: np.ndarray, full_scale: float) -> Image.Image:
+    """Grey levels [H, W] in [0, full_scale] -> an 8-bit RGB image (values outside are clipped)."""
+    levels = (np.clip(grey / full_scale, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+    return Image.fromarray(levels).convert("RGB")
+
+
+def _to_rgb_and_alpha(image: Image.Image) -> tuple[Image.Image, np.ndarray | None]:
+    """A decoded Pillow image -> (8-bit RGB image, alpha uint8 [H, W] or None when fully opaque/absent).
+
+    An image that is RGB already is returned as it is: a phone photo is never copied here.
+    """
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        # 16-bit greyscale (PNG/TIFF open as I;16 or I): scale the full 16-bit range to 8 bits.
-        grey = np.asarray(image, dtype=np.float64) / 65535.0
-        return np.repeat((np.clip(grey, 0, 1) * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=2), None
+        # 16-bit greyscale (PNG/TIFF open as I;16 or I). Such files often hold fewer bits - 8-bit values
+        # written by a converter, a 12-bit sensor - so the full scale is that of the fewest bits that hold the
+        # brightest pixel: a 12-bit photo must not be read as a nearly black 16-bit one.
+        grey = np.asarray(image)
+        brightest = int(grey.max(initial=0))
+        bits = next((bits for bits in _CONTAINER_BITS if brightest < 2**bits), _CONTAINER_BITS[-1])
+        return _grey_to_rgb(grey.astype(np.float32), 2**bits - 1), None
     if image.mode == "F":
-        grey = np.asarray(image, dtype=np.float64)
-        grey = grey / 255.0 if grey.max(initial=0) > 1 else grey
-        return np.repeat((np.clip(grey, 0, 1) * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=2), None
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
-    if has_alpha:
-        rgba = np.asarray(image.convert("RGBA"))
-        alpha = rgba[..., 3]
-        return np.ascontiguousarray(rgba[..., :3]), (alpha if int(alpha.min()) < 255 else None)
-    return np.asarray(image.convert("RGB")), None
+        grey = np.asarray(image)
+        return _grey_to_rgb(grey, 255.0 if grey.max(initial=0) > 1 else 1.0), None
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        alpha = np.asarray(rgba.getchannel("A"))
+        return rgba.convert("RGB"), (alpha if int(alpha.min()) < 255 else None)
+    return (image if image.mode == "RGB" else image.convert("RGB")), None
 
 
-def _open_image(path, what: str) -> Image.Image:
-    """Open and fully decode an image file, EXIF orientation applied; InputError for anything unusable."""
+def _check_size(width: int, height: int, name: str, min_side: int) -> None:
+    """InputError for an image (``name``, e.g. "The photo x.jpg") too large to decode safely, or with a side
+    shorter than ``min_side``; checked before decoding."""
+    if width * height > MAX_PIXELS:
+        raise InputError(f"{name} has {width} x {height} pixels, more than the {MAX_PIXELS // 1_000_000} "
+                         f"megapixels this program accepts; scale it down first.")
+    if min(width, height) < min_side:
+        raise InputError(f"{name} has {width} x {height} pixels, too few to hold a car; give one at least "
+                         f"{min_side} pixels on each side.")
+
+
+def _open_image(path, what: str, min_side: int = 1) -> Image.Image:
+    """Open and fully decode an image file, EXIF orientation applied; InputError for anything unusable,
+    including a side shorter than ``min_side`` (found from the header, before decoding)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"The {what} {path} does not exist.")
     try:
-        with Image.open(path) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise InputError(f"The {what} {path} has {image.width} x {image.height} pixels, more than the "
-                                 f"{MAX_PIXELS // 1_000_000} megapixels this command accepts; scale it down first.")
-            oriented = ImageOps.exif_transpose(image)
-            oriented.load()
-            return oriented
-    except InputError:  # a ValueError too: keep it from the damaged-file branch below
-        raise
+        image = Image.open(path)
     except UnidentifiedImageError:
         raise InputError(f"The {what} {path} is not an image file this program can read.") from None
     except Image.DecompressionBombError:
         raise InputError(f"The {what} {path} is too large to decode safely; scale it down first.") from None
     except (OSError, SyntaxError, ValueError, EOFError):
         raise InputError(f"The {what} {path} is damaged or truncated.") from None
+    try:
+        _check_size(image.width, image.height, f"The {what} {path}", min_side)
+        # In place: an upright photo is not copied (Pillow closes the file once the pixels are loaded).
+        ImageOps.exif_transpose(image, in_place=True)
+        return image
+    except InputError:  # a ValueError too: keep it from the damaged-file branch below
+        image.close()
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError):
+        image.close()
+        raise InputError(f"The {what} {path} is damaged or truncated.") from None
 
 
-def read_photo(image) -> tuple[np.ndarray, np.ndarray | None]:
-    """A photo (path, PIL image, uint8 array [H, W, 3|4], or float tensor [3|4, H, W] in [0, 1]) ->
-    (uint8 RGB [H, W, 3], alpha uint8 [H, W] or None)."""
+def _load_photo(image) -> tuple[Image.Image, np.ndarray | None]:
+    """A photo in any form :func:`read_photo` takes -> (8-bit RGB Pillow image, alpha uint8 [H, W] or None)."""
     if isinstance(image, (str, os.PathLike)):
-        image = _open_image(image, "photo")
+        image = _open_image(image, "photo", MIN_PHOTO_SIDE)
     if isinstance(image, Image.Image):
-        if image.width * image.height > MAX_PIXELS:
-            raise InputError(f"The photo has more than {MAX_PIXELS // 1_000_000} megapixels; scale it down first.")
+        _check_size(image.width, image.height, "The photo", MIN_PHOTO_SIDE)
         return _to_rgb_and_alpha(image)
     if isinstance(image, torch.Tensor):
         if image.dim() != 3 or image.shape[0] not in (3, 4):
             raise InputError(f"A photo tensor must have shape [3, H, W] or [4, H, W], not {list(image.shape)}.")
+        _check_size(image.shape[2], image.shape[1], "The photo", MIN_PHOTO_SIDE)
         image = (image.detach().cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
     array = np.asarray(image)
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] not in (3, 4):
         raise InputError("A photo array must be uint8 with shape [H, W, 3] or [H, W, 4].")
-    if array.shape[0] * array.shape[1] > MAX_PIXELS:
-        raise InputError(f"The photo has more than {MAX_PIXELS // 1_000_000} megapixels; scale it down first.")
+    _check_size(array.shape[1], array.shape[0], "The photo", MIN_PHOTO_SIDE)
     alpha = array[..., 3] if array.shape[2] == 4 and int(array[..., 3].min()) < 255 else None
-    return np.ascontiguousarray(array[..., :3]), alpha
+    return Image.fromarray(np.ascontiguousarray(array[..., :3])), alpha
+
+
+def read_photo(image) -> tuple[np.ndarray, np.ndarray | None]:
+    """A photo (path, PIL image, uint8 array [H, W, 3|4], or float tensor [3|4, H, W] in [0, 1]) ->
+    (uint8 RGB [H, W, 3], alpha uint8 [H, W] or None). Photos with a side under :data:`MIN_PHOTO_SIDE`
+    pixels are refused before decoding."""
+    photo, alpha = _load_photo(image)
+    return np.asarray(photo), alpha
 
 
 def read_mask(mask, size: tuple[int, int]) -> np.ndarray:
@@ -141,7 +194,7 @@ def read_mask(mask, size: tuple[int, int]) -> np.ndarray:
         mask = _open_image(mask, "mask")
     if isinstance(mask, Image.Image):
         rgb, alpha = _to_rgb_and_alpha(mask)
-        array = (alpha if alpha is not None else rgb.mean(axis=2)) > 127
+        array = (alpha if alpha is not None else np.asarray(rgb.convert("L"))) > 127
     else:
         values = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
         values = values[0] if values.ndim == 3 and values.shape[0] == 1 else values
@@ -154,14 +207,30 @@ def read_mask(mask, size: tuple[int, int]) -> np.ndarray:
     return array
 
 
+def _scaled_down(image: Image.Image, longest: int) -> tuple[np.ndarray, float]:
+    """The image area-averaged so that its longer side is at most ``longest``, as a uint8 array, and the
+    scale (copy pixels per image pixel, 1 when it was small enough already)."""
+    width, height = image.size
+    scale = min(1.0, longest / max(height, width))
+    if scale < 1.0:
+        # reducing_gap: Pillow first shrinks by an integer factor (fast), then resamples the rest exactly.
+        image = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.BOX,
+                             reducing_gap=3.0)
+    return np.asarray(image), scale
+
+
+def _bounding_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the True pixels of a non-empty bool mask [H, W], right and bottom exclusive."""
+    rows, columns = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    return int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1
+
+
 def single_car(mask: np.ndarray, source: str) -> np.ndarray:
     """The one car of a bool mask [H, W] (specks below MIN_CAR_AREA dropped); InputError for none or several."""
     from .dataset.segment import instances_from_probability
 
     height, width = mask.shape
-    scale = min(1.0, _COMPONENT_SEARCH_SIZE / max(height, width))
-    small = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(
-        (max(1, round(width * scale)), max(1, round(height * scale))), Image.BOX)) > 127
+    small = _scaled_down(Image.fromarray(mask).convert("L"), SEARCH_SIZE)[0] > 127
     instances = instances_from_probability(torch.from_numpy(small).float(), 0.5, MIN_CAR_AREA)
     if len(instances) == 0:
         raise InputError(f"No car found: {source} marks nothing of at least {MIN_CAR_AREA:.0%} of the photo.")
@@ -176,22 +245,113 @@ def single_car(mask: np.ndarray, source: str) -> np.ndarray:
 _SEGMENTER_CACHE: dict[tuple, object] = {}
 
 
-def segment_photo(rgb: np.ndarray, segmenter: str, device) -> np.ndarray:
-    """The one car of a photo [H, W, 3] uint8 found by a segmenter spec (see ``ganverse3d.dataset.segment``);
-    the segmenter is loaded once per spec and device (the worker reconstructs many photos)."""
+def _segmenter(spec: str, device):
+    """The segmenter of ``spec``, loaded once per spec and device (the worker reconstructs many photos)."""
     from .dataset.segment import load_segmenter
 
-    key = (segmenter, str(device))
+    key = (spec, str(device))
     if key not in _SEGMENTER_CACHE:
         _SEGMENTER_CACHE.clear()
-        _SEGMENTER_CACHE[key] = load_segmenter(segmenter, device=device)
-    model = _SEGMENTER_CACHE[key]
-    instances = model.segment(torch.tensor(rgb).permute(2, 0, 1)[None].float() / 255)[0]
-    if len(instances) == 0:
-        raise InputError("No car found in the photo; if there is one, give its mask (a mask file or the photo's alpha).")
-    if len(instances) > 1:
-        raise InputError(f"The photo shows {len(instances)} cars; crop it to one car or give the mask of one.")
-    return instances.masks[0].numpy()
+        _SEGMENTER_CACHE[key] = load_segmenter(spec, device=device)
+    return _SEGMENTER_CACHE[key]
+
+
+def _segment(model, rgb: np.ndarray):
+    """The segmenter's :class:`Instances` of one uint8 image [H, W, 3]."""
+    return model.segment(torch.tensor(rgb).permute(2, 0, 1)[None].float() / 255)[0]
+
+
+@dataclass
+class _Outline:
+    """A candidate car outlined in a square crop of the photo.
+
+    Attributes:
+        box: (left, top, size) of the crop in photo pixels (it may reach past the photo's border).
+        mask: [OUTLINE_SIZE, OUTLINE_SIZE] bool, the car in the crop.
+        score: the segmenter's confidence in it.
+        contained: whether the mask stays off the crop's border. A car lies inside the crop framed around it
+            with a margin (beyond the photo's edge the crop repeats its edge pixels); a region that runs to
+            the border is background: sky, a wall, noise, a plain photo that the segmenter calls car as a whole.
+    """
+
+    box: tuple[float, float, float]
+    mask: np.ndarray
+    score: float
+    contained: bool
+
+    def in_photo(self, size: tuple[int, int]) -> np.ndarray:
+        """The mask in the photo's pixels: bool [H, W] for a photo of ``size`` (H, W)."""
+        left, top, side = self.box
+        height, width = size
+        x0, x1 = max(0, int(np.floor(left))), min(width, int(np.ceil(left + side)))
+        y0, y1 = max(0, int(np.floor(top))), min(height, int(np.ceil(top + side)))
+        # Nearest outline pixel of each photo pixel centre.
+        columns = ((np.arange(x0, x1) + 0.5 - left) * OUTLINE_SIZE / side).astype(np.int64).clip(0, OUTLINE_SIZE - 1)
+        rows = ((np.arange(y0, y1) + 0.5 - top) * OUTLINE_SIZE / side).astype(np.int64).clip(0, OUTLINE_SIZE - 1)
+        car = np.zeros((height, width), dtype=bool)
+        car[y0:y1, x0:x1] = self.mask[rows[:, None], columns[None, :]]
+        return car
+
+
+def _outline(model, photo: Image.Image, candidate: np.ndarray, scale: float) -> _Outline | None:
+    """Outline a candidate found in the scaled-down copy (bool mask [h, w] at ``scale``) in a crop of the full
+    RGB ``photo``, framed as the world segmenter's training renders frame cars; None when the segmenter finds
+    nothing there that overlaps the candidate."""
+    left, top, right, bottom = _bounding_box(candidate)
+    side = max(right - left, bottom - top) / scale / OUTLINE_FILL
+    box = ((left + right) / 2 / scale - side / 2, (top + bottom) / 2 / scale - side / 2, side)
+    found = _segment(model, crop_resize(photo, box, OUTLINE_SIZE, edge=True))
+    if len(found) == 0:
+        return None
+    prior = crop_resize(candidate, tuple(value * scale for value in box), OUTLINE_SIZE, edge=False) > 127
+    overlap = (found.masks & torch.from_numpy(prior)).sum(dim=(1, 2))
+    best = int(overlap.argmax())
+    if int(overlap[best]) == 0:
+        return None
+    mask = found.masks[best].numpy()
+    contained = not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+    return _Outline(box, mask, float(found.scores[best]), contained)
+
+
+def segment_photo(photo, segmenter: str, device) -> np.ndarray:
+    """The one car of a photo (an RGB Pillow image or uint8 array [H, W, 3]) as a bool mask [H, W], found by a
+    segmenter spec (see ``ganverse3d.dataset.segment``).
+
+    The segmenter looks twice, so that phone-size photos cost little and small cars get a sharp outline: it
+    finds candidates in a copy of the photo scaled down to :data:`SEARCH_SIZE`, then outlines each in a crop of
+    the full photo framed around it (:data:`OUTLINE_SIZE`, :data:`OUTLINE_FILL`). A candidate is a car when its
+    outline lies inside the crop and scores at least the segmenter's ``confident_score``.
+
+    Raises:
+        InputError: no car, a region the segmenter is unsure of (no car, or cars that touch), several cars.
+    """
+    photo = photo if isinstance(photo, Image.Image) else Image.fromarray(photo)
+    model = _segmenter(segmenter, device)
+    search_copy, scale = _scaled_down(photo, SEARCH_SIZE)
+    outlines = [_outline(model, photo, candidate.numpy(), scale)
+                for candidate in _segment(model, search_copy).masks[:_MAX_CANDIDATES]]
+    plausible = [outline for outline in outlines if outline is not None and outline.contained]
+    cars = [outline for outline in plausible if outline.score >= model.confident_score]
+    if len(cars) > 1:
+        raise InputError(f"The photo shows {len(cars)} cars; crop it to one car or set {setting('mask')} to the "
+                         f"mask of one.")
+    if cars:
+        return cars[0].in_photo((photo.height, photo.width))
+    if plausible:
+        best = max(outline.score for outline in plausible)
+        raise InputError(f"No single car found in the photo: the segmenter is not sure that what it found is one car "
+                         f"(confidence {best:.3f}, {model.confident_score:.3f} needed); crop the photo to one car or "
+                         f"set {setting('mask')} to its mask.")
+    raise InputError(f"No car found in the photo; if it shows one, set {setting('mask')} to the car's mask.")
+
+
+def check_car_size(car: np.ndarray) -> None:
+    """InputError when the car (bool mask [H, W]) is too small in the photo to reconstruct."""
+    left, top, right, bottom = _bounding_box(car)
+    length = max(right - left, bottom - top)
+    if length < MIN_CAR_LENGTH:
+        raise InputError(f"The car is only {length} pixels long in the photo, too small to reconstruct; give a "
+                         f"photo in which it spans at least {MIN_CAR_LENGTH} pixels.")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -201,37 +361,53 @@ def segment_photo(rgb: np.ndarray, segmenter: str, device) -> np.ndarray:
 def crop_box(mask: np.ndarray, fill: float, centre) -> tuple[float, float, float]:
     """The square (left, top, size) in which the mask's bounding box has longer side ``fill`` * size and
     centre offset ``centre`` (x, y, in crop sides, y down) from the crop centre, as training images do."""
-    rows, columns = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
+    left, top, right, bottom = _bounding_box(mask)
     size = max(bottom - top, right - left) / fill
     centre_x = (left + right) / 2 - centre[0] * size
     centre_y = (top + bottom) / 2 - centre[1] * size
     return float(centre_x - size / 2), float(centre_y - size / 2), float(size)
 
 
-def crop_resize(array: np.ndarray, box: tuple[float, float, float], out_size: int, edge: bool) -> np.ndarray:
-    """Crop the square ``box`` = (left, top, size) of a uint8 [H, W] or [H, W, C] array and resample it to
-    out_size² (area average when shrinking, bicubic when enlarging). Outside the array the edge pixels are
-    repeated (``edge``) or zeros are used."""
+def crop_resize(image, box: tuple[float, float, float], out_size: int, edge: bool) -> np.ndarray:
+    """Crop the square ``box`` = (left, top, size) of an image and resample it to uint8 out_size² (area average
+    when shrinking, bicubic when enlarging). Outside the image the edge pixels are repeated (``edge``) or zeros
+    are used.
+
+    ``image`` is a Pillow image (L or RGB), or an array: uint8 [H, W] / [H, W, C], or a bool mask [H, W] read
+    as 0 / 255. Only the output pixels that lie wholly inside the image are resampled, from the image itself;
+    the rest are filled in the small output, so a crop of a 48-megapixel photo pads nothing at full resolution
+    (and copies nothing of a Pillow image).
+    """
     left, top, size = box
-    height, width = array.shape[:2]
-    x0, y0 = int(np.floor(left)), int(np.floor(top))
-    x1, y1 = int(np.ceil(left + size)), int(np.ceil(top + size))
-    window = array[max(y0, 0):min(y1, height), max(x0, 0):min(x1, width)]
-    if window.size == 0:
+    width, height = image.size if isinstance(image, Image.Image) else (image.shape[1], image.shape[0])
+    scale = out_size / size  # output pixels per image pixel
+    # Output columns [x0, x1) and rows [y0, y1) inside the image (small tolerances absorb float rounding).
+    x0 = min(out_size, max(0, math.ceil(-left * scale - 1e-6)))
+    x1 = max(x0, min(out_size, math.floor((width - left) * scale + 1e-6)))
+    y0 = min(out_size, max(0, math.ceil(-top * scale - 1e-6)))
+    y1 = max(y0, min(out_size, math.floor((height - top) * scale + 1e-6)))
+    if x1 == x0 or y1 == y0:
         raise InputError("The car lies outside the photo.")
-    pad = [(max(0, -y0), max(0, y1 - height)), (max(0, -x0), max(0, x1 - width))] + [(0, 0)] * (array.ndim - 2)
-    padded = np.pad(window, pad, mode="edge" if edge else "constant")
+    source = [min(max(left + x0 / scale, 0.0), width), min(max(top + y0 / scale, 0.0), height),
+              min(max(left + x1 / scale, 0.0), width), min(max(top + y1 / scale, 0.0), height)]
+    if not isinstance(image, Image.Image):  # only the window the output covers goes to Pillow
+        column0, row0 = int(source[0]), int(source[1])
+        window = image[row0:math.ceil(source[3]), column0:math.ceil(source[2])]
+        image = Image.fromarray(np.ascontiguousarray(window.astype(np.uint8) * 255 if window.dtype == bool else window))
+        source = [source[0] - column0, source[1] - row0, source[2] - column0, source[3] - row0]
     resample = Image.BOX if size >= out_size else Image.BICUBIC
-    resized = Image.fromarray(padded).resize((out_size, out_size), resample,
-                                             box=(left - x0, top - y0, left - x0 + size, top - y0 + size))
-    return np.asarray(resized)
+    # reducing_gap: Pillow first shrinks by an integer factor (fast), then resamples the rest exactly.
+    inside = np.asarray(image.resize((x1 - x0, y1 - y0), resample, box=tuple(source), reducing_gap=3.0))
+    outside = [(y0, out_size - y1), (x0, out_size - x1)] + [(0, 0)] * (inside.ndim - 2)
+    return np.pad(inside, outside, mode="edge" if edge else "constant")
 
 
-def _framed(rgb: np.ndarray, mask: np.ndarray, box, size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    image = torch.from_numpy(crop_resize(rgb, box, size, edge=True).copy()).permute(2, 0, 1).float() / 255
-    car = torch.from_numpy(crop_resize(mask.astype(np.uint8) * 255, box, size, edge=False).copy()).float()[None] / 255
-    return image.to(device), car.to(device)
+def _framed(photo: Image.Image, car: Image.Image, box, size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``box`` of the photo (RGB) and of the car's mask (L, 255 = car), resampled to size²: image
+    [3, size, size] and mask [1, size, size], float32 in [0, 1] on ``device``."""
+    image = torch.from_numpy(crop_resize(photo, box, size, edge=True)).permute(2, 0, 1).float() / 255
+    mask = torch.from_numpy(crop_resize(car, box, size, edge=False)).float()[None] / 255
+    return image.to(device), mask.to(device)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -278,13 +454,14 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
         device: "auto", "cpu" or "cuda".
 
     Raises:
-        InputError: unreadable / damaged / oversized photo or mask, no car or several cars, no model.
+        InputError: unreadable / damaged / oversized / tiny photo or mask, no car, several cars, a car the
+            segmenter is unsure of or one too small to reconstruct, no model.
     """
     from .devices import resolve_device
     from .inverse.camera_search import search_camera
 
-    rgb, alpha = read_photo(image)
-    size = rgb.shape[:2]
+    photo, alpha = _load_photo(image)
+    size = (photo.height, photo.width)
     if mask is not None:
         car = single_car(read_mask(mask, size), "the mask")
     elif alpha is not None:
@@ -294,23 +471,28 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
     net, framing = load_inverse_model(model, device)
     device = resolve_device(device)
     if car is None:
-        car = segment_photo(rgb, segmenter, device)
+        car = segment_photo(photo, segmenter, device)
+    check_car_size(car)
 
+    # Photo and mask as Pillow images: each crop below reads only the pixels it needs, copying nothing.
+    car_image = Image.fromarray(car).convert("L")
     resolution = net.resolution
     box = crop_box(car, framing["fill"], framing["centre"])
-    net_image, net_mask = (t[None] for t in _framed(rgb, car, box, resolution, device))
+    net_image, net_mask = (t[None] for t in _framed(photo, car_image, box, resolution, device))
     prediction = net(net_image, net_mask)
     view_bin = int(azimuth_bins(float(prediction.camera.azimuth[0])))
     if framing["bin_fill"][view_bin] is not None:
         box = crop_box(car, framing["bin_fill"][view_bin], framing["bin_centre"][view_bin])
-        net_image, net_mask = (t[None] for t in _framed(rgb, car, box, resolution, device))
+        net_image, net_mask = (t[None] for t in _framed(photo, car_image, box, resolution, device))
         prediction = net(net_image, net_mask)
 
-    image_crop, mask_crop = _framed(rgb, car, box, FRAMED_SIZE, "cpu")
+    image_crop, mask_crop = _framed(photo, car_image, box, FRAMED_SIZE, "cpu")
     mesh = prediction.mesh(0, net.faces.cpu(), net.face_uvs.cpu())
     camera = search_camera(prediction, net.faces, net.face_uvs, net_mask)[0].to(device="cpu")
+    sources = {what: Path(source) for what, source in (("photo", image), ("mask", mask))
+               if isinstance(source, (str, os.PathLike))}
     return Reconstruction(mesh=mesh, camera=camera, background=image_crop * (mask_crop <= 0.5), mask=mask_crop,
-                          image=image_crop, crop=box)
+                          image=image_crop, crop=box, sources=sources)
 
 
 def turntable_sheet(reconstruction: Reconstruction, size: int = 128) -> torch.Tensor:
@@ -328,18 +510,41 @@ def turntable_path(out) -> Path:
     return out.with_name(out.stem + "_turntable.png")
 
 
-def check_mesh_output(out) -> Path:
-    """InputError unless ``out`` is a writable .glb / .obj path (checked before any work is done)."""
-    return check_output_file(out, (".glb", ".obj"))
+def reconstruction_files(out) -> list[Path]:
+    """Every file :func:`write_reconstruction` writes for ``out``: the mesh's (``ganverse3d.export.mesh_files``)
+    and the turntable sheet."""
+    return mesh_files(out) + [turntable_path(out)]
+
+
+def check_not_an_input(output, inputs: dict, output_setting: str) -> None:
+    """InputError when writing ``output`` would replace one of ``inputs`` (what -> path, e.g. ``{"photo": ...}``;
+    values that are not paths are skipped). Files are compared on disk, so a link or another spelling of the
+    same file counts too. ``output_setting`` names the setting that chose ``output``."""
+    for what, source in inputs.items():
+        if (isinstance(source, (str, os.PathLike)) and os.path.exists(output) and os.path.exists(source)
+                and os.path.samefile(output, source)):
+            raise InputError(f"Writing {output} would replace the {what} {source}; choose another "
+                             f"{setting(output_setting)}.")
+
+
+def check_mesh_output(out, inputs: dict | None = None) -> Path:
+    """InputError unless ``out`` is a writable .glb / .obj path none of whose files (:func:`reconstruction_files`)
+    is a folder or one of ``inputs`` (see :func:`check_not_an_input`); checked before any work is done."""
+    out = check_output_file(out, (".glb", ".obj"))
+    for path in reconstruction_files(out):
+        if path.is_dir():
+            raise InputError(f"Cannot write {path}: a folder of that name is in the way.")
+        check_not_an_input(path, inputs or {}, "out_path")
+    return out
 
 
 def write_reconstruction(reconstruction: Reconstruction, out) -> list[Path]:
-    """Write the mesh (.glb, or .obj + .mtl + texture) and its turntable sheet; returns the files written."""
-    out = check_mesh_output(out)
-    sheet = turntable_sheet(reconstruction)
-    written = save_mesh(out, reconstruction.mesh)
-    save_png(turntable_path(out), sheet)
-    return written + [turntable_path(out)]
+    """Write the mesh (.glb, or .obj + .mtl + texture) and its turntable sheet, all of them or none, and return
+    the files written; a file that is the photo or mask of the reconstruction is never replaced."""
+    out = check_mesh_output(out, reconstruction.sources)
+    contents = encode_mesh(out, reconstruction.mesh)
+    contents[turntable_path(out)] = png_bytes(turntable_sheet(reconstruction))
+    return write_files(contents)
 
 
 def describe_camera(camera: Camera) -> str:

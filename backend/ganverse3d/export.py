@@ -15,6 +15,7 @@ Conventions (docs/ARCHITECTURE.md):
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import struct
@@ -27,7 +28,7 @@ from PIL import Image
 
 from . import __version__
 from .errors import InputError
-from .files import to_uint8, write_bytes, write_text
+from .files import atomic_path, to_uint8
 from .geometry import vertex_normals
 
 # Labels travel through .glb as float32 (glTF allows no 32-bit integer vertex attributes), exact below 2**24.
@@ -102,21 +103,63 @@ def _cpu_tensor(value, dtype: torch.dtype, name: str) -> torch.Tensor:
 
 
 def save_mesh(path, mesh: TexturedMesh) -> list[Path]:
-    """Write ``mesh`` to ``path`` by its suffix and return the files written, each atomically.
+    """Write ``mesh`` to ``path`` by its suffix (see :func:`mesh_files`) and return the files written, all of
+    them or none (:func:`write_files`).
 
     * ``.glb``: one self-contained binary glTF (POSITION, NORMAL, TEXCOORD_0 and, with part labels, the
       custom float attribute ``_PART``; the texture embedded as PNG in a PBR material).
     * ``.obj``: ``NAME.obj`` plus ``NAME.mtl`` and ``NAME_texture.png`` next to it, named after the
       output's stem so that exports to one folder never collide. OBJ cannot carry part labels.
     """
+    return write_files(encode_mesh(path, mesh))
+
+
+def mesh_files(path) -> list[Path]:
+    """The files :func:`save_mesh` writes for ``path``: itself for a .glb; for a .obj also ``NAME.mtl`` and
+    ``NAME_texture.png`` beside it."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".glb":
-        write_bytes(path, _glb_bytes(mesh, name=path.stem))
         return [path]
     if suffix == ".obj":
-        return _write_obj(path, mesh)
+        return [path, path.with_suffix(".mtl"), path.with_name(f"{path.stem}_texture.png")]
     raise InputError(f"Cannot write {path.name}: the mesh file name must end in .glb or .obj.")
+
+
+def encode_mesh(path, mesh: TexturedMesh) -> dict[Path, bytes]:
+    """The contents of each of :func:`mesh_files` ``(path)`` for ``mesh``, in that order."""
+    files = mesh_files(path)
+    if len(files) == 1:
+        return {files[0]: _glb_bytes(mesh, name=files[0].stem)}
+    return dict(zip(files, _obj_bytes(*files, mesh)))
+
+
+def write_files(contents: dict[Path, bytes]) -> list[Path]:
+    """Write several files so that all of them appear or none does, and return their paths.
+
+    Each is first written to a temporary beside it (:func:`ganverse3d.files.atomic_path`); only when every one
+    is written and no target is a folder are they renamed, the first file of ``contents`` last (a .obj never
+    points at companions that are missing). A failure removes every temporary and raises InputError.
+    """
+    path = None
+    try:
+        with contextlib.ExitStack() as renames:
+            for path, data in contents.items():
+                renames.enter_context(atomic_path(path)).write_bytes(data)
+            in_the_way = next((path for path in contents if Path(path).is_dir()), None)
+            if in_the_way is not None:
+                raise InputError(f"Cannot write {in_the_way}: a folder of that name is in the way.")
+    except OSError as error:  # a full disk, or a rename refused (filename2 is its target)
+        raise InputError(f"Cannot write {error.filename2 or path}: {error.strerror or error}.") from None
+    return [Path(path) for path in contents]
+
+
+def png_bytes(image) -> bytes:
+    """An image (float [3, H, W] or [1, H, W] in [0, 1], or uint8 [H, W(, 3)]) encoded as an 8-bit PNG file."""
+    array = image if isinstance(image, np.ndarray) and image.dtype == np.uint8 else to_uint8(image)
+    stream = io.BytesIO()
+    Image.fromarray(array).save(stream, format="PNG")
+    return stream.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -159,12 +202,6 @@ def _split_by_corner_attributes(mesh: TexturedMesh) -> _SplitMesh:
     )
 
 
-def _png_bytes(texture: torch.Tensor) -> bytes:
-    stream = io.BytesIO()
-    Image.fromarray(to_uint8(texture)).save(stream, format="PNG")
-    return stream.getvalue()
-
-
 class _GlbBinary:
     """The BIN chunk of a .glb under construction, with the bufferViews and accessors that point into it."""
 
@@ -205,7 +242,7 @@ def _glb_bytes(mesh: TexturedMesh, name: str) -> bytes:
     if split.labels is not None:
         attributes[_PART_ATTRIBUTE] = binary.add_accessor(split.labels, "SCALAR", _GLTF_ARRAY_BUFFER)
     indices = binary.add_accessor(split.faces.reshape(-1), "SCALAR", _GLTF_ELEMENT_ARRAY_BUFFER)
-    image_view = binary.add_view(_png_bytes(mesh.texture))
+    image_view = binary.add_view(png_bytes(mesh.texture))
     binary.data += b"\0" * (-len(binary.data) % 4)
     document = {
         "asset": {"version": "2.0", "generator": f"ganverse3d {__version__}"},
@@ -242,9 +279,9 @@ def _format_rows(tag: str, rows: np.ndarray, fmt: str) -> str:
     return "".join(f"{tag} {fmt % tuple(row)}\n" for row in rows.tolist())
 
 
-def _write_obj(path: Path, mesh: TexturedMesh) -> list[Path]:
+def _obj_bytes(path: Path, mtl_path: Path, texture_path: Path, mesh: TexturedMesh) -> tuple[bytes, bytes, bytes]:
+    """The .obj, .mtl and texture .png of ``mesh``, which refer to each other by the names of the paths."""
     stem = path.stem
-    mtl_path, texture_path = path.with_suffix(".mtl"), path.with_name(f"{stem}_texture.png")
     uvs, corner_uv = np.unique(mesh.face_uvs.reshape(-1, 2).numpy(), axis=0, return_inverse=True)
     obj_uvs = np.column_stack((uvs[:, 0], 1.0 - uvs[:, 1].astype(np.float64)))  # OBJ's v counts from the bottom
     normals = vertex_normals(mesh.verts, mesh.faces).numpy()
@@ -264,11 +301,7 @@ def _write_obj(path: Path, mesh: TexturedMesh) -> list[Path]:
     mtl_text = (f"newmtl {stem}\n"
                 "Ka 0 0 0\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n"
                 f"map_Kd {texture_path.name}\n")
-    # The .obj is written last, so it never points at companions that are missing.
-    write_bytes(texture_path, _png_bytes(mesh.texture))
-    write_text(mtl_path, mtl_text)
-    write_text(path, obj_text)
-    return [path, mtl_path, texture_path]
+    return obj_text.encode("utf-8"), mtl_text.encode("utf-8"), png_bytes(mesh.texture)
 
 
 # ---------------------------------------------------------------------------------------------------
