@@ -10,7 +10,7 @@ import trimesh
 from PIL import Image
 
 from ganverse3d.errors import InputError
-from ganverse3d.export import TexturedMesh, load_mesh, save_mesh
+from ganverse3d.export import TexturedMesh, load_mesh, mesh_files, save_mesh, write_files
 from ganverse3d.files import to_uint8
 from ganverse3d.geometry import template_sphere
 
@@ -224,6 +224,29 @@ def test_save_mesh_rejects_unknown_suffix_and_unwritable_folder_without_writing(
         with pytest.raises(InputError, match="Cannot write"):
             save_mesh(tmp_path / "a_file" / f"car{suffix}", sphere_mesh())
     assert [p.name for p in tmp_path.iterdir()] == ["a_file"]
+
+
+@pytest.mark.parametrize("in_the_way", ["car.obj", "car.mtl", "car_texture.png"])
+def test_an_obj_is_written_with_its_companions_or_not_at_all(tmp_path, in_the_way):
+    assert mesh_files(tmp_path / "car.obj") == [tmp_path / "car.obj", tmp_path / "car.mtl",
+                                               tmp_path / "car_texture.png"]
+    (tmp_path / in_the_way).mkdir()
+    with pytest.raises(InputError, match=f"Cannot write .*{in_the_way}: a folder of that name is in the way"):
+        save_mesh(tmp_path / "car.obj", sphere_mesh())
+    assert [path.name for path in tmp_path.iterdir()] == [in_the_way]  # no companion, no temporary
+
+
+def test_write_files_replaces_earlier_files_only_when_all_are_written(tmp_path):
+    (tmp_path / "a.txt").write_text("old")
+    (tmp_path / "c.txt").mkdir()
+    with pytest.raises(InputError, match="a folder of that name is in the way"):
+        write_files({tmp_path / "a.txt": b"new", tmp_path / "b.txt": b"new", tmp_path / "c.txt": b"new"})
+    assert (tmp_path / "a.txt").read_text() == "old"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.txt", "c.txt"]
+    (tmp_path / "c.txt").rmdir()
+    written = write_files({tmp_path / "a.txt": b"new", tmp_path / "b.txt": b"new", tmp_path / "c.txt": b"new"})
+    assert written == [tmp_path / name for name in ("a.txt", "b.txt", "c.txt")]
+    assert all(path.read_bytes() == b"new" for path in written) and len(list(tmp_path.iterdir())) == 3
 
 
 @pytest.mark.parametrize("field, value, message", [
