@@ -523,8 +523,7 @@ def check_not_an_input(output, inputs: dict, output_setting: str) -> None:
     for what, source in inputs.items():
         if (isinstance(source, (str, os.PathLike)) and os.path.exists(output) and os.path.exists(source)
                 and os.path.samefile(output, source)):
-            raise InputError(f"Writing {output} would replace the {what} {source}; choose another "
-                             f"{setting(output_setting)}.")
+            raise InputError(f"Writing {output} would replace the {what} {source}; change {setting(output_setting)}.")
 
 
 def check_mesh_output(out, inputs: dict | None = None) -> Path:

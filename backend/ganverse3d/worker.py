@@ -34,14 +34,18 @@ Zero or more progress events, then exactly one final reply::
 Error kinds:
 
 * ``"protocol"``: the request breaks this protocol: a line that is not a JSON object (answered with
-  ``"id": null``, as is a request without a valid id), another protocol version, an unknown op, a missing,
-  unknown or wrongly typed argument. The client has a bug or speaks another version.
-* ``"input"``: a problem the user can fix, in the words of :class:`ganverse3d.errors.InputError`: a missing or
-  unreadable photo, no car or several cars in it, a missing model, an unwritable folder, a length that is not
-  positive, CUDA asked for but absent.
+  ``"id": null``, as is a request without a valid id) or that nests too deeply, another protocol version, an
+  unknown op, a missing, unknown or wrongly typed argument, a path with a NUL character. The client has a bug
+  or speaks another version.
+* ``"input"``: a problem the user can fix, in the words of :class:`ganverse3d.errors.InputError` with each
+  setting named as the add-on labels it (*Mask*, *Device*; see :func:`addon_setting`), never as a flag: a
+  missing or unreadable photo, a file name the system refuses, no car or several cars in it, a missing model,
+  an unwritable folder, an output that would replace the photo or mask, a length that is not a positive
+  number of metres, CUDA asked for but absent.
 * ``"internal"``: anything else, ``"Internal error: TypeName: detail."``; the traceback goes to stderr.
 
-After any error the worker stays alive and answers the next request.
+Messages are one sentence of at most 1000 characters (a longer path is shortened in the middle), and so is
+every line of a logged traceback. After any error the worker stays alive and answers the next request.
 
 Ops
 ---
@@ -56,9 +60,10 @@ Ops
 
 * ``photo`` (string, required): the photo, any format Pillow reads; an alpha channel marks the car.
 * ``mask`` (string or null, default null): the car's mask, same size as the photo (white = car).
-* ``length`` (number > 0, default 4.5): the car's real length in metres.
+* ``length`` (number > 0, at most 1000, default 4.5): the car's real length in metres.
 * ``out_dir`` (string, required): folder for the three files below, created if missing and owned by the
-  client; files of an earlier request there are replaced. Each file is written atomically.
+  client; files of an earlier request there are replaced, and temporaries that an interrupted request left
+  there are deleted. Each file is written atomically; none may be the photo or the mask.
 
 Progress events, then::
 
@@ -80,8 +85,9 @@ Progress events, then::
   ``location`` in metres, ``rotation_euler`` in radians (rotation mode XYZ), ``lens`` and sensor in
   millimetres, ``sensor_fit`` VERTICAL, for a square render (any square resolution).
 
-``shutdown`` (no arguments): result ``{}``, then the worker exits with code 0. End of input on stdin also
-exits with code 0. A request cannot be interrupted; to cancel one, kill the process and start a new one.
+``shutdown`` (no arguments): result ``{}``, then the worker exits with code 0. End of input on stdin, or a
+stdout that the client closed, also ends it with code 0 (quietly). A request cannot be interrupted; to cancel
+one, kill the process and start a new one.
 
 Geometry
 --------
@@ -99,6 +105,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -114,10 +121,20 @@ if TYPE_CHECKING:
 
 PROTOCOL_VERSION = 1
 DEFAULT_LENGTH_M = 4.5
+# No vehicle is longer; a larger length is a typo (and would overflow the scene's scale).
+MAX_LENGTH_M = 1000.0
 MESH_FILE, TEXTURE_FILE, FRAMED_PHOTO_FILE = "mesh.json", "texture.png", "photo_framed.png"
 # Longest detail kept of an unexpected exception's message, so that an error reply stays one sentence.
 _MAX_DETAIL_CHARS = 300
+# Longest message of a reply, and longest line of a logged traceback: a 50 MB path is not echoed whole.
+_MAX_MESSAGE_CHARS = 1000
 _REQUIRED = object()
+# How the Blender add-on labels the settings that library messages name: the sidebar's Photo, Mask and Length,
+# the preferences' Model and Device, and the folder the add-on picks for the files. An artist never reads a flag.
+# Bare labels, as the panel shows them, read right wherever a message puts a setting: "set Device to cpu",
+# "The Model x.safetensors does not exist", "Unknown Device 'gpu'".
+_ADDON_SETTINGS = {"photo": "Photo", "mask": "Mask", "mask_path": "Mask", "length": "Length", "model": "Model",
+                   "model_path": "Model", "device": "Device", "out_dir": "the output folder"}
 
 
 class ProtocolError(Exception):
@@ -127,6 +144,28 @@ class ProtocolError(Exception):
 def _json_line(message: dict) -> str:
     """One protocol line: strict JSON (no NaN), UTF-8 text kept as is."""
     return json.dumps(message, ensure_ascii=False, allow_nan=False)
+
+
+def addon_setting(name: str) -> str:
+    """How a message names the library setting ``name`` to the Blender artist (``"device"`` -> "Device"); see
+    :meth:`ganverse3d.errors.InputError.worded`."""
+    return _ADDON_SETTINGS.get(name, name.replace("_", " "))
+
+
+def _shortened(text: str, limit: int = _MAX_MESSAGE_CHARS) -> str:
+    """``text`` cut to at most ``limit`` characters by dropping its middle (a sentence's end stays)."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    return f"{text[:limit - tail - 3]}...{text[-tail:]}"
+
+
+def _log_traceback(error: BaseException) -> None:
+    """The traceback of ``error`` to stderr, each line shortened (it may quote a huge argument)."""
+    for chunk in traceback.format_exception(error):
+        for line in chunk.rstrip("\n").split("\n"):
+            sys.stderr.write(_shortened(line) + "\n")
+    sys.stderr.flush()
 
 
 def blender_payload(reconstruction: Reconstruction, length: float) -> tuple[dict, dict, float]:
@@ -195,6 +234,43 @@ def _argument(request: dict, op: str, name: str, types: tuple[type, ...], what: 
     return value
 
 
+def _path_argument(request: dict, op: str, name: str, what: str, default=_REQUIRED) -> Path | None:
+    """``request[name]`` as a Path (or ``default`` when absent, None when null and allowed); a path cannot
+    hold a NUL character, so one that does is a client's bug."""
+    allowed = (str,) if default is _REQUIRED else (str, type(None))
+    value = _argument(request, op, name, allowed, what, default)
+    if value is None:
+        return None
+    if "\0" in value:
+        raise ProtocolError(f"The argument {name!r} of {op} holds a NUL character, which no path can hold.")
+    return Path(value)
+
+
+def _length_metres(value) -> float:
+    """The car's length (an int or float of the request) in metres; InputError unless in (0, MAX_LENGTH_M]."""
+    try:
+        metres = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        metres = math.inf
+    if not 0 < metres <= MAX_LENGTH_M:  # also false for NaN
+        raise InputError(f"The car's length must be a positive number of metres up to {MAX_LENGTH_M:g}, "
+                         f"not {_shortened(json.dumps(value), 40)}.")
+    return metres
+
+
+def _remove_orphan_temporaries(out_dir: Path) -> None:
+    """Delete the temporaries of this worker's own outputs that a request killed mid-write left in ``out_dir``
+    (``.texture.png.XXXXXXXX.png``: the names ``ganverse3d.files.atomic_path`` gives them). Only the worker
+    writes these names there, and it answers one request at a time, so none of them is a write under way."""
+    if not out_dir.is_dir():
+        return
+    for name in (MESH_FILE, TEXTURE_FILE, FRAMED_PHOTO_FILE):
+        temporary = re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}{re.escape(Path(name).suffix)}")
+        for path in out_dir.glob(f".{name}.*"):
+            if temporary.fullmatch(path.name) and path.is_file():
+                path.unlink(missing_ok=True)
+
+
 def _request_id(request: dict):
     """The request's id (int or string), or ProtocolError answered with id null."""
     request_id = request.get("id")
@@ -233,16 +309,20 @@ class Worker:
                 request = json.loads(line.decode("utf-8"))
             except (UnicodeDecodeError, ValueError):
                 raise ProtocolError("The request is not one line of UTF-8 JSON.") from None
+            except RecursionError:
+                raise ProtocolError("The request nests JSON too deeply.") from None
             if not isinstance(request, dict):
                 raise ProtocolError(f"A request must be a JSON object, not {type(request).__name__}.")
             request_id = _request_id(request)
             version = request.get("protocol", PROTOCOL_VERSION)
             if isinstance(version, bool) or version != PROTOCOL_VERSION:
                 raise ProtocolError(f"This worker speaks protocol version {PROTOCOL_VERSION}, not "
-                                    f"{json.dumps(version)}; use matching versions of the add-on and the backend.")
+                                    f"{_shortened(json.dumps(version), 60)}; use matching versions of the add-on "
+                                    f"and the backend.")
             op = request.get("op")
-            if op not in self.ops:
-                raise ProtocolError(f"Unknown op {json.dumps(op)}; this worker knows {', '.join(self.ops)}.")
+            if not isinstance(op, str) or op not in self.ops:
+                raise ProtocolError(f"Unknown op {_shortened(json.dumps(op), 60)}; this worker knows "
+                                    f"{', '.join(self.ops)}.")
             handler, arguments = self.ops[op]
             unknown = sorted(set(request) - {"protocol", "id", "op"} - arguments)
             if unknown:
@@ -251,19 +331,30 @@ class Worker:
                 {"id": request_id, "type": "progress", "fraction": fraction, "message": message})))
             # Serialised inside the try: a result that JSON cannot carry (NaN) becomes an internal error.
             reply = _json_line({"id": request_id, "type": "result", **result})
+        except BrokenPipeError:  # the client closed our stdout: nobody is left to answer (see main)
+            raise
         except ProtocolError as error:
             return self._error(request_id, "protocol", str(error))
         except InputError as error:
-            return self._error(request_id, "input", str(error))
+            return self._error(request_id, "input", error.worded(addon_setting))
+        except OSError as error:
+            if error.filename is None:  # not about a path the client gave: a bug
+                return self._internal_error(request_id, error)
+            return self._error(request_id, "input", f"Cannot use {error.filename}: "
+                                                    f"{error.strerror or type(error).__name__}.")
         except Exception as error:  # a bug: report it in one sentence, keep the traceback for the log
-            traceback.print_exc(file=sys.stderr)
-            detail = (str(error).strip().splitlines() or [""])[0][:_MAX_DETAIL_CHARS].rstrip(".")
-            return self._error(request_id, "internal",
-                               f"Internal error: {type(error).__name__}" + (f": {detail}." if detail else "."))
+            return self._internal_error(request_id, error)
         self.write_line(reply)
 
+    def _internal_error(self, request_id, error: Exception) -> None:
+        _log_traceback(error)
+        detail = (str(error).strip().splitlines() or [""])[0][:_MAX_DETAIL_CHARS].rstrip(".")
+        self._error(request_id, "internal",
+                    f"Internal error: {type(error).__name__}" + (f": {detail}." if detail else "."))
+
     def _error(self, request_id, kind: str, message: str) -> None:
-        self.write_line(_json_line({"id": request_id, "type": "error", "kind": kind, "message": message}))
+        self.write_line(_json_line({"id": request_id, "type": "error", "kind": kind,
+                                    "message": _shortened(message)}))
 
     # -- ops ----------------------------------------------------------------------------------------
 
@@ -290,31 +381,33 @@ class Worker:
 
     def reconstruct(self, request: dict, progress) -> dict:
         """Photo -> mesh.json, texture.png, photo_framed.png in ``out_dir`` and the Blender camera."""
-        from .api import load_inverse_model, reconstruct
-        from .files import check_output_file, save_png, write_text
+        from .api import check_not_an_input, load_inverse_model, reconstruct
+        from .files import check_output_file, save_pngs, write_text
 
-        photo = _argument(request, "reconstruct", "photo", (str,), "a path")
-        mask = _argument(request, "reconstruct", "mask", (str, type(None)), "a path or null", default=None)
-        length = _argument(request, "reconstruct", "length", (int, float), "a number of metres",
-                           default=DEFAULT_LENGTH_M)
-        out_dir = Path(_argument(request, "reconstruct", "out_dir", (str,), "a folder path")).absolute()
-        if not (math.isfinite(length) and length > 0):
-            raise InputError(f"The car's length must be a positive number of metres, not {length}.")
+        photo = _path_argument(request, "reconstruct", "photo", "a path")
+        mask = _path_argument(request, "reconstruct", "mask", "a path or null", default=None)
+        length = _length_metres(_argument(request, "reconstruct", "length", (int, float), "a number of metres",
+                                          default=DEFAULT_LENGTH_M))
+        out_dir = _path_argument(request, "reconstruct", "out_dir", "a folder path").absolute()
         # Checked before any work, and nothing is created until the reconstruction succeeded.
-        check_output_file(out_dir / MESH_FILE, (".json",))
+        files = {"mesh": out_dir / MESH_FILE, "texture": out_dir / TEXTURE_FILE,
+                 "framed_photo": out_dir / FRAMED_PHOTO_FILE}
+        check_output_file(files["mesh"], (".json",))
+        for path in files.values():
+            if path.is_dir():
+                raise InputError(f"Cannot write {path}: a folder of that name is in the way.")
+            check_not_an_input(path, {"photo": photo, "mask": mask}, "out_dir")
+        _remove_orphan_temporaries(out_dir)
 
         progress(0.0, "Loading the model")
         load_inverse_model(self.model, self.device)
         progress(0.1, "Predicting the mesh")
         result = reconstruct(photo, mask=mask, model=self.model, segmenter=self.segmenter, device=self.device)
         progress(0.8, "Writing the mesh and texture")
-        mesh, camera, scale = blender_payload(result, float(length))
-        files = {"mesh": out_dir / MESH_FILE, "texture": out_dir / TEXTURE_FILE,
-                 "framed_photo": out_dir / FRAMED_PHOTO_FILE}
-        save_png(files["texture"], result.mesh.texture)
-        save_png(files["framed_photo"], result.image)
-        write_text(files["mesh"], json.dumps(mesh, separators=(",", ":")))
-        return {**{key: str(path) for key, path in files.items()}, "length": float(length), "scale": scale,
+        mesh, camera, scale = blender_payload(result, length)
+        save_pngs([files["texture"], files["framed_photo"]], [result.mesh.texture, result.image])
+        write_text(files["mesh"], json.dumps(mesh, separators=(",", ":")))  # last: the client reads it first
+        return {**{key: str(path) for key, path in files.items()}, "length": length, "scale": scale,
                 "camera": camera}
 
     def shutdown(self, request: dict, progress) -> dict:
@@ -356,11 +449,16 @@ def main(argv: list[str] | None = None) -> int:
 
     worker = Worker(write_line, device=options.device, model=options.model, segmenter=options.segmenter)
     requests = sys.stdin.buffer
-    while not worker.finished:
-        line = requests.readline()
-        if not line:  # end of input: the client went away
-            break
-        worker.handle_line(line)
+    try:
+        while not worker.finished:
+            line = requests.readline()
+            if not line:  # end of input: the client went away
+                break
+            worker.handle_line(line)
+    except BrokenPipeError:
+        # The client closed our stdout: it went away mid-request. End quietly, with the protocol descriptor
+        # pointed at /dev/null so that the interpreter's last flush of the unsent reply cannot complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), protocol.fileno())
     return 0
 
 

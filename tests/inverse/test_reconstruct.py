@@ -343,7 +343,7 @@ def test_an_output_that_is_an_input_is_refused_before_any_work(photo_name, mask_
     assert main(["reconstruct", str(tmp_path / photo_name), *mask_option, "--model", str(model_path),
                  "-o", str(tmp_path / out_name), "--device", "cpu"]) == 2
     error = capsys.readouterr().err
-    assert "would replace the " + ("mask" if mask_name else "photo") in error and "choose another --out" in error
+    assert "would replace the " + ("mask" if mask_name else "photo") in error and "; change --out." in error
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()} == before
 
 

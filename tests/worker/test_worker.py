@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from ganverse3d import __version__, api, assets, worker as worker_module
+from ganverse3d.errors import InputError, setting
 from ganverse3d.files import to_uint8
 from ganverse3d.geometry import BlenderCamera, blender_to_object, camera_from_blender, euler_xyz_to_matrix
 
@@ -262,6 +263,12 @@ def test_blender_payload_scales_to_the_length_and_rejects_a_flat_mesh(reference)
     (b'{"id": 8, "op": "reconstruct", "photo": "a.png", "out_dir": "/tmp/x", "lenght": 4.5}', 8,
      "takes no argument 'lenght'"),
     (b'{"id": 9, "op": "hello", "verbose": true}', 9, "takes no argument 'verbose'"),
+    (b'{"id": 8, "op": "reconstruct", "photo": "a\\u0000.png", "out_dir": "/tmp/x"}', 8, "NUL character"),
+    (b'{"id": 8, "op": "reconstruct", "photo": "a.png", "out_dir": "/tmp/\\u0000"}', 8, "NUL character"),
+    (b'{"id": 8, "op": "reconstruct", "photo": "a.png", "mask": "\\u0000", "out_dir": "/tmp/x"}', 8,
+     "NUL character"),
+    (b"[" * 200_000 + b"]" * 200_000, None, "nests JSON too deeply"),
+    (b'{"id": 9, "op": ["' + b"x" * 100_000 + b'"]}', 9, "Unknown op"),
 ])
 def test_a_bad_request_gets_a_protocol_error_and_the_worker_goes_on(worker, request_line, expected_id, fragment):
     events, reply = worker.ask(request_line)
@@ -282,19 +289,119 @@ def test_a_photo_that_is_no_image_is_an_input_error_and_writes_nothing(worker, t
     assert worker.ask({"id": 4, "op": "hello"})[1]["type"] == "result"
 
 
-@pytest.mark.parametrize("case, fragment", [("length", "positive number of metres"),
-                                            ("out_dir_is_a_file", "not a writable folder")])
+@pytest.mark.parametrize("case, fragment", [
+    ("negative_length", "positive number of metres up to 1000, not -1.0."),
+    ("400_digit_length", "positive number of metres up to 1000, not 1111"),
+    ("out_dir_is_a_file", "not a writable folder"),
+    ("photo_name_too_long", "File name too long."),
+    ("out_dir_name_too_long", "File name too long."),
+    ("photo_is_an_output", "would replace the photo"),
+    ("folder_where_an_output_goes", "a folder of that name is in the way"),
+])
 def test_bad_values_are_input_errors_found_before_any_work(worker, tmp_path, case, fragment):
-    out_dir, length = tmp_path / "out", 4.5
-    if case == "length":
+    out_dir, photo, length = tmp_path / "out", PHOTO, 4.5
+    if case == "negative_length":
         length = -1.0
-    else:
+    elif case == "400_digit_length":
+        length = int("1" * 400)
+    elif case == "out_dir_is_a_file":
         out_dir.write_text("a file, not a folder")
-    events, reply = worker.ask({"id": 5, "op": "reconstruct", "photo": str(PHOTO), "out_dir": str(out_dir),
+    elif case == "photo_name_too_long":
+        photo = tmp_path / ("p" * 300 + ".png")
+    elif case == "out_dir_name_too_long":
+        out_dir = tmp_path / ("o" * 300)
+    elif case == "photo_is_an_output":
+        out_dir.mkdir()
+        photo = out_dir / "texture.png"
+        photo.write_bytes(PHOTO.read_bytes())
+    elif case == "folder_where_an_output_goes":
+        (out_dir / "photo_framed.png").mkdir(parents=True)
+    before = sorted(tmp_path.rglob("*"))
+    events, reply = worker.ask({"id": 5, "op": "reconstruct", "photo": str(photo), "out_dir": str(out_dir),
                                 "length": length})
-    assert events == []  # refused before the model was even asked for
+    if case != "photo_name_too_long":  # the photo is read with the model at hand
+        assert events == []  # refused before the model was even asked for
     assert reply["type"] == "error" and reply["kind"] == "input" and fragment in reply["message"]
-    assert sorted(path.name for path in tmp_path.iterdir()) == (["out"] if case == "out_dir_is_a_file" else [])
+    assert len(reply["message"]) <= 1000 and reply["message"].count("\n") == 0
+    assert sorted(tmp_path.rglob("*")) == before
+    if case == "photo_is_an_output":
+        assert reply["message"].endswith("; change the output folder.") and photo.read_bytes() == PHOTO.read_bytes()
+
+
+def test_a_huge_path_is_not_echoed_whole_in_the_reply_or_the_log(tmp_path):
+    process = WorkerProcess(tmp_path / "stderr.txt")
+    try:
+        huge = "/" + "d" * 200 + "/" + "x" * 5_000_000 + ".png"
+        _, reply = process.ask({"id": 1, "op": "reconstruct", "photo": huge, "out_dir": str(tmp_path / "out")})
+        assert reply["kind"] == "input" and len(reply["message"]) <= 1000
+        assert reply["message"].startswith("Cannot use /ddd")
+        assert reply["message"].endswith("xxx.png: File name too long.")
+    finally:
+        process.close()
+    assert (tmp_path / "stderr.txt").stat().st_size < 10_000
+
+
+def test_a_traceback_is_logged_with_short_lines(monkeypatch, tmp_path, capsys):
+    def broken_reconstruct(*args, **kwargs):
+        raise RuntimeError("a detail that quotes a huge argument: " + "x" * 1_000_000)
+
+    monkeypatch.setattr(api, "reconstruct", broken_reconstruct)
+    lines = []
+    request = {"id": 1, "op": "reconstruct", "photo": str(PHOTO), "out_dir": str(tmp_path / "out")}
+    worker_module.Worker(lines.append, device="cpu").handle_line(json.dumps(request).encode())
+    logged = capsys.readouterr().err
+    assert "Traceback" in logged and "RuntimeError" in logged
+    assert max(len(line) for line in logged.splitlines()) <= 1000
+    assert len(json.loads(lines[-1])["message"]) <= 1000
+
+
+def test_settings_in_messages_are_named_as_the_add_on_shows_them(monkeypatch, tmp_path):
+    def refusing_reconstruct(*args, **kwargs):
+        raise InputError(f"Set {setting('device')} to cpu, {setting('mask')} to the car's mask, "
+                         f"{setting('model')} and {setting('length')}; {setting('view_layers')} is unknown here.")
+
+    monkeypatch.setattr(api, "reconstruct", refusing_reconstruct)
+    lines = []
+    request = {"id": 1, "op": "reconstruct", "photo": str(PHOTO), "out_dir": str(tmp_path / "out")}
+    worker_module.Worker(lines.append, device="cpu").handle_line(json.dumps(request).encode())
+    assert json.loads(lines[-1]) == {
+        "id": 1, "type": "error", "kind": "input",
+        "message": "Set Device to cpu, Mask to the car's mask, Model and Length; view layers is unknown here."}
+
+
+def test_a_photo_without_a_car_is_refused_in_the_add_ons_words(worker, tmp_path):
+    photo = tmp_path / "blue.png"
+    Image.new("RGB", (256, 256), (30, 60, 220)).save(photo)
+    _, reply = worker.ask({"id": 6, "op": "reconstruct", "photo": str(photo), "out_dir": str(tmp_path / "out")})
+    assert reply == {"id": 6, "type": "error", "kind": "input",
+                     "message": "No car found in the photo; if it shows one, set Mask to the car's mask."}
+
+
+def test_temporaries_an_interrupted_request_left_are_deleted_at_the_next(worker, tmp_path):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    orphans = [".photo_framed.png.a1b2c3d4.png", ".texture.png.zz_9y8x7.png", ".mesh.json.k2k2k2k2.json"]
+    kept = [".photo_framed.png.notes", "other.png", ".texture.png.too_long_suffix.png"]
+    for name in orphans + kept:
+        (out_dir / name).write_bytes(b"left behind")
+    _, reply = worker.ask({"id": 7, "op": "reconstruct", "photo": str(PHOTO), "out_dir": str(out_dir)})
+    assert reply["type"] == "result"
+    assert sorted(path.name for path in out_dir.iterdir()) == sorted(kept + ["mesh.json", "photo_framed.png",
+                                                                            "texture.png"])
+
+
+def test_a_client_that_closes_stdout_mid_request_ends_the_worker_quietly(tmp_path):
+    with open(tmp_path / "stderr.txt", "wb") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "ganverse3d.worker", "--device", "cpu"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+        process.stdout.close()  # the client goes away before the first progress event
+        process.stdin.write(json.dumps({"id": 1, "op": "reconstruct", "photo": str(PHOTO),
+                                        "out_dir": str(tmp_path / "out")}).encode() + b"\n")
+        process.stdin.flush()
+        assert process.wait(timeout=REPLY_TIMEOUT_S) == 0
+    logged = (tmp_path / "stderr.txt").read_text()
+    assert "Traceback" not in logged and "BrokenPipe" not in logged
 
 
 def test_an_unexpected_exception_is_one_internal_sentence_and_the_worker_goes_on(monkeypatch, tmp_path):
@@ -319,7 +426,7 @@ def test_a_missing_model_shows_up_at_hello_as_an_input_error(tmp_path):
     process = WorkerProcess(tmp_path / "stderr.txt", "--model", str(missing))
     try:
         _, reply = process.ask({"id": 1, "op": "hello"})
-        message = (f"The model {missing} does not exist; give a weights file or the name of a shipped "
+        message = (f"The Model {missing} does not exist; give a weights file or the name of a shipped "
                    f"inverse-graphics model: oracle (the default) or gan.")
         assert reply == {"id": 1, "type": "error", "kind": "input", "message": message}
     finally:
