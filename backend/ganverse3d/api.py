@@ -7,7 +7,7 @@
    bits they use); an alpha channel that is not fully opaque is the car's mask;
 2. find the car: the given mask, the alpha, or a segmenter (``ganverse3d.dataset.segment``, see
    :func:`segment_photo`); exactly one car must be found (components smaller than :data:`MIN_CAR_AREA` of the
-   image are ignored), one the segmenter is confident of, at least :data:`MIN_CAR_LENGTH` pixels long;
+   image are ignored), one the segmenter is confident of, with at least as many pixels as the network sees;
 3. frame it as the training data frames its cars: a square crop around the car whose size and offset
    match the median of the training masks (recorded in the model bundle); first with the overall median,
    then again with the median of the azimuth bin the first prediction falls in (a front view fills less of
@@ -40,9 +40,6 @@ from .render.turntable import render_turntable, turntable_rows
 MAX_PIXELS = 50_000_000
 # Photos with a shorter side are refused before decoding: too few pixels to hold a car.
 MIN_PHOTO_SIDE = 32
-# A car whose bounding box is shorter than this many photo pixels is too small to reconstruct (the network
-# sees it at 64 px; below half of that it would only see an enlarged blur).
-MIN_CAR_LENGTH = 32
 # Mask components smaller than this fraction of the photo are specks, not cars (the segmenters' rule).
 MIN_CAR_AREA = 0.01
 # Side of the framed crop returned as the image / background / mask of a reconstruction.
@@ -345,13 +342,13 @@ def segment_photo(photo, segmenter: str, device) -> np.ndarray:
     raise InputError(f"No car found in the photo; if it shows one, set {setting('mask')} to the car's mask.")
 
 
-def check_car_size(car: np.ndarray) -> None:
-    """InputError when the car (bool mask [H, W]) is too small in the photo to reconstruct."""
+def check_car_size(car: np.ndarray, min_length: int) -> None:
+    """InputError when the car (bool mask [H, W]) spans fewer than ``min_length`` pixels of the photo."""
     left, top, right, bottom = _bounding_box(car)
     length = max(right - left, bottom - top)
-    if length < MIN_CAR_LENGTH:
+    if length < min_length:
         raise InputError(f"The car is only {length} pixels long in the photo, too small to reconstruct; give a "
-                         f"photo in which it spans at least {MIN_CAR_LENGTH} pixels.")
+                         f"photo in which it spans at least {min_length} pixels.")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -472,7 +469,9 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
     device = resolve_device(device)
     if car is None:
         car = segment_photo(photo, segmenter, device)
-    check_car_size(car)
+    # The network sees the car resolution * fill pixels long (54 for the embedded model): a car with fewer
+    # pixels in the photo would only reach it as an enlarged blur.
+    check_car_size(car, math.ceil(net.resolution * framing["fill"]))
 
     # Photo and mask as Pillow images: each crop below reads only the pixels it needs, copying nothing.
     car_image = Image.fromarray(car).convert("L")

@@ -214,14 +214,15 @@ def test_photos_too_small_to_hold_a_car_are_refused_before_decoding(size, model_
     assert not (tmp_path / "out").exists()
 
 
-def test_a_car_too_small_to_reconstruct_is_refused(model_path, tmp_path, capsys):
+def test_a_car_too_small_to_reconstruct_is_refused(tmp_path, capsys):
     rgb = np.full((64, 64, 3), 200, dtype=np.uint8)
     car = np.zeros((64, 64), dtype=bool)
-    car[30:42, 20:40] = True  # 20 pixels long, 6 % of the photo: a car, but too few pixels to rebuild
+    car[20:40, 10:50] = True  # a fifth of the photo, but 40 pixels long: the embedded model looks at 54
     save_rgba(tmp_path / "photo.png", rgb, car)
     out = tmp_path / "out" / "car.glb"
-    assert main(["reconstruct", str(tmp_path / "photo.png"), "--model", str(model_path), "-o", str(out)]) == 2
-    assert "The car is only 20 pixels long in the photo, too small to reconstruct" in capsys.readouterr().err
+    assert main(["reconstruct", str(tmp_path / "photo.png"), "-o", str(out), "--device", "cpu"]) == 2
+    assert ("The car is only 40 pixels long in the photo, too small to reconstruct; give a photo in which it spans "
+            "at least 54 pixels.") in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
