@@ -34,7 +34,7 @@ from .errors import InputError, setting
 from .export import TexturedMesh, encode_mesh, mesh_files, png_bytes, write_files
 from .files import check_output_file, image_grid
 from .geometry import Camera, azimuth_bins
-from .render.turntable import render_turntable, turntable_rows
+from .render.turntable import normalise_verts, render_turntable, turntable_rows
 
 # Larger photos are refused before decoding: 50 megapixels covers every common camera.
 MAX_PIXELS = 50_000_000
@@ -580,8 +580,7 @@ def render_mesh_file(mesh_path, camera: Camera, resolution: int, background=(1.0
     mesh = load_mesh(mesh_path)
     verts = mesh.verts
     if fit:
-        centre = (verts.min(dim=0).values + verts.max(dim=0).values) / 2
-        verts = (verts - centre) / (verts - centre).norm(dim=1).max().clamp_min(1e-12)
+        verts = normalise_verts(verts)
     with torch.no_grad():
         result = render_mesh(
             verts[None].to(device), mesh.faces.to(device), mesh.face_uvs.to(device), mesh.texture[None].to(device),
