@@ -22,7 +22,7 @@ EXAMPLE_CAR = REPO / "docs" / "example_car.png"
 
 
 def _png(path: Path, array) -> None:
-    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path, format="PNG")
 
 
 def _photos(folder: Path) -> None:
@@ -40,11 +40,17 @@ def _photos(folder: Path) -> None:
     _png(folder / "car_texture.png", car)
     _png(folder / "car_turntable.png", car)
     _png(folder / "mask_small.png", np.zeros((10, 10)))
+    # PNGs under mesh names: the reader goes by content, so only the collision can refuse these.
+    _png(folder / "photo.glb", car)
+    _png(folder / "mask.glb", np.full(car.shape[:2], 255))
 
 
 def _datasets(folder: Path) -> None:
-    (folder / "broken-data" / "images").mkdir(parents=True)
-    (folder / "broken-data" / "images" / "000000.png").write_bytes(b"not a png")
+    for kind in ("images", "masks"):
+        (folder / "broken-data" / kind).mkdir(parents=True)
+        (folder / "broken-data" / kind / "000000.png").write_bytes(b"not a png")
+    assert main(["world", "render", "--n", "1", "--resolution", "16", "--out", str(folder / "garbage-meta")]) == 0
+    (folder / "garbage-meta" / "meta.jsonl").write_text("{not json\n")
     for name, text in [("run-not-json", "{"), ("run-list", "[1, 2]"), ("run-unknown", '{"data": "x", "colour": 1}')]:
         (folder / name).mkdir()
         (folder / name / "config.json").write_text(text)
@@ -66,10 +72,11 @@ CASES = {
     "1 x 4000 strip": RECONSTRUCT + ["strip.png", "-o", "out.glb"],
     "car of 3 % of the frame": RECONSTRUCT + ["tiny_car.png", "-o", "out.glb"],
     # reconstruct: outputs that are inputs
-    "output is the photo": RECONSTRUCT + ["car.png", "-o", "car.png"],
+    "output is the photo": RECONSTRUCT + ["photo.glb", "-o", "photo.glb"],
     "obj texture is the photo": RECONSTRUCT + ["car_texture.png", "-o", "car.obj"],
     "turntable is the photo": RECONSTRUCT + ["car_turntable.png", "-o", "car.glb"],
-    "output is the mask": RECONSTRUCT + ["car.png", "--mask", "car_texture.png", "-o", "car_texture.png"],
+    "output is the mask": RECONSTRUCT + ["car.png", "--mask", "mask.glb", "-o", "mask.glb"],
+    "over-long photo name": RECONSTRUCT + ["c" * 5000 + ".png", "-o", "out.glb"],
     "mask of another size": RECONSTRUCT + ["car.png", "--mask", "mask_small.png", "-o", "out.glb"],
     "unknown model name": RECONSTRUCT + ["car.png", "--model", "orcale", "-o", "out.glb"],
     "missing photo": RECONSTRUCT + ["nothing.png", "-o", "out.glb"],
@@ -103,6 +110,7 @@ CASES = {
     "dataset synth without views": ["dataset", "synth", "--generator", "world64", "--views", "none.toml",
                                     "--contents", "1", "--out", "d"],
     "world render n 0": ["world", "render", "--n", "0", "--out", "w"],
+    "world render on garbage meta.jsonl": ["world", "render", "--n", "2", "--resolution", "16", "--out", "garbage-meta"],
     "dataset world cars 0": ["dataset", "world", "--cars", "0", "--out", "w"],
 }
 

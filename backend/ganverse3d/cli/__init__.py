@@ -9,6 +9,9 @@ partial output.
 from __future__ import annotations
 
 
+import sys
+from typing import Callable
+
 import click
 
 from .. import __version__
@@ -39,23 +42,26 @@ def cli():
 for command in (world, gan, dataset, segmenter, inverse, render, reconstruct):
     cli.add_command(command)
 
-# Library settings whose flag is not "--" plus the name with dashes.
-_FLAGS = {"count": "--n", "out_dir": "--out", "out_path": "--out", "generator_path": "--generator",
-          "model_path": "--model", "mask_path": "--mask", "photo": "PHOTO", "mesh_path": "MESH",
-          "num_views": "--views", "num_contents": "--contents"}
-
-
-def cli_flag(name: str) -> str:
-    """The command-line flag of the library setting ``name`` (``"view_layers"`` -> ``"--view-layers"``)."""
-    return _FLAGS.get(name, "--" + name.replace("_", "-"))
+def flag_namer(argv: list[str]) -> Callable[[str], str]:
+    """How the command that ``argv`` runs names a library setting: the option (or argument) of the same name,
+    ``count`` -> ``--candidates`` in ``dataset views``; else ``--`` and the name with dashes."""
+    command = cli
+    for token in argv:
+        if not isinstance(command, click.Group) or token not in command.commands:
+            break
+        command = command.commands[token]
+    names = {param.name: max(param.opts, key=len) if isinstance(param, click.Option) else param.human_readable_name
+             for param in command.params}
+    return lambda name: names.get(name, "--" + name.replace("_", "-"))
 
 
 def main(argv=None) -> int:
     """Console-script entry point: runs the CLI and maps :class:`InputError` to exit code 2."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         cli.main(args=argv, prog_name="ganverse3d", standalone_mode=False)
     except InputError as error:
-        click.echo(f"Error: {error.worded(cli_flag)}", err=True)
+        click.echo(f"Error: {error.worded(flag_namer(argv))}", err=True)
         return 2
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)

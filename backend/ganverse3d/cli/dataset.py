@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from .. import assets
-from .options import device_option, generator_option, seed_option, segmenter_option
+from .options import config_option, device_option, generator_option, given_options, seed_option, segmenter_option
+
+_SYNTH = "ganverse3d.dataset.synth:synthesize"
 
 
 @click.group()
@@ -38,7 +40,7 @@ def dataset():
                    "0.9, the summary's 'alike': the cars within about a bin]. Lower it for a generator whose views "
                    "never reach that in some bins.")
 @device_option
-def dataset_views(generator_path, count, out_dir, contents, view_layers, truncation, seed, pose_net,
+def dataset_views(generator, count, out_dir, contents, view_layers, truncation, seed, pose_net,
                   pose_contents, preselect_per_bin, min_agreement, device):
     """Sample candidate view codes and write the sheet and annotation template to annotate them.
 
@@ -59,10 +61,10 @@ def dataset_views(generator_path, count, out_dir, contents, view_layers, truncat
 
     out = Path(out_dir)
     device = resolve_device(device)
-    generator_path = assets.resolve("generator", generator_path)  # the outputs record a file, not a name
-    G = load_generator(generator_path, device=device)
+    generator = assets.resolve("generator", generator)  # the outputs record a file, not a name
+    G = load_generator(generator, device=device)
     pose = load_pose_net(pose_net, device)
-    _, guesses = write_view_candidates(G, generator_path, out, count, contents=contents, seed=seed,
+    _, guesses = write_view_candidates(G, generator, out, count, contents=contents, seed=seed,
                                        truncation=truncation, view_layers=view_layers, pose_net=pose,
                                        pose_contents=pose_contents, preselect_per_bin=preselect_per_bin,
                                        min_agreement=CONSISTENT_AGREEMENT if min_agreement is None else min_agreement)
@@ -81,14 +83,14 @@ def dataset_views(generator_path, count, out_dir, contents, view_layers, truncat
 @click.option("--contents", type=int, required=True, help="Content codes (cars), each rendered in every chosen view.")
 @click.option("--out", "out_dir", required=True, help="Dataset folder: new, empty, or one to resume or extend.")
 @segmenter_option
-@click.option("--truncation", type=float, default=0.7, show_default=True, help="Truncation psi of the content codes.")
-@click.option("--min-mask-area", type=float, default=0.1, show_default=True,
-              help="Keep an image only if its one car covers at least this fraction of it.")
-@seed_option("Content c draws its code from (seed, c).")
-@click.option("--batch", type=int, default=32, show_default=True, help="Images per generator/segmenter batch.")
+@config_option(_SYNTH, "--truncation", type=float, help="Truncation psi of the content codes.")
+@config_option(_SYNTH, "--min-mask-area", type=float,
+               help="Keep an image only if its one car covers at least this fraction of it.")
+@config_option(_SYNTH, "--seed", type=int, help="Content c draws its code from (seed, c).")
+@config_option(_SYNTH, "--batch", type=int, help="Images per generator/segmenter batch.")
 @device_option
-def dataset_synth(generator_path, annotation, candidates, contents, out_dir, segmenter, truncation, min_mask_area,
-                  seed, batch, device):
+@click.pass_context
+def dataset_synth(ctx, generator, annotation, candidates, contents, out_dir, segmenter, device, **_settings):
     """Render every content code in every annotated view, segment, filter, and write a multi-view dataset.
 
     An image is kept only if the segmenter finds exactly one car covering at least --min-mask-area of it.
@@ -102,12 +104,12 @@ def dataset_synth(generator_path, annotation, candidates, contents, out_dir, seg
     """
     from ..dataset.synth import synthesize
 
-    manifest = synthesize(out_dir, generator_path, annotation, contents, candidates=candidates, segmenter=segmenter,
-                          truncation=truncation, seed=seed, min_mask_area=min_mask_area, batch=batch, device=device)
+    manifest = synthesize(out_dir, generator, annotation, contents, candidates=candidates, segmenter=segmenter,
+                          device=device, **given_options(ctx))
     counts = manifest["counts"]
     click.echo(f"Wrote {out_dir}: kept {counts['kept']} of {counts['candidates']} images ({contents} cars x "
                f"{len(manifest['views'])} views); filtered {counts['filtered']['instances']} for not showing one car "
-               f"and {counts['filtered']['mask_area']} for a mask under {min_mask_area:g} of the image.")
+               f"and {counts['filtered']['mask_area']} for a mask under {manifest['filters']['min_mask_area']:g} of the image.")
 
 
 @dataset.command("world")

@@ -12,6 +12,7 @@ from .options import FEATURE_NET_HELP, config_option, device_option, feature_net
     given_options, runs_option, seed_option
 
 _TRAIN = "ganverse3d.stylegan2.train:TrainConfig"
+_FEATURE_NET = "ganverse3d.world.features:FeatureNetConfig"
 
 
 @click.group()
@@ -72,7 +73,7 @@ _truncation_option = click.option("--truncation", type=float, default=0.7, show_
 @_truncation_option
 @seed_option("Seed of the view and content codes.")
 @device_option
-def gan_views(generator_path, out_path, num_views, num_contents, view_layers, truncation, seed, device):
+def gan_views(generator, out_path, num_views, num_contents, view_layers, truncation, seed, device):
     """The paper's Fig. 2: fix the view part of W* per column, sample the rest per row.
 
     Columns should each show one viewpoint, rows one car.
@@ -83,7 +84,7 @@ def gan_views(generator_path, out_path, num_views, num_contents, view_layers, tr
     """
     from ..stylegan2.views import write_view_content_sheet
 
-    view_layers = write_view_content_sheet(generator_path, out_path, num_views, num_contents, view_layers, seed=seed,
+    view_layers = write_view_content_sheet(generator, out_path, num_views, num_contents, view_layers, seed=seed,
                                            truncation_psi=truncation, device=device)
     click.echo(f"Wrote {out_path} ({num_contents} cars x {num_views} views, view = the first {view_layers} "
                f"W* entries).")
@@ -96,7 +97,7 @@ def gan_views(generator_path, out_path, num_views, num_contents, view_layers, tr
 @_truncation_option
 @seed_option("Seed of the samples.")
 @device_option
-def gan_layers(generator_path, out_path, samples, truncation, seed, device):
+def gan_layers(generator, out_path, samples, truncation, seed, device):
     """The paper's Appendix B: each block's features through its learned toRGB, coarse to fine, then the image.
 
     \b
@@ -105,7 +106,7 @@ def gan_layers(generator_path, out_path, samples, truncation, seed, device):
     """
     from ..stylegan2.views import write_layer_sheet
 
-    resolutions = write_layer_sheet(generator_path, out_path, samples, seed=seed, truncation_psi=truncation,
+    resolutions = write_layer_sheet(generator, out_path, samples, seed=seed, truncation_psi=truncation,
                                     device=device)
     click.echo(f"Wrote {out_path} (blocks {', '.join(map(str, resolutions))} px, then the image).")
 
@@ -166,13 +167,15 @@ def gan_train(ctx, runs_root, resume_dir, device, **_config_fields):
 
 
 @gan.command("feature-net")
-@click.option("--data", required=True, help="World dataset folder (`ganverse3d world render`), not used to train GANs.")
+@config_option(_FEATURE_NET, "--data", required=True,
+               help="World dataset folder (`ganverse3d world render`), not used to train GANs.")
 @click.option("--out", "out_path", required=True, help="Output bundle, .safetensors.")
-@click.option("--resolution", type=int, default=64, show_default=True, help="Input size of the net.")
-@click.option("--epochs", type=int, default=15, show_default=True, help="Passes over the training split.")
-@seed_option("Seed for initialisation, split and batches.")
+@config_option(_FEATURE_NET, "--resolution", type=int, help="Input size of the net.")
+@config_option(_FEATURE_NET, "--epochs", type=int, help="Passes over the training split.")
+@config_option(_FEATURE_NET, "--seed", type=int, help="Seed for initialisation, split and batches.")
 @device_option
-def gan_feature_net(data, out_path, resolution, epochs, seed, device):
+@click.pass_context
+def gan_feature_net(ctx, out_path, device, **_config_fields):
     """Train the small world feature net whose features give FID offline ("fid-world").
 
     It learns body type, azimuth (12 bins) and elevation from world renders; 10 % of the images are
@@ -185,8 +188,7 @@ def gan_feature_net(data, out_path, resolution, epochs, seed, device):
     """
     from ..world.features import FeatureNetConfig, train_feature_net
 
-    evaluation = train_feature_net(FeatureNetConfig(data=data, resolution=resolution, epochs=epochs, seed=seed),
-                                   out_path, device=device)
+    evaluation = train_feature_net(FeatureNetConfig(**given_options(ctx)), out_path, device=device)
     click.echo(f"Wrote {out_path}. Held out ({evaluation['count']} images): body type accuracy "
                f"{evaluation['body_type_accuracy']:.1%}, azimuth bin accuracy {evaluation['azimuth_bin_accuracy']:.1%}, "
                f"median azimuth error {evaluation['azimuth_error_deg_median']:.1f} deg, mean elevation error "
@@ -194,14 +196,14 @@ def gan_feature_net(data, out_path, resolution, epochs, seed, device):
 
 
 @gan.command("fid")
-@click.argument("generator_path", metavar="GENERATOR")
+@click.argument("generator", metavar="GENERATOR")
 @click.option("--data", required=True, help="Folder of real images (images/*.png or *.png).")
 @click.option("--num-fakes", type=int, default=10000, show_default=True, help="Generated images to compare.")
 @click.option("--num-reals", type=int, default=None, help="Use only the first N real images [default: all].")
 @feature_net_option(f"FID features: {FEATURE_NET_HELP} [default: the shipped world feature net].")
 @seed_option("Seed for the latents and noise.")
 @device_option
-def gan_fid(generator_path, data, num_fakes, num_reals, feature_net, seed, device):
+def gan_fid(generator, data, num_fakes, num_reals, feature_net, seed, device):
     """Measure the FID of GENERATOR (any format `gan convert` reads) against real images.
 
     The number is printed with its feature extractor ("fid-world" or "fid-inception") and the sample
@@ -217,6 +219,6 @@ def gan_fid(generator_path, data, num_fakes, num_reals, feature_net, seed, devic
     if num_fakes < 2 or (num_reals is not None and num_reals < 2):
         raise InputError("--num-fakes and --num-reals must be at least 2.")
     extractor = load_feature_extractor(feature_net, device)
-    generator = load_generator(generator_path, device=device)
-    result = compute_fid(generator, data, num_fakes, extractor, num_reals=num_reals, seed=seed)
+    G = load_generator(generator, device=device)
+    result = compute_fid(G, data, num_fakes, extractor, num_reals=num_reals, seed=seed)
     click.echo(f"{result.key} {result.value:.3f} ({result.num_real} real, {result.num_fake} generated images)")

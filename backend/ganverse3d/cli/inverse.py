@@ -14,7 +14,7 @@ _TRAIN = "ganverse3d.inverse.train:TrainConfig"
 
 @click.group()
 def inverse():
-    """The inverse-graphics network (paper Sec. 3.2): train it on a multi-view dataset, evaluate it."""
+    """The inverse-graphics network: train it on a multi-view dataset, evaluate it (paper Sec. 3.2)."""
 
 
 @inverse.command("train")
@@ -58,6 +58,8 @@ def inverse_train(ctx, config_path, runs_root, resume_dir, device, **_config_fie
 
     settings = given_options(ctx)
     if resume_dir is not None:
+        if config_path is not None:
+            raise InputError("A resumed run keeps its own config.json; give --config only to a new run.")
         click.echo(f"Wrote {train(runs_root=runs_root, resume=resume_dir, device=device, **settings)}.")
         return
     settings = {**(read_config_file(config_path) if config_path else {}), **settings}
@@ -75,7 +77,7 @@ def inverse_train(ctx, config_path, runs_root, resume_dir, device, **_config_fie
 @click.option("--contents", "max_contents", type=click.IntRange(min=1), default=None,
               help="Evaluate only the first N contents (by id) [default: all].")
 @device_option
-def inverse_eval(model_path, data, out_dir, turntables, max_contents, device):
+def inverse_eval(model, data, out_dir, turntables, max_contents, device):
     """Evaluate an inverse-graphics model on a multi-view dataset.
 
     On the model's own training dataset only its held-out contents count, with the cameras it learned
@@ -94,7 +96,7 @@ def inverse_eval(model_path, data, out_dir, turntables, max_contents, device):
     """
     from ..inverse.evaluate import evaluate, format_metrics
 
-    metrics = evaluate(model_path, data, out=out_dir, device=device, turntables=turntables, max_contents=max_contents)
+    metrics = evaluate(model, data, out=out_dir, device=device, turntables=turntables, max_contents=max_contents)
     click.echo(format_metrics(metrics))
     if out_dir:
         click.echo(f"Wrote {Path(out_dir) / 'metrics.json'}" + (f" and {Path(out_dir) / 'turntables.png'}."

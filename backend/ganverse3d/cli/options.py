@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 
 import click
 from click.core import ParameterSource
@@ -26,12 +27,12 @@ def seed_option(help: str = "Seed; the same seed gives the same files."):
 
 
 generator_option = click.option(
-    "--generator", "generator_path", required=True,
+    "--generator", "generator", required=True,
     help=f"Generator: a shipped one ({assets.describe('generator')}) or weights in any format `gan convert` reads.")
 
 
 def model_option(required: bool):
-    return click.option("--model", "model_path", required=required, default=None,
+    return click.option("--model", "model", required=required, default=None,
                         help="Inverse-graphics model: 'oracle' (shipped, trained on world renders with exact "
                              "cameras; the default), 'gan' (shipped, trained the paper's way, on the generator's "
                              "images) or a bundle such as runs/inverse/.../checkpoints/inverse.safetensors.")
@@ -56,10 +57,11 @@ def runs_option(stage: str):
 
 
 class ConfigOption(click.Option):
-    """An option whose default is the field of the same name in a library config dataclass.
+    """An option whose default is that of the same-named field of a library config dataclass, or of the
+    same-named parameter of a library function.
 
-    ``config`` is ``"module:Class"``, imported only when the default is needed (the command's help or a
-    call without the option), so ``ganverse3d --help`` stays free of torch.
+    ``config`` is ``"module:name"``, imported only when the default is needed (the command's help or a call
+    without the option), so ``ganverse3d --help`` stays free of torch.
     """
 
     def __init__(self, *args, config: str, **kwargs):
@@ -68,21 +70,26 @@ class ConfigOption(click.Option):
         self.config = config
 
     def get_default(self, ctx, call: bool = True):
-        module_name, _, class_name = self.config.partition(":")
-        config_class = getattr(importlib.import_module(module_name), class_name)
-        field = next(field for field in dataclasses.fields(config_class) if field.name == self.name)
-        if field.default_factory is not dataclasses.MISSING:
-            return field.default_factory()
-        return None if field.default is dataclasses.MISSING else field.default
+        module_name, _, attribute = self.config.partition(":")
+        target = getattr(importlib.import_module(module_name), attribute)
+        if dataclasses.is_dataclass(target):
+            field = next(field for field in dataclasses.fields(target) if field.name == self.name)
+            if field.default_factory is not dataclasses.MISSING:
+                return field.default_factory()
+            return None if field.default is dataclasses.MISSING else field.default
+        default = inspect.signature(target).parameters[self.name].default
+        return None if default is inspect.Parameter.empty else default
 
 
 def config_option(config: str, *param_decls, **attrs):
-    """``click.option`` for a field of the library config ``config`` (``"module:Class"``)."""
+    """``click.option`` for a field of the library config (or parameter of the library function) ``config``,
+    ``"module:name"``, with its default."""
     return click.option(*param_decls, cls=ConfigOption, config=config, **attrs)
 
 
 def given_options(ctx: click.Context) -> dict:
-    """The config fields (:class:`ConfigOption` values) that the user set on the command line, not defaults."""
+    """The :class:`ConfigOption` values that the user set on the command line, not defaults (the library
+    fills in the rest)."""
     names = [param.name for param in ctx.command.params if isinstance(param, ConfigOption)]
     return {name: ctx.params[name] for name in names
             if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}

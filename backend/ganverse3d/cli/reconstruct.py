@@ -10,12 +10,12 @@ from .options import device_option, model_option, segmenter_option
 @click.command("reconstruct")
 @click.argument("photo", metavar="PHOTO")
 @click.option("-o", "--out", "out_path", required=True, help="Output mesh, .glb or .obj (with .mtl and texture).")
-@click.option("--mask", "mask_path", default=None,
+@click.option("--mask", default=None,
               help="The car's mask, same size as PHOTO (white = car) [default: PHOTO's alpha, else the segmenter].")
 @model_option(required=False)
 @segmenter_option
 @device_option
-def reconstruct(photo, out_path, mask_path, model_path, segmenter, device):
+def reconstruct(photo, out_path, mask, model, segmenter, device):
     """Reconstruct a textured 3D mesh of the one car in PHOTO.
 
     Reads any common image (EXIF orientation honoured; an alpha channel marks the car), frames the car
@@ -29,8 +29,8 @@ def reconstruct(photo, out_path, mask_path, model_path, segmenter, device):
     """
     from ..api import check_mesh_output, describe_camera, reconstruct as reconstruct_photo, write_reconstruction
 
-    check_mesh_output(out_path, inputs={"photo": photo, "mask": mask_path})
-    result = reconstruct_photo(photo, mask=mask_path, model=model_path, segmenter=segmenter, device=device)
+    check_mesh_output(out_path, inputs={"photo": photo, "mask": mask})
+    result = reconstruct_photo(photo, mask=mask, model=model, segmenter=segmenter, device=device)
     written = write_reconstruction(result, out_path)
     click.echo(f"Camera: {describe_camera(result.camera)}.")
     click.echo(f"Wrote {', '.join(str(path) for path in written)}.")

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .. import assets
 from ..devices import resolve_device
-from ..errors import InputError
+from ..errors import InputError, setting
 from ..files import atomic_path, save_png
 from ..stylegan2.load import load_generator
 from ..stylegan2.networks import Generator
@@ -78,11 +78,11 @@ def synthesize(out, generator, annotation, contents: int, candidates=None, segme
             another generator, a bad annotation or an output folder that holds something else.
     """
     if contents < 1 or batch < 1 or seed < 0:
-        raise InputError("--contents and --batch must be at least 1 and --seed 0 or more.")
+        raise InputError(f"{setting('contents')} and {setting('batch')} must be at least 1 and {setting('seed')} 0 or more.")
     if not 0 < truncation <= 1:
-        raise InputError(f"--truncation must lie in (0, 1], not {truncation:g}.")
+        raise InputError(f"{setting('truncation')} must lie in (0, 1], not {truncation:g}.")
     if not 0 <= min_mask_area < 1:
-        raise InputError(f"--min-mask-area must lie in [0, 1), not {min_mask_area:g}.")
+        raise InputError(f"{setting('min_mask_area')} must lie in [0, 1), not {min_mask_area:g}.")
     out = Path(out)
     previous = writing.check_output_folder(out)
     device = resolve_device(device)
