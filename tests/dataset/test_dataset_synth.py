@@ -228,9 +228,9 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path, generator_fil
     assert "bins are whole numbers" in run(annotation=write_annotation(tmp_path, {1: 12}))
     assert "does not exist" in run(candidates=tmp_path / "none.safetensors")
     assert "does not exist" in run(generator=tmp_path / "none.safetensors")
-    assert "--truncation" in run(truncation=1.5)
-    assert "--min-mask-area" in run(min_mask_area=1.0)
-    assert "--contents" in run(contents=0)
+    assert run(truncation=1.5).startswith("truncation must lie in (0, 1]")  # the library's name; the CLI's is a flag
+    assert run(min_mask_area=1.0).startswith("min_mask_area must lie in [0, 1)")
+    assert run(contents=0).startswith("contents and batch must be at least 1")
     assert "Unknown segmenter" in run(segmenter="sam")
     assert "do not exist" in run(segmenter=f"maskrcnn:{tmp_path / 'maskrcnn.pth'}")
     other_generator = tmp_path / "other.safetensors"
