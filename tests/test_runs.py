@@ -182,7 +182,8 @@ def test_a_damaged_metrics_line_before_the_last_is_refused(data, tmp_path, monke
 @pytest.mark.parametrize("text, words", [
     ("{", "not readable JSON"),
     ("[1, 2]", "holds a JSON list"),
-    ('{"data": "x", "colour": 1}', "unknown settings colour"),
+    ('{"data": "x", "colour": 1}', "has an unknown setting colour."),
+    ('{"data": "x", "size": 1, "colour": 1}', "has unknown settings colour, size."),
     ('{"data": "x", "steps": "many"}', "sets steps to 'many'"),
     ('{"data": "x", "steps": true}', "sets steps to True"),
     ('{"steps": 3}', "lacks data"),

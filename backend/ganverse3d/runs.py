@@ -32,6 +32,14 @@ interruption, and is refused.
 
 Resuming deletes the temporaries that interrupted atomic writes left in the run folder (hidden files, see
 :func:`~ganverse3d.files.remove_temp_files`).
+
+**Checkpoints of the trainers before the run kit.** Up to commit 62517ea every trainer wrote its own
+checkpoint layout: torch's global RNG as ``rng.torch``, its own RNGs under other names, and the optimisers'
+and ``random.Random`` states at the top of the metadata instead of under ``optimizers`` and ``random``.
+Committed runs in ``training/`` hold such checkpoints (``training/gan-world64``, which
+``scripts/make_default_generator.sh`` resumes), so loading translates that layout (metadata without
+``optimizers``) to the current one, renaming entries by the trainer's :attr:`RunTrainer.old_checkpoint_names`;
+the run resumes to the weights the old trainer would have reached.
 """
 
 from __future__ import annotations
@@ -59,6 +67,8 @@ from .files import new_run_dir, remove_temp_files, write_json, write_text
 # Checkpoint entries of torch's global RNG state (CPU, and the run's CUDA device when it has one).
 _GLOBAL_RNG = "rng_torch_global"
 _CUDA_RNG = "rng_torch_cuda"
+# The global RNG's entry in checkpoints of the trainers before the run kit (module docstring).
+_OLD_GLOBAL_RNG = "rng.torch"
 # How much of a bad value a message repeats.
 _ECHO_CHARS = 60
 
@@ -126,7 +136,8 @@ def check_values(config_class: type, values: dict, source) -> dict:
     hints = typing.get_type_hints(config_class)
     unknown = sorted(set(values) - set(hints))
     if unknown:
-        raise InputError(f"{source} has unknown settings {', '.join(_clip(name) for name in unknown)}.")
+        names = ", ".join(_clip(name) for name in unknown)
+        raise InputError(f"{source} has {'an unknown setting' if len(unknown) == 1 else 'unknown settings'} {names}.")
     for name, value in values.items():
         if not _has_type(value, hints[name]):
             raise InputError(f"{source} sets {name} to {_echo(value)}, but it must be of type "
@@ -287,6 +298,9 @@ class RunTrainer(abc.ABC):
     stage: ClassVar[str]                       # runs/<stage>/..., and the checkpoints' provenance
     length_field: ClassVar[str]                # the config field that sets how long the run trains
     resumable: ClassVar[tuple[str, ...]] = ()  # besides the length, the fields a resume may change
+    # Entries that this stage's trainer before the run kit named otherwise in its checkpoints: old name -> name
+    # in checkpointed() (module docstring: committed runs hold such checkpoints).
+    old_checkpoint_names: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config, run_dir: Path | None, device, progress: bool = True):
         self.config = config
@@ -473,6 +487,8 @@ class RunTrainer(abc.ABC):
         """Restore the state written by :meth:`save_checkpoint`."""
         tensors, meta = load_state(self.state_path, device=self.device)
         try:
+            if "optimizers" not in meta:
+                tensors, meta = self._from_old_layout(tensors, meta)
             for name, part in self.checkpointed().items():
                 if isinstance(part, torch.nn.Module):
                     prefix = name + "."
@@ -494,3 +510,15 @@ class RunTrainer(abc.ABC):
         except (KeyError, RuntimeError, ValueError, TypeError):
             raise InputError(f"{self.state_path} does not fit this {self.stage} run: it was written by another "
                              f"version of ganverse3d or for another configuration.") from None
+
+    def _from_old_layout(self, tensors: dict, meta: dict) -> tuple[dict, dict]:
+        """A checkpoint of a trainer before the run kit (module docstring) in the layout of :meth:`save_checkpoint`."""
+        renames = {_OLD_GLOBAL_RNG: _GLOBAL_RNG, **self.old_checkpoint_names}
+        tensors = {renames.get(name, name): value for name, value in tensors.items()}
+        meta = {renames.get(name, name): value for name, value in meta.items()}
+        parts = self.checkpointed()
+        return tensors, {
+            "step": meta["step"],
+            "optimizers": {name: meta[name] for name, part in parts.items() if isinstance(part, torch.optim.Optimizer)},
+            "random": {name: meta[name] for name, part in parts.items() if isinstance(part, random.Random)},
+        }

@@ -1,12 +1,13 @@
-"""Training: a fit on one view improves the silhouette, a killed run resumes to the same weights, the run
-folder holds what it promises, cameras move only when learned, and bad input leaves nothing behind."""
+"""Training: a fit on one view improves the silhouette, a killed run resumes to the same weights (from a checkpoint
+of the trainer before the run kit too), the run folder holds what it promises, cameras move only when learned,
+and bad input leaves nothing behind."""
 
 import json
 
 import pytest
 import torch
 
-from ganverse3d.bundle import load_module, read_metadata
+from ganverse3d.bundle import load_module, load_state, read_metadata, save_state
 from ganverse3d.cli import main
 from ganverse3d.geometry import Camera, template_sphere
 from ganverse3d.inverse.cameras import wrap_degrees
@@ -47,31 +48,57 @@ def test_a_few_steps_fit_a_single_view_silhouette_better():
     assert all(later < earlier for earlier, later in zip(losses, losses[1:])), losses
 
 
-def test_killed_run_resumes_to_identical_weights(multiview_dataset, tmp_path, monkeypatch):
-    straight = train(tiny_config(multiview_dataset), runs_root=tmp_path / "a", device="cpu", progress=False)
-
+def crashed_run(data, root, monkeypatch):
+    """The run folder of a tiny run killed in step 3: the checkpoint of step 2 exists, step 3's work is lost."""
     original_step = Trainer.train_step
 
     def crash_at_step_three(self):
-        if self.step == 3:  # the checkpoint of step 2 exists, step 3's work is lost
+        if self.step == 3:
             raise KeyboardInterrupt
         return original_step(self)
 
     monkeypatch.setattr(Trainer, "train_step", crash_at_step_three)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(multiview_dataset), runs_root=tmp_path / "b", device="cpu", progress=False)
+        train(tiny_config(data), runs_root=root, device="cpu", progress=False)
     monkeypatch.setattr(Trainer, "train_step", original_step)
-    run_dir = next((tmp_path / "b" / "inverse").iterdir())
-    resumed = train(resume=run_dir, device="cpu", progress=False)
+    return next((root / "inverse").iterdir())
 
-    a, b = load_module(straight, InverseGraphicsNet), load_module(resumed, InverseGraphicsNet)
+
+def assert_same_training(bundle_a, bundle_b):
+    """The runs of the two model bundles reached the same weights and cameras."""
+    a, b = load_module(bundle_a, InverseGraphicsNet), load_module(bundle_b, InverseGraphicsNet)
     for (name, tensor_a), tensor_b in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(tensor_a, tensor_b), name
-    cameras_a = json.loads((straight.parent.parent / "cameras.json").read_text())
-    cameras_b = json.loads((run_dir / "cameras.json").read_text())
+    cameras_a = json.loads((bundle_a.parent.parent / "cameras.json").read_text())
+    cameras_b = json.loads((bundle_b.parent.parent / "cameras.json").read_text())
     assert cameras_a == cameras_b
+
+
+def test_killed_run_resumes_to_identical_weights(multiview_dataset, tmp_path, monkeypatch):
+    straight = train(tiny_config(multiview_dataset), runs_root=tmp_path / "a", device="cpu", progress=False)
+    run_dir = crashed_run(multiview_dataset, tmp_path / "b", monkeypatch)
+    resumed = train(resume=run_dir, device="cpu", progress=False)
+
+    assert_same_training(straight, resumed)
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]  # step 3, logged before the crash, is logged once
+
+
+def test_a_checkpoint_in_the_layout_of_the_trainer_before_the_run_kit_resumes_to_identical_weights(
+        multiview_dataset, tmp_path, monkeypatch):
+    straight = train(tiny_config(multiview_dataset), runs_root=tmp_path / "a", device="cpu", progress=False)
+    run_dir = crashed_run(multiview_dataset, tmp_path / "b", monkeypatch)
+    # What the trainer of commit 62517ea wrote: torch's global RNG as rng.torch, the batch RNG as rng.batches,
+    # the optimiser's and the view RNG's states at the top of the metadata.
+    state_path = run_dir / "checkpoints" / "state.safetensors"
+    tensors, meta = load_state(state_path)
+    tensors["rng.torch"] = tensors.pop("rng_torch_global")
+    tensors["rng.batches"] = tensors.pop("rng_batches")
+    save_state(state_path, tensors, {"step": meta["step"], "optimizer": meta["optimizers"]["optimizer"],
+                                     "rng_views": meta["random"]["rng_views"]})
+    resumed = train(resume=run_dir, device="cpu", progress=False)
+
+    assert_same_training(straight, resumed)
 
 
 def test_run_folder_holds_metrics_samples_cameras_and_a_self_describing_bundle(multiview_dataset, tmp_path):
@@ -126,7 +153,7 @@ def test_bad_dataset_or_config_is_one_sentence_and_no_run_folder(tmp_path, capsy
     code = main(["inverse", "train", "--data", str(tmp_path / "empty"), "--config", str(config),
                  "--runs", str(tmp_path / "runs")])
     assert code == 2
-    assert "unknown settings learning_rate" in capsys.readouterr().err
+    assert "an unknown setting learning_rate" in capsys.readouterr().err
     config.write_text('iterations = "many"\n')
     code = main(["inverse", "train", "--data", str(tmp_path / "empty"), "--config", str(config),
                  "--runs", str(tmp_path / "runs")])

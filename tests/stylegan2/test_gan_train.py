@@ -1,11 +1,16 @@
-"""StyleGAN2 training: a killed run resumes to exactly the same weights; bad input leaves nothing behind."""
+"""StyleGAN2 training: a killed run resumes to exactly the same weights, the committed run of the trainer before
+the run kit resumes from its state; bad input leaves nothing behind."""
+
+import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from ganverse3d.bundle import load_module, save_module
+from ganverse3d.bundle import flatten_optimizer, load_module, load_state, save_module
 from ganverse3d.cli import main
 from ganverse3d.world.features import WorldFeatureNet
 from ganverse3d.stylegan2.networks import Generator
@@ -20,6 +25,9 @@ def tiny_dataset(tmp_path):
         pixels = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
         Image.fromarray(pixels).save(tmp_path / "data" / "images" / f"{index:06d}.png")
     return tmp_path / "data"
+
+# The default generator's run: its checkpoint was written by the trainer before the run kit (runs.py).
+COMMITTED_RUN = Path(__file__).resolve().parents[2] / "training" / "gan-world64"
 
 
 def tiny_config(data, **overrides):
@@ -52,6 +60,52 @@ def test_killed_run_resumes_to_identical_weights(tiny_dataset, tmp_path, monkeyp
         assert torch.equal(tensor_a, tensor_b), name
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) >= 4
     assert (run_dir / "samples" / "fakes0000004.png").is_file()
+
+
+def test_the_committed_run_of_the_old_trainer_resumes_from_its_state(tmp_path, monkeypatch):
+    run_dir = tmp_path / "gan-world64"
+    shutil.copytree(COMMITTED_RUN, run_dir)
+    saved, meta = load_state(run_dir / "checkpoints" / "state.safetensors")
+    config = json.loads((run_dir / "config.json").read_text())
+    # Stand-ins for the 20,000 renders at the run's (relative) data path: one step needs a batch, not the data.
+    monkeypatch.chdir(tmp_path)
+    images = Path(config["data"]) / "images"
+    images.mkdir(parents=True)
+    for index in range(4):
+        pixels = np.full((config["resolution"], config["resolution"], 3), 60 * index, np.uint8)
+        Image.fromarray(pixels).save(images / f"{index:06d}.png")
+    at_start = {}
+    original_run = Trainer.run
+
+    def run_noting_the_start(trainer):
+        at_start.update(step=trainer.step, rng=trainer.rng.get_state(), global_rng=torch.get_rng_state(),
+                        pl_mean=trainer.pl_mean.clone())
+        for name in ("G", "D", "G_ema"):
+            weights = getattr(trainer, name).state_dict()
+            at_start.update({f"{name}.{key}": value.clone() for key, value in weights.items()})
+        for name in ("opt_G", "opt_D"):
+            tensors, at_start[name] = flatten_optimizer(name, getattr(trainer, name))
+            at_start.update({key: value.clone() for key, value in tensors.items()})
+        return original_run(trainer)
+
+    monkeypatch.setattr(Trainer, "run", run_noting_the_start)
+    # One step past the checkpoint; float32, because bfloat16 is emulated (slow) on CPUs without AVX-512 BF16.
+    train(resume=run_dir, kimg=(meta["step"] + 0.5) * config["batch"] / 1000, precision="float32", device="cpu",
+          progress=False)
+
+    assert at_start["step"] == meta["step"] == 15000
+    assert torch.equal(at_start["rng"], saved["rng.train"])
+    assert torch.equal(at_start["global_rng"], saved["rng.torch"])
+    saved_weights = {key: value for key, value in saved.items() if not key.startswith("rng.")}
+    assert saved_weights.keys() <= at_start.keys()
+    for key, value in saved_weights.items():
+        assert torch.equal(at_start[key], value), key
+    for name in ("opt_G", "opt_D"):
+        assert json.loads(json.dumps(at_start[name])) == meta[name]
+    _, resumed_meta = load_state(run_dir / "checkpoints" / "state.safetensors")
+    assert resumed_meta["step"] == meta["step"] + 1
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-3:] == [15000, 15000, 15001]  # the last old line, the precision change, the new step
 
 
 def test_a_finished_run_extended_with_kimg_equals_a_longer_run(tiny_dataset, tmp_path):

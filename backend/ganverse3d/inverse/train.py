@@ -226,6 +226,7 @@ class Trainer(RunTrainer):
     config_class = TrainConfig
     stage = "inverse"
     length_field = "iterations"
+    old_checkpoint_names = {"rng.batches": "rng_batches"}
 
     def __init__(self, config: TrainConfig, run_dir: Path | None, device, progress: bool = True):
         super().__init__(config, run_dir, device, progress)

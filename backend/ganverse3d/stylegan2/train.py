@@ -123,6 +123,7 @@ class Trainer(RunTrainer):
     # kimg trains to a new length (nothing else depends on it: the learning rates are constant); the others
     # train on with another precision or view-mixing loss from the current step.
     resumable = ("precision", "view_mixing", "view_layers")
+    old_checkpoint_names = {"rng.train": "rng"}
 
     def __init__(self, config: TrainConfig, run_dir: Path | None, device, progress: bool = True):
         super().__init__(config, run_dir, device, progress)
