@@ -5,8 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
+from ganverse3d import api
 from ganverse3d.cli import main
+from ganverse3d.errors import InputError
 from ganverse3d.export import TexturedMesh, save_mesh
+from ganverse3d.files import png_bytes
 from ganverse3d.geometry import Camera
 
 HALF_SIZE = 0.5
@@ -109,6 +112,7 @@ def test_render_help_shows_a_worked_example(capsys):
 @pytest.mark.parametrize("case", [
     "missing mesh", "not a mesh", "zero resolution", "negative resolution", "zero distance", "negative distance",
     "unwritable output", "output is a folder", "unwritable mask", "bad background", "fov of 180",
+    "mask is the output", "mask is the output spelt otherwise", "mesh name too long", "output name too long",
 ])
 def test_render_bad_input_is_one_sentence_exit_2_and_no_file(tmp_path, quad_path, capsys, case):
     (tmp_path / "a_file").write_text("")
@@ -132,10 +136,44 @@ def test_render_bad_input_is_one_sentence_exit_2_and_no_file(tmp_path, quad_path
         options = ["--background", "purple"]
     elif case == "fov of 180":
         options = ["--fov", 180]
+    elif case == "mask is the output":
+        options = ["--mask-out", out]
+    elif case == "mask is the output spelt otherwise":
+        options = ["--mask-out", tmp_path / "out" / ".." / "out" / "image.png"]
+    elif case == "mesh name too long":
+        mesh = tmp_path / ("m" * 5000 + ".glb")  # ENAMETOOLONG
+    elif case == "output name too long":
+        out = tmp_path / ("o" * 5000 + ".png")
     before = sorted(tmp_path.rglob("*"))
     capsys.readouterr()
 
     assert render(mesh, out, *options) == 2
     errors = capsys.readouterr().err.strip()
-    assert errors.startswith("Error: ") and "\n" not in errors and "Traceback" not in errors
+    assert errors.startswith("Error: ") and "\n" not in errors and "Traceback" not in errors and len(errors) < 400
+    if case.startswith("mask is the output"):
+        assert errors == "Error: --mask-out must differ from the output image."
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_the_library_renders_a_mesh_file_into_an_image_and_its_mask(tmp_path, quad_path):
+    camera = Camera.create(0.0, 0.0, 2.2, 40.0)
+    written = api.write_render(quad_path, tmp_path / "image.png", camera, 24, mask_out=tmp_path / "mask.png",
+                               lighting=False, device="cpu")
+    assert written == [tmp_path / "image.png", tmp_path / "mask.png"]
+    image, mask = api.render_mesh_file(quad_path, camera, 24, lighting=False, device="cpu")
+    assert (tmp_path / "image.png").read_bytes() == png_bytes(image)
+    assert (tmp_path / "mask.png").read_bytes() == png_bytes(mask)
+    assert api.write_render(quad_path, tmp_path / "alone.png", camera, 24, device="cpu") == [tmp_path / "alone.png"]
+
+
+def test_the_library_checks_both_outputs_before_reading_the_mesh(tmp_path):
+    camera = Camera.create(0.0, 0.0, 2.2, 40.0)
+    (tmp_path / "mask.png").mkdir()
+    for out, mask_out, message in [(tmp_path / "a.png", tmp_path / "a.png", "must differ from the output image"),
+                                   (tmp_path / "a.png", tmp_path / "mask.png", "mask.png is a folder"),
+                                   (tmp_path / "a.jpg", None, "must end in .png")]:
+        with pytest.raises(InputError, match=message) as raised:
+            api.write_render(tmp_path / "missing.glb", out, camera, 24, mask_out=mask_out, device="cpu")
+        if mask_out == out:
+            assert raised.value.settings == ["mask_out"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["mask.png"]

@@ -10,8 +10,8 @@ import trimesh
 from PIL import Image
 
 from ganverse3d.errors import InputError
-from ganverse3d.export import TexturedMesh, load_mesh, mesh_files, save_mesh, write_files
-from ganverse3d.files import to_uint8
+from ganverse3d.export import TexturedMesh, load_mesh, mesh_files, save_mesh
+from ganverse3d.files import to_uint8, write_files
 from ganverse3d.geometry import template_sphere
 
 

@@ -5,9 +5,9 @@
 1. read the photo: any format Pillow reads, at least :data:`MIN_PHOTO_SIDE` pixels on each side, EXIF
    orientation applied, grayscale / 16-bit / palette images converted to 8-bit RGB (16-bit ones scaled by the
    bits they use); an alpha channel that is not fully opaque is the car's mask;
-2. find the car: the given mask, the alpha, or a segmenter (``ganverse3d.dataset.segment``, see
-   :func:`segment_photo`); exactly one car must be found (components smaller than :data:`MIN_CAR_AREA` of the
-   image are ignored), one the segmenter is confident of, with at least as many pixels as the network sees;
+2. find the car: the given mask, the alpha, or a segmenter (``ganverse3d.dataset.segment.segment_photo``);
+   exactly one car must be found (components smaller than ``MIN_CAR_AREA`` of the image are ignored), one
+   the segmenter is confident of, with at least as many pixels as the network sees;
 3. frame it as the training data frames its cars: a square crop around the car whose size and offset
    match the median of the training masks (recorded in the model bundle); first with the overall median,
    then again with the median of the azimuth bin the first prediction falls in (a front view fills less of
@@ -17,6 +17,7 @@
    keep the one under which the predicted mesh's silhouette best matches the mask (``ganverse3d.inverse.camera_search``).
 
 Photos are never written by this module; :func:`write_reconstruction` writes the mesh and its turntable sheet.
+:func:`write_render` renders a mesh file with the project's renderer into an image (and its mask).
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .dataset.segment import bounding_box, crop_resize, load_segmenter, segment_photo, single_car
 from .errors import InputError, setting
-from .export import TexturedMesh, encode_mesh, mesh_files, png_bytes, write_files
-from .files import check_output_file, image_grid
+from .export import TexturedMesh, encode_mesh, mesh_files
+from .files import check_output_file, check_outputs, image_grid, is_file, png_bytes, shown_path, write_files
 from .geometry import Camera, azimuth_bins
 from .render.turntable import normalise_verts, render_turntable, turntable_rows
 
@@ -40,19 +42,8 @@ from .render.turntable import normalise_verts, render_turntable, turntable_rows
 MAX_PIXELS = 50_000_000
 # Photos with a shorter side are refused before decoding: too few pixels to hold a car.
 MIN_PHOTO_SIDE = 32
-# Mask components smaller than this fraction of the photo are specks, not cars (the segmenters' rule).
-MIN_CAR_AREA = 0.01
 # Side of the framed crop returned as the image / background / mask of a reconstruction.
 FRAMED_SIZE = 256
-# Cars are looked for in a copy of the photo (or mask) whose longer side is at most this: plenty to tell cars
-# apart, and cheap for phone-size photos.
-SEARCH_SIZE = 512
-# Each candidate car is then outlined in a crop of the full photo, OUTLINE_SIZE pixels square, in which its
-# longer side is OUTLINE_FILL of the crop (as in the world segmenter's training renders: median 0.77).
-OUTLINE_SIZE = 256
-OUTLINE_FILL = 0.75
-# At most this many candidates are outlined (the largest-scoring ones): enough to count the cars of a photo.
-_MAX_CANDIDATES = 8
 
 
 @dataclass
@@ -133,18 +124,19 @@ def _open_image(path, what: str, min_side: int = 1) -> Image.Image:
     """Open and fully decode an image file, EXIF orientation applied; InputError for anything unusable,
     including a side shorter than ``min_side`` (found from the header, before decoding)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"The {what} {path} does not exist.")
+    name = f"The {what} {shown_path(path)}"
+    if not is_file(path):
+        raise InputError(f"{name} does not exist.")
     try:
         image = Image.open(path)
     except UnidentifiedImageError:
-        raise InputError(f"The {what} {path} is not an image file this program can read.") from None
+        raise InputError(f"{name} is not an image file this program can read.") from None
     except Image.DecompressionBombError:
-        raise InputError(f"The {what} {path} is too large to decode safely; scale it down first.") from None
+        raise InputError(f"{name} is too large to decode safely; scale it down first.") from None
     except (OSError, SyntaxError, ValueError, EOFError):
-        raise InputError(f"The {what} {path} is damaged or truncated.") from None
+        raise InputError(f"{name} is damaged or truncated.") from None
     try:
-        _check_size(image.width, image.height, f"The {what} {path}", min_side)
+        _check_size(image.width, image.height, name, min_side)
         # In place: an upright photo is not copied (Pillow closes the file once the pixels are loaded).
         ImageOps.exif_transpose(image, in_place=True)
         return image
@@ -153,7 +145,7 @@ def _open_image(path, what: str, min_side: int = 1) -> Image.Image:
         raise
     except (OSError, SyntaxError, ValueError, EOFError):
         image.close()
-        raise InputError(f"The {what} {path} is damaged or truncated.") from None
+        raise InputError(f"{name} is damaged or truncated.") from None
 
 
 def _load_photo(image) -> tuple[Image.Image, np.ndarray | None]:
@@ -204,48 +196,11 @@ def read_mask(mask, size: tuple[int, int]) -> np.ndarray:
     return array
 
 
-def _scaled_down(image: Image.Image, longest: int) -> tuple[np.ndarray, float]:
-    """The image area-averaged so that its longer side is at most ``longest``, as a uint8 array, and the
-    scale (copy pixels per image pixel, 1 when it was small enough already)."""
-    width, height = image.size
-    scale = min(1.0, longest / max(height, width))
-    if scale < 1.0:
-        # reducing_gap: Pillow first shrinks by an integer factor (fast), then resamples the rest exactly.
-        image = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.BOX,
-                             reducing_gap=3.0)
-    return np.asarray(image), scale
-
-
-def _bounding_box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom) of the True pixels of a non-empty bool mask [H, W], right and bottom exclusive."""
-    rows, columns = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    return int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1
-
-
-def single_car(mask: np.ndarray, source: str) -> np.ndarray:
-    """The one car of a bool mask [H, W] (specks below MIN_CAR_AREA dropped); InputError for none or several."""
-    from .dataset.segment import instances_from_probability
-
-    height, width = mask.shape
-    small = _scaled_down(Image.fromarray(mask).convert("L"), SEARCH_SIZE)[0] > 127
-    instances = instances_from_probability(torch.from_numpy(small).float(), 0.5, MIN_CAR_AREA)
-    if len(instances) == 0:
-        raise InputError(f"No car found: {source} marks nothing of at least {MIN_CAR_AREA:.0%} of the photo.")
-    if len(instances) > 1:
-        raise InputError(f"{source[0].upper() + source[1:]} shows {len(instances)} separate cars; give a photo "
-                         f"or mask with exactly one.")
-    keep = np.asarray(Image.fromarray(instances.masks[0].numpy().astype(np.uint8) * 255).resize((width, height),
-                                                                                              Image.NEAREST)) > 127
-    return mask & keep
-
-
 _SEGMENTER_CACHE: dict[tuple, object] = {}
 
 
 def _segmenter(spec: str, device):
     """The segmenter of ``spec``, loaded once per spec and device (the worker reconstructs many photos)."""
-    from .dataset.segment import load_segmenter
-
     key = (spec, str(device))
     if key not in _SEGMENTER_CACHE:
         _SEGMENTER_CACHE.clear()
@@ -253,98 +208,9 @@ def _segmenter(spec: str, device):
     return _SEGMENTER_CACHE[key]
 
 
-def _segment(model, rgb: np.ndarray):
-    """The segmenter's :class:`Instances` of one uint8 image [H, W, 3]."""
-    return model.segment(torch.tensor(rgb).permute(2, 0, 1)[None].float() / 255)[0]
-
-
-@dataclass
-class _Outline:
-    """A candidate car outlined in a square crop of the photo.
-
-    Attributes:
-        box: (left, top, size) of the crop in photo pixels (it may reach past the photo's border).
-        mask: [OUTLINE_SIZE, OUTLINE_SIZE] bool, the car in the crop.
-        score: the segmenter's confidence in it.
-        contained: whether the mask stays off the crop's border. A car lies inside the crop framed around it
-            with a margin (beyond the photo's edge the crop repeats its edge pixels); a region that runs to
-            the border is background: sky, a wall, noise, a plain photo that the segmenter calls car as a whole.
-    """
-
-    box: tuple[float, float, float]
-    mask: np.ndarray
-    score: float
-    contained: bool
-
-    def in_photo(self, size: tuple[int, int]) -> np.ndarray:
-        """The mask in the photo's pixels: bool [H, W] for a photo of ``size`` (H, W)."""
-        left, top, side = self.box
-        height, width = size
-        x0, x1 = max(0, int(np.floor(left))), min(width, int(np.ceil(left + side)))
-        y0, y1 = max(0, int(np.floor(top))), min(height, int(np.ceil(top + side)))
-        # Nearest outline pixel of each photo pixel centre.
-        columns = ((np.arange(x0, x1) + 0.5 - left) * OUTLINE_SIZE / side).astype(np.int64).clip(0, OUTLINE_SIZE - 1)
-        rows = ((np.arange(y0, y1) + 0.5 - top) * OUTLINE_SIZE / side).astype(np.int64).clip(0, OUTLINE_SIZE - 1)
-        car = np.zeros((height, width), dtype=bool)
-        car[y0:y1, x0:x1] = self.mask[rows[:, None], columns[None, :]]
-        return car
-
-
-def _outline(model, photo: Image.Image, candidate: np.ndarray, scale: float) -> _Outline | None:
-    """Outline a candidate found in the scaled-down copy (bool mask [h, w] at ``scale``) in a crop of the full
-    RGB ``photo``, framed as the world segmenter's training renders frame cars; None when the segmenter finds
-    nothing there that overlaps the candidate."""
-    left, top, right, bottom = _bounding_box(candidate)
-    side = max(right - left, bottom - top) / scale / OUTLINE_FILL
-    box = ((left + right) / 2 / scale - side / 2, (top + bottom) / 2 / scale - side / 2, side)
-    found = _segment(model, crop_resize(photo, box, OUTLINE_SIZE, edge=True))
-    if len(found) == 0:
-        return None
-    prior = crop_resize(candidate, tuple(value * scale for value in box), OUTLINE_SIZE, edge=False) > 127
-    overlap = (found.masks & torch.from_numpy(prior)).sum(dim=(1, 2))
-    best = int(overlap.argmax())
-    if int(overlap[best]) == 0:
-        return None
-    mask = found.masks[best].numpy()
-    contained = not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
-    return _Outline(box, mask, float(found.scores[best]), contained)
-
-
-def segment_photo(photo, segmenter: str, device) -> np.ndarray:
-    """The one car of a photo (an RGB Pillow image or uint8 array [H, W, 3]) as a bool mask [H, W], found by a
-    segmenter spec (see ``ganverse3d.dataset.segment``).
-
-    The segmenter looks twice, so that phone-size photos cost little and small cars get a sharp outline: it
-    finds candidates in a copy of the photo scaled down to :data:`SEARCH_SIZE`, then outlines each in a crop of
-    the full photo framed around it (:data:`OUTLINE_SIZE`, :data:`OUTLINE_FILL`). A candidate is a car when its
-    outline lies inside the crop and scores at least the segmenter's ``confident_score``.
-
-    Raises:
-        InputError: no car, a region the segmenter is unsure of (no car, or cars that touch), several cars.
-    """
-    photo = photo if isinstance(photo, Image.Image) else Image.fromarray(photo)
-    model = _segmenter(segmenter, device)
-    search_copy, scale = _scaled_down(photo, SEARCH_SIZE)
-    outlines = [_outline(model, photo, candidate.numpy(), scale)
-                for candidate in _segment(model, search_copy).masks[:_MAX_CANDIDATES]]
-    plausible = [outline for outline in outlines if outline is not None and outline.contained]
-    cars = [outline for outline in plausible if outline.score >= model.confident_score]
-    if len(cars) > 1:
-        raise InputError(f"The photo shows {len(cars)} cars; crop it to one car or set {setting('mask')} to the "
-                         f"mask of one.")
-    if cars:
-        return cars[0].in_photo((photo.height, photo.width))
-    if plausible:
-        best = max(outline.score for outline in plausible)
-        raise InputError(f"No single car found in the photo: the segmenter is not sure that what it found is one car "
-                         f"(confidence {best:.3f}, {model.confident_score:.3f} needed); crop the photo to one car or "
-                         f"set {setting('mask')} to its mask.")
-    raise InputError(f"No car found in the photo; if it shows one, set {setting('mask')} to the car's mask.")
-
-
 def check_car_size(car: np.ndarray, min_length: int) -> None:
     """InputError when the car (bool mask [H, W]) spans fewer than ``min_length`` pixels of the photo."""
-    left, top, right, bottom = _bounding_box(car)
+    left, top, right, bottom = bounding_box(car)
     length = max(right - left, bottom - top)
     if length < min_length:
         raise InputError(f"The car is only {length} pixels long in the photo, too small to reconstruct; give a "
@@ -358,45 +224,11 @@ def check_car_size(car: np.ndarray, min_length: int) -> None:
 def crop_box(mask: np.ndarray, fill: float, centre) -> tuple[float, float, float]:
     """The square (left, top, size) in which the mask's bounding box has longer side ``fill`` * size and
     centre offset ``centre`` (x, y, in crop sides, y down) from the crop centre, as training images do."""
-    left, top, right, bottom = _bounding_box(mask)
+    left, top, right, bottom = bounding_box(mask)
     size = max(bottom - top, right - left) / fill
     centre_x = (left + right) / 2 - centre[0] * size
     centre_y = (top + bottom) / 2 - centre[1] * size
     return float(centre_x - size / 2), float(centre_y - size / 2), float(size)
-
-
-def crop_resize(image, box: tuple[float, float, float], out_size: int, edge: bool) -> np.ndarray:
-    """Crop the square ``box`` = (left, top, size) of an image and resample it to uint8 out_size² (area average
-    when shrinking, bicubic when enlarging). Outside the image the edge pixels are repeated (``edge``) or zeros
-    are used.
-
-    ``image`` is a Pillow image (L or RGB), or an array: uint8 [H, W] / [H, W, C], or a bool mask [H, W] read
-    as 0 / 255. Only the output pixels that lie wholly inside the image are resampled, from the image itself;
-    the rest are filled in the small output, so a crop of a 48-megapixel photo pads nothing at full resolution
-    (and copies nothing of a Pillow image).
-    """
-    left, top, size = box
-    width, height = image.size if isinstance(image, Image.Image) else (image.shape[1], image.shape[0])
-    scale = out_size / size  # output pixels per image pixel
-    # Output columns [x0, x1) and rows [y0, y1) inside the image (small tolerances absorb float rounding).
-    x0 = min(out_size, max(0, math.ceil(-left * scale - 1e-6)))
-    x1 = max(x0, min(out_size, math.floor((width - left) * scale + 1e-6)))
-    y0 = min(out_size, max(0, math.ceil(-top * scale - 1e-6)))
-    y1 = max(y0, min(out_size, math.floor((height - top) * scale + 1e-6)))
-    if x1 == x0 or y1 == y0:
-        raise InputError("The car lies outside the photo.")
-    source = [min(max(left + x0 / scale, 0.0), width), min(max(top + y0 / scale, 0.0), height),
-              min(max(left + x1 / scale, 0.0), width), min(max(top + y1 / scale, 0.0), height)]
-    if not isinstance(image, Image.Image):  # only the window the output covers goes to Pillow
-        column0, row0 = int(source[0]), int(source[1])
-        window = image[row0:math.ceil(source[3]), column0:math.ceil(source[2])]
-        image = Image.fromarray(np.ascontiguousarray(window.astype(np.uint8) * 255 if window.dtype == bool else window))
-        source = [source[0] - column0, source[1] - row0, source[2] - column0, source[3] - row0]
-    resample = Image.BOX if size >= out_size else Image.BICUBIC
-    # reducing_gap: Pillow first shrinks by an integer factor (fast), then resamples the rest exactly.
-    inside = np.asarray(image.resize((x1 - x0, y1 - y0), resample, box=tuple(source), reducing_gap=3.0))
-    outside = [(y0, out_size - y1), (x0, out_size - x1)] + [(0, 0)] * (inside.ndim - 2)
-    return np.pad(inside, outside, mode="edge" if edge else "constant")
 
 
 def _framed(photo: Image.Image, car: Image.Image, box, size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -468,7 +300,7 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
     net, framing = load_inverse_model(model, device)
     device = resolve_device(device)
     if car is None:
-        car = segment_photo(photo, segmenter, device)
+        car = segment_photo(photo, _segmenter(segmenter, device))
     # The network sees the car resolution * fill pixels long (54 for the embedded model): a car with fewer
     # pixels in the photo would only reach it as an enlarged blur.
     check_car_size(car, math.ceil(net.resolution * framing["fill"]))
@@ -515,24 +347,12 @@ def reconstruction_files(out) -> list[Path]:
     return mesh_files(out) + [turntable_path(out)]
 
 
-def check_not_an_input(output, inputs: dict, output_setting: str) -> None:
-    """InputError when writing ``output`` would replace one of ``inputs`` (what -> path, e.g. ``{"photo": ...}``;
-    values that are not paths are skipped). Files are compared on disk, so a link or another spelling of the
-    same file counts too. ``output_setting`` names the setting that chose ``output``."""
-    for what, source in inputs.items():
-        if (isinstance(source, (str, os.PathLike)) and os.path.exists(output) and os.path.exists(source)
-                and os.path.samefile(output, source)):
-            raise InputError(f"Writing {output} would replace the {what} {source}; change {setting(output_setting)}.")
-
-
 def check_mesh_output(out, inputs: dict | None = None) -> Path:
     """InputError unless ``out`` is a writable .glb / .obj path none of whose files (:func:`reconstruction_files`)
-    is a folder or one of ``inputs`` (see :func:`check_not_an_input`); checked before any work is done."""
+    is a folder or one of ``inputs`` (see :func:`ganverse3d.files.check_not_an_input`); checked before any work
+    is done."""
     out = check_output_file(out, (".glb", ".obj"))
-    for path in reconstruction_files(out):
-        if path.is_dir():
-            raise InputError(f"Cannot write {path}: a folder of that name is in the way.")
-        check_not_an_input(path, inputs or {}, "out_path")
+    check_outputs(reconstruction_files(out), inputs, "out_path")
     return out
 
 
@@ -588,3 +408,21 @@ def render_mesh_file(mesh_path, camera: Camera, resolution: int, background=(1.0
             lighting=Lighting() if lighting else None,
             soft=False, cull_backfaces=False)  # foreign files do not always wind their faces consistently
     return result.image[0].cpu(), result.mask[0].cpu()
+
+
+def check_render_outputs(out, mask_out=None) -> list[Path]:
+    """The files :func:`write_render` writes: ``out`` and, when given, ``mask_out``, both .png in writable
+    folders and not the same file; InputError otherwise, before any work is done."""
+    outputs = [check_output_file(path, (".png",)) for path in (out, mask_out) if path is not None]
+    if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
+        raise InputError(f"{setting('mask_out')} must differ from the output image.")
+    return outputs
+
+
+def write_render(mesh_path, out, camera: Camera, resolution: int, mask_out=None, **options) -> list[Path]:
+    """Render a mesh file (:func:`render_mesh_file`, which ``options`` go to) into the PNG ``out`` and, when
+    given, its silhouette (white = mesh) into the PNG ``mask_out``, both or neither; returns the files written.
+    The outputs are checked (:func:`check_render_outputs`) before the mesh is read."""
+    outputs = check_render_outputs(out, mask_out)
+    image, mask = render_mesh_file(mesh_path, camera, resolution, **options)
+    return write_files(dict(zip(outputs, (png_bytes(image), png_bytes(mask)))))

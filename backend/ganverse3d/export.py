@@ -15,8 +15,6 @@ Conventions (docs/ARCHITECTURE.md):
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import struct
 from dataclasses import dataclass
@@ -24,11 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from . import __version__
 from .errors import InputError
-from .files import atomic_path, to_uint8
+from .files import is_file, png_bytes, shown_path, write_files
 from .geometry import vertex_normals
 
 # Labels travel through .glb as float32 (glTF allows no 32-bit integer vertex attributes), exact below 2**24.
@@ -104,7 +101,7 @@ def _cpu_tensor(value, dtype: torch.dtype, name: str) -> torch.Tensor:
 
 def save_mesh(path, mesh: TexturedMesh) -> list[Path]:
     """Write ``mesh`` to ``path`` by its suffix (see :func:`mesh_files`) and return the files written, all of
-    them or none (:func:`write_files`).
+    them or none (:func:`ganverse3d.files.write_files`).
 
     * ``.glb``: one self-contained binary glTF (POSITION, NORMAL, TEXCOORD_0 and, with part labels, the
       custom float attribute ``_PART``; the texture embedded as PNG in a PBR material).
@@ -132,34 +129,6 @@ def encode_mesh(path, mesh: TexturedMesh) -> dict[Path, bytes]:
     if len(files) == 1:
         return {files[0]: _glb_bytes(mesh, name=files[0].stem)}
     return dict(zip(files, _obj_bytes(*files, mesh)))
-
-
-def write_files(contents: dict[Path, bytes]) -> list[Path]:
-    """Write several files so that all of them appear or none does, and return their paths.
-
-    Each is first written to a temporary beside it (:func:`ganverse3d.files.atomic_path`); only when every one
-    is written and no target is a folder are they renamed, the first file of ``contents`` last (a .obj never
-    points at companions that are missing). A failure removes every temporary and raises InputError.
-    """
-    path = None
-    try:
-        with contextlib.ExitStack() as renames:
-            for path, data in contents.items():
-                renames.enter_context(atomic_path(path)).write_bytes(data)
-            in_the_way = next((path for path in contents if Path(path).is_dir()), None)
-            if in_the_way is not None:
-                raise InputError(f"Cannot write {in_the_way}: a folder of that name is in the way.")
-    except OSError as error:  # a full disk, or a rename refused (filename2 is its target)
-        raise InputError(f"Cannot write {error.filename2 or path}: {error.strerror or error}.") from None
-    return [Path(path) for path in contents]
-
-
-def png_bytes(image) -> bytes:
-    """An image (float [3, H, W] or [1, H, W] in [0, 1], or uint8 [H, W(, 3)]) encoded as an 8-bit PNG file."""
-    array = image if isinstance(image, np.ndarray) and image.dtype == np.uint8 else to_uint8(image)
-    stream = io.BytesIO()
-    Image.fromarray(array).save(stream, format="PNG")
-    return stream.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -324,8 +293,8 @@ def load_mesh(path) -> TexturedMesh:
     path = Path(path)
     if path.suffix.lower() not in (".glb", ".gltf", ".obj"):
         raise InputError(f"Cannot read {path}: mesh files must end in .glb, .gltf or .obj.")
-    if not path.is_file():
-        raise InputError(f"The mesh file {path} does not exist.")
+    if not is_file(path):
+        raise InputError(f"The mesh file {shown_path(path)} does not exist.")
     try:
         scene = trimesh.load(path, force="scene", process=False)
         parts = [part for part in scene.dump() if isinstance(part, trimesh.Trimesh) and len(part.faces)]

@@ -1,17 +1,25 @@
 """Atomic file output, auto-numbered run folders, and reading the images of a dataset folder.
 
 Every file the project writes goes through here, so that an interrupted command never leaves a
-half-written file behind: data is written to a hidden temporary file in the target folder, then renamed.
-A process killed mid-write leaves that temporary behind; :func:`remove_temp_files` clears them when the
-folder's writer resumes, and readers never take a hidden file for data.
+half-written file behind: data is written to a hidden temporary file in the target folder, then renamed
+(:func:`write_files` writes several files all or none). A process killed mid-write leaves that temporary
+behind; :func:`remove_temp_files` clears them when the folder's writer resumes, and readers never take a
+hidden file for data.
+
+Paths the user gave are looked at through :func:`is_file`, :func:`is_dir` and :func:`exists`: a name the
+system refuses (too long, not searchable) is an InputError there, and messages show long paths shortened
+(:func:`shown_path`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 
@@ -23,9 +31,56 @@ from .errors import InputError, setting
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
-# The names atomic_path gives its temporaries: "." + the target's name + "." + mkstemp's 8 random
-# characters (lower-case letters, digits, "_") + the suffix.
-_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}(\.[^.]+)?")
+# Longest path a message shows whole: a 5000-character name is shown with its middle left out.
+MAX_SHOWN_PATH = 240
+
+
+def _temporaries(target: str) -> re.Pattern:
+    """The names atomic_path gives the temporaries of targets whose names match the regex ``target``: "." + the
+    target's name + "." + mkstemp's 8 random characters (lower-case letters, digits, "_") + the suffix."""
+    return re.compile(rf"\.(?:{target})\.[a-z0-9_]{{8}}(\.[^.]+)?")
+
+
+_TEMPORARY = _temporaries(".+")
+
+
+def shown_path(path, limit: int = MAX_SHOWN_PATH) -> str:
+    """``path`` as a message shows it: whole up to ``limit`` characters, else its start and end around "..."."""
+    text = str(path)
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    return f"{text[:limit - tail - 3]}...{text[-tail:]}"
+
+
+def _stat(path) -> os.stat_result | None:
+    """``os.stat(path)``, or None where nothing is (as pathlib's checks: missing, a file in the way of a folder,
+    a link loop); InputError when the system refuses the name itself (too long, a folder it may not search)."""
+    try:
+        return os.stat(path)
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
+            return None
+        raise InputError(f"Cannot use {shown_path(path)}: {error.strerror or type(error).__name__}.") from None
+    except ValueError:  # a NUL character
+        raise InputError(f"Cannot use {shown_path(path)}: a path cannot hold a NUL character.") from None
+
+
+def exists(path) -> bool:
+    """Whether something is at ``path``; InputError for a name the system refuses (see :func:`_stat`)."""
+    return _stat(path) is not None
+
+
+def is_file(path) -> bool:
+    """Whether ``path`` is a file (or a link to one); InputError for a name the system refuses."""
+    status = _stat(path)
+    return status is not None and stat.S_ISREG(status.st_mode)
+
+
+def is_dir(path) -> bool:
+    """Whether ``path`` is a folder (or a link to one); InputError for a name the system refuses."""
+    status = _stat(path)
+    return status is not None and stat.S_ISDIR(status.st_mode)
 
 
 @contextlib.contextmanager
@@ -36,7 +91,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
     except OSError as error:
-        raise InputError(f"Cannot write to {path.parent}: {error.strerror or error}.") from None
+        raise InputError(f"Cannot write to {shown_path(path.parent)}: {error.strerror or error}.") from None
     os.close(handle)
     try:
         yield Path(tmp)
@@ -49,15 +104,21 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
             os.unlink(tmp)
 
 
-def remove_temp_files(folder) -> list[Path]:
-    """Delete the temporaries of interrupted :func:`atomic_path` writes anywhere under ``folder``; returns them.
+def remove_temp_files(folder, names=None) -> list[Path]:
+    """Delete the temporaries of interrupted :func:`atomic_path` writes anywhere under ``folder``, or with
+    ``names`` only those of the files of these names directly in ``folder``; returns them.
 
-    Only the folder's own writer may call this (when it starts or resumes): a temporary of a write under way
+    Only the writer of those files may call this (when it starts or resumes): a temporary of a write under way
     looks the same as an orphan.
     """
+    folder = Path(folder)
+    if names is None:
+        pattern, candidates = _TEMPORARY, folder.rglob(".*")
+    else:
+        pattern, candidates = _temporaries("|".join(re.escape(name) for name in names)), folder.glob(".*")
     removed = []
-    for path in sorted(Path(folder).rglob(".*")):
-        if _TEMPORARY.fullmatch(path.name) and path.is_file():
+    for path in sorted(candidates):
+        if pattern.fullmatch(path.name) and path.is_file():
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
@@ -84,21 +145,36 @@ def to_uint8(image) -> np.ndarray:
     return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def save_png(path, image) -> None:
-    """Write an image (see :func:`to_uint8` for accepted shapes, or a uint8 array) as an 8-bit PNG, atomically."""
+def png_bytes(image) -> bytes:
+    """An image (see :func:`to_uint8` for accepted shapes, or a uint8 array) encoded as an 8-bit PNG file."""
     array = image if isinstance(image, np.ndarray) and image.dtype == np.uint8 else to_uint8(image)
-    with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(array).save(tmp, format="PNG", optimize=False)
+    stream = io.BytesIO()
+    Image.fromarray(array).save(stream, format="PNG", optimize=False)
+    return stream.getvalue()
 
 
-def save_pngs(paths, images) -> None:
-    """Write several images (see :func:`save_png`) so that either all files appear or none does: every file
-    is opened as a temporary first, which also reports an unwritable path before any work is lost."""
-    with contextlib.ExitStack() as stack:
-        temporaries = [stack.enter_context(atomic_path(path, suffix=".png")) for path in paths]
-        for temporary, image in zip(temporaries, images):
-            array = image if isinstance(image, np.ndarray) and image.dtype == np.uint8 else to_uint8(image)
-            Image.fromarray(array).save(temporary, format="PNG", optimize=False)
+def save_png(path, image) -> None:
+    """Write an image (see :func:`png_bytes`) as an 8-bit PNG, atomically."""
+    write_bytes(path, png_bytes(image))
+
+
+def write_files(contents: dict) -> list[Path]:
+    """Write several files (path -> bytes) so that all of them appear or none does, and return their paths.
+
+    Each is first written to a temporary beside it (:func:`atomic_path`); only when every one is written and
+    no target is a folder are they renamed, the first file of ``contents`` last (a .obj never points at
+    companions that are missing, a client that reads the first file finds the others). A failure removes
+    every temporary and raises InputError.
+    """
+    path = None
+    try:
+        with contextlib.ExitStack() as renames:
+            for path, data in contents.items():
+                renames.enter_context(atomic_path(path)).write_bytes(data)
+            check_outputs(contents)
+    except OSError as error:  # a full disk, or a rename refused (filename2 is its target)
+        raise InputError(f"Cannot write {shown_path(error.filename2 or path)}: {error.strerror or error}.") from None
+    return [Path(path) for path in contents]
 
 
 def image_grid(images, columns: int, padding: int = 2, fill: float = 1.0):
@@ -138,7 +214,7 @@ def check_dataset_complete(folder) -> None:
     dataset writers set until their last file is written) or cannot be read; a folder without a manifest
     passes."""
     path = Path(folder) / "manifest.json"
-    if not path.exists():
+    if not exists(path):
         return
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
@@ -161,7 +237,7 @@ def image_paths(folder) -> list[Path]:
     incomplete (:func:`check_dataset_complete`)."""
     folder = Path(folder)
     check_dataset_complete(folder)
-    image_dir = folder / "images" if (folder / "images").is_dir() else folder
+    image_dir = folder / "images" if is_dir(folder / "images") else folder
     paths = png_files(image_dir)
     if not paths:
         raise InputError(f"No PNG images found in {image_dir}; point {setting('data')} at a dataset folder with "
@@ -187,16 +263,21 @@ def new_run_dir(root, stage: str, name: str) -> Path:
             number += 1
 
 
+def _existing_parent(path: Path) -> Path:
+    """The nearest of ``path``'s parents that exists (the root at least)."""
+    return next(parent for parent in path.absolute().parents if exists(parent))
+
+
 def check_output_folder_writable(out: Path) -> None:
     """InputError unless ``out`` is, or can be created as, a folder this process can write into."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"The output {out} is a file; give a folder for the dataset.")
-    existing = next(parent for parent in (out.absolute(), *out.absolute().parents) if parent.exists())
-    if not existing.is_dir():
-        raise InputError(f"Cannot create {out}: {existing} is a file.")
+    if exists(out) and not is_dir(out):
+        raise InputError(f"The output {shown_path(out)} is a file; give a folder for the dataset.")
+    existing = out.absolute() if exists(out) else _existing_parent(out)
+    if not is_dir(existing):
+        raise InputError(f"Cannot create {shown_path(out)}: {shown_path(existing)} is a file.")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"Cannot write to {existing}: permission denied.")
+        raise InputError(f"Cannot write to {shown_path(existing)}: permission denied.")
 
 
 def check_output_file(path, suffixes: tuple[str, ...]) -> Path:
@@ -207,10 +288,30 @@ def check_output_file(path, suffixes: tuple[str, ...]) -> Path:
     path = Path(path)
     allowed = " or ".join(suffixes) if len(suffixes) < 3 else ", ".join(suffixes[:-1]) + " or " + suffixes[-1]
     if path.suffix.lower() not in suffixes:
-        raise InputError(f"The output {path} must end in {allowed}.")
-    if path.is_dir():
-        raise InputError(f"The output {path} is a folder; give a file name ending in {allowed}.")
-    existing = next(parent for parent in path.absolute().parents if parent.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"Cannot write {path}: {existing} is not a writable folder.")
+        raise InputError(f"The output {shown_path(path)} must end in {allowed}.")
+    if is_dir(path):
+        raise InputError(f"The output {shown_path(path)} is a folder; give a file name ending in {allowed}.")
+    existing = _existing_parent(path)
+    if not is_dir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"Cannot write {shown_path(path)}: {shown_path(existing)} is not a writable folder.")
     return path
+
+
+def check_not_an_input(output, inputs: dict, output_setting: str) -> None:
+    """InputError when writing ``output`` would replace one of ``inputs`` (what -> path, e.g. ``{"photo": ...}``;
+    values that are not paths are skipped). Files are compared on disk, so a link or another spelling of the
+    same file counts too. ``output_setting`` names the setting that chose ``output``."""
+    for what, source in inputs.items():
+        if (isinstance(source, (str, os.PathLike)) and os.path.exists(output) and os.path.exists(source)
+                and os.path.samefile(output, source)):
+            raise InputError(f"Writing {shown_path(output)} would replace the {what} {shown_path(source)}; change "
+                             f"{setting(output_setting)}.")
+
+
+def check_outputs(paths, inputs: dict | None = None, output_setting: str = "out_path") -> None:
+    """InputError when a folder stands where one of ``paths`` is to be written, or writing one would replace one
+    of ``inputs`` (see :func:`check_not_an_input`)."""
+    for path in paths:
+        if is_dir(path):
+            raise InputError(f"Cannot write {shown_path(path)}: a folder of that name is in the way.")
+        check_not_an_input(path, inputs or {}, output_setting)

@@ -63,7 +63,7 @@ Ops
 * ``length`` (number > 0, at most 1000, default 4.5): the car's real length in metres.
 * ``out_dir`` (string, required): folder for the three files below, created if missing and owned by the
   client; files of an earlier request there are replaced, and temporaries that an interrupted request left
-  there are deleted. Each file is written atomically; none may be the photo or the mask.
+  there are deleted. The three files appear all or none (``mesh.json`` last); none may be the photo or the mask.
 
 Progress events, then::
 
@@ -105,7 +105,6 @@ import json
 import math
 import os
 import platform
-import re
 import sys
 import traceback
 from pathlib import Path
@@ -258,19 +257,6 @@ def _length_metres(value) -> float:
     return metres
 
 
-def _remove_orphan_temporaries(out_dir: Path) -> None:
-    """Delete the temporaries of this worker's own outputs that a request killed mid-write left in ``out_dir``
-    (``.texture.png.XXXXXXXX.png``: the names ``ganverse3d.files.atomic_path`` gives them). Only the worker
-    writes these names there, and it answers one request at a time, so none of them is a write under way."""
-    if not out_dir.is_dir():
-        return
-    for name in (MESH_FILE, TEXTURE_FILE, FRAMED_PHOTO_FILE):
-        temporary = re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}{re.escape(Path(name).suffix)}")
-        for path in out_dir.glob(f".{name}.*"):
-            if temporary.fullmatch(path.name) and path.is_file():
-                path.unlink(missing_ok=True)
-
-
 def _request_id(request: dict):
     """The request's id (int or string), or ProtocolError answered with id null."""
     request_id = request.get("id")
@@ -335,13 +321,8 @@ class Worker:
             raise
         except ProtocolError as error:
             return self._error(request_id, "protocol", str(error))
-        except InputError as error:
+        except InputError as error:  # the library words every path the system refuses as one (ganverse3d.files)
             return self._error(request_id, "input", error.worded(addon_setting))
-        except OSError as error:
-            if error.filename is None:  # not about a path the client gave: a bug
-                return self._internal_error(request_id, error)
-            return self._error(request_id, "input", f"Cannot use {error.filename}: "
-                                                    f"{error.strerror or type(error).__name__}.")
         except Exception as error:  # a bug: report it in one sentence, keep the traceback for the log
             return self._internal_error(request_id, error)
         self.write_line(reply)
@@ -381,8 +362,8 @@ class Worker:
 
     def reconstruct(self, request: dict, progress) -> dict:
         """Photo -> mesh.json, texture.png, photo_framed.png in ``out_dir`` and the Blender camera."""
-        from .api import check_not_an_input, load_inverse_model, reconstruct
-        from .files import check_output_file, save_pngs, write_text
+        from .api import load_inverse_model, reconstruct
+        from .files import check_output_file, check_outputs, png_bytes, remove_temp_files, write_files
 
         photo = _path_argument(request, "reconstruct", "photo", "a path")
         mask = _path_argument(request, "reconstruct", "mask", "a path or null", default=None)
@@ -393,11 +374,10 @@ class Worker:
         files = {"mesh": out_dir / MESH_FILE, "texture": out_dir / TEXTURE_FILE,
                  "framed_photo": out_dir / FRAMED_PHOTO_FILE}
         check_output_file(files["mesh"], (".json",))
-        for path in files.values():
-            if path.is_dir():
-                raise InputError(f"Cannot write {path}: a folder of that name is in the way.")
-            check_not_an_input(path, {"photo": photo, "mask": mask}, "out_dir")
-        _remove_orphan_temporaries(out_dir)
+        check_outputs(files.values(), {"photo": photo, "mask": mask}, "out_dir")
+        # Orphans of a request killed mid-write: only this worker writes these names there, and it answers one
+        # request at a time, so none of them is a write under way.
+        remove_temp_files(out_dir, names=[path.name for path in files.values()])
 
         progress(0.0, "Loading the model")
         load_inverse_model(self.model, self.device)
@@ -405,8 +385,9 @@ class Worker:
         result = reconstruct(photo, mask=mask, model=self.model, segmenter=self.segmenter, device=self.device)
         progress(0.8, "Writing the mesh and texture")
         mesh, camera, scale = blender_payload(result, length)
-        save_pngs([files["texture"], files["framed_photo"]], [result.mesh.texture, result.image])
-        write_text(files["mesh"], json.dumps(mesh, separators=(",", ":")))  # last: the client reads it first
+        # All three or none; mesh.json, the first, is renamed last: the client reads it first.
+        write_files({files["mesh"]: json.dumps(mesh, separators=(",", ":")).encode("utf-8"),
+                     files["texture"]: png_bytes(result.mesh.texture), files["framed_photo"]: png_bytes(result.image)})
         return {**{key: str(path) for key, path in files.items()}, "length": length, "scale": scale,
                 "camera": camera}
 

@@ -18,7 +18,7 @@ from ganverse3d.geometry import Camera, template_sphere
 from ganverse3d.inverse.model import InverseGraphicsNet
 from ganverse3d.inverse.train import load_images, measure_framing
 from ganverse3d.render import render_mesh
-from ganverse3d.dataset.segment import WorldSegmenter
+from ganverse3d.dataset.segment import SEARCH_SIZE, WorldSegmenter, crop_resize, segment_photo
 from ganverse3d.world import render_items
 
 from conftest import DISTANCE, ELEVATION, FOV_Y, ellipsoid_content
@@ -101,10 +101,10 @@ def test_api_reconstruction_fields(model_path):
 def test_crop_repeats_edge_pixels_outside_the_photo():
     array = np.zeros((4, 4, 3), dtype=np.uint8)
     array[:, 0] = 200  # left column bright
-    crop = api.crop_resize(array, (-4.0, 0.0, 8.0), 8, edge=True)
+    crop = crop_resize(array, (-4.0, 0.0, 8.0), 8, edge=True)
     assert crop.shape == (8, 8, 3)
     assert (crop[:, :4] == 200).all() and (crop[:, 5:] == 0).all()
-    assert (api.crop_resize(array[..., 0], (-4.0, 0.0, 8.0), 8, edge=False)[:, :4] == 0).all()
+    assert (crop_resize(array[..., 0], (-4.0, 0.0, 8.0), 8, edge=False)[:, :4] == 0).all()
 
 
 def test_exif_orientation_and_alpha_are_honoured(tmp_path):
@@ -245,7 +245,7 @@ def iou(found, truth):
 @needs_segmenter
 def test_each_world_car_alone_is_found_with_an_accurate_mask(world_cars):
     for image, truth in zip(*world_cars):
-        assert iou(api.segment_photo(image, "world", "cpu"), truth) > 0.9
+        assert iou(segment_photo(image, "world", "cpu"), truth) > 0.9
 
 
 @needs_segmenter
@@ -255,7 +255,7 @@ def test_grey_sixteen_bit_photos_of_cars_are_segmented(world_cars, tmp_path):
         grey = np.asarray(Image.fromarray(image).convert("L")).astype(np.uint16) * 16
         Image.fromarray(grey).save(tmp_path / "grey.png")
         rgb, _ = api.read_photo(tmp_path / "grey.png")
-        assert iou(api.segment_photo(rgb, "world", "cpu"), truth) > 0.9
+        assert iou(segment_photo(rgb, "world", "cpu"), truth) > 0.9
 
 
 def not_one_car(case, images):
@@ -299,7 +299,7 @@ def test_a_car_covering_3_percent_of_a_white_frame_gets_a_sharp_mask(world_cars)
     frame[offset:offset + 256, offset:offset + 256] = np.where(truth[..., None], image, 255)
     true_frame = np.zeros((side, side), dtype=bool)
     true_frame[offset:offset + 256, offset:offset + 256] = truth
-    assert iou(api.segment_photo(frame, "world", "cpu"), true_frame) > 0.9
+    assert iou(segment_photo(frame, "world", "cpu"), true_frame) > 0.9
 
 
 @needs_segmenter
@@ -314,8 +314,8 @@ def test_a_phone_size_photo_is_segmented_through_small_copies(world_cars, monkey
         return segment(self, images)
 
     monkeypatch.setattr(WorldSegmenter, "segment", spy)
-    found = api.segment_photo(photo, "world", "cpu")
-    assert found.shape == (3000, 4000) and max(seen_sizes) <= api.SEARCH_SIZE
+    found = segment_photo(photo, "world", "cpu")
+    assert found.shape == (3000, 4000) and max(seen_sizes) <= SEARCH_SIZE
     assert iou(found, np.asarray(Image.fromarray(truth).resize((4000, 3000), Image.NEAREST))) > 0.9
 
 
@@ -370,6 +370,22 @@ def test_a_folder_where_a_sibling_goes_is_one_sentence_and_leaves_nothing(in_the
     assert f"Cannot write {tmp_path / 'out' / in_the_way}: a folder of that name is in the way." in error
     assert error.count("\n") == 1
     assert [path.name for path in (tmp_path / "out").iterdir()] == [in_the_way]
+
+
+@pytest.mark.parametrize("too_long", ["photo", "mask", "out"])
+def test_a_name_too_long_for_the_system_is_one_sentence_with_a_shortened_path(too_long, model_path, tmp_path,
+                                                                              capsys):
+    rgb, mask = car_photo()
+    paths = {"photo": tmp_path / "photo.png", "mask": tmp_path / "mask.png", "out": tmp_path / "out" / "car.glb"}
+    Image.fromarray(rgb).save(paths["photo"])
+    Image.fromarray(mask.astype(np.uint8) * 255).save(paths["mask"])
+    paths[too_long] = paths[too_long].with_name("x" * 5000 + paths[too_long].suffix)  # ENAMETOOLONG
+    assert main(["reconstruct", str(paths["photo"]), "--mask", str(paths["mask"]), "--model", str(model_path),
+                 "-o", str(paths["out"]), "--device", "cpu"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("Error: Cannot use ") and error.endswith(f"xxx{paths[too_long].suffix}: File name too long.\n")
+    assert len(error) < 400 and error.count("\n") == 1 and "Traceback" not in error
+    assert not (tmp_path / "out").exists()
 
 
 def test_without_a_default_model_it_asks_for_one(tmp_path, monkeypatch, capsys):

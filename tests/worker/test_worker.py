@@ -421,6 +421,38 @@ def test_an_unexpected_exception_is_one_internal_sentence_and_the_worker_goes_on
     assert not (tmp_path / "out").exists()
 
 
+def test_an_os_error_that_reaches_the_worker_is_a_bug_not_the_users_input(monkeypatch, tmp_path):
+    # The library words every path the system refuses as an InputError; an OSError left over is a bug, even when
+    # it names a file.
+    def broken_reconstruct(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "/internal/cache/table.bin")
+
+    monkeypatch.setattr(api, "reconstruct", broken_reconstruct)
+    lines = []
+    request = {"id": 1, "op": "reconstruct", "photo": str(PHOTO), "out_dir": str(tmp_path / "out")}
+    worker_module.Worker(lines.append, device="cpu").handle_line(json.dumps(request).encode())
+    reply = json.loads(lines[-1])
+    assert reply["kind"] == "internal" and reply["message"].startswith("Internal error: FileNotFoundError")
+
+
+def test_the_three_files_appear_all_or_none(monkeypatch, tmp_path):
+    out_dir = tmp_path / "out"
+    reconstruct = api.reconstruct
+
+    def reconstruct_then_block_the_texture(*args, **kwargs):
+        result = reconstruct(*args, **kwargs)
+        (out_dir / worker_module.TEXTURE_FILE).mkdir(parents=True)  # after the checks, before the writes
+        return result
+
+    monkeypatch.setattr(api, "reconstruct", reconstruct_then_block_the_texture)
+    lines = []
+    request = {"id": 1, "op": "reconstruct", "photo": str(PHOTO), "out_dir": str(out_dir)}
+    worker_module.Worker(lines.append, device="cpu").handle_line(json.dumps(request).encode())
+    reply = json.loads(lines[-1])
+    assert reply["kind"] == "input" and reply["message"].endswith("texture.png: a folder of that name is in the way.")
+    assert [path.name for path in out_dir.iterdir()] == [worker_module.TEXTURE_FILE]  # no file, no temporary
+
+
 def test_a_missing_model_shows_up_at_hello_as_an_input_error(tmp_path):
     missing = tmp_path / "absent.safetensors"
     process = WorkerProcess(tmp_path / "stderr.txt", "--model", str(missing))

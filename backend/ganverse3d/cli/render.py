@@ -43,19 +43,14 @@ def render(mesh_path, out_path, azimuth, elevation, distance, fov, resolution, b
       ganverse3d render car.glb --azimuth 30 --elevation 15 --distance 2.5 --fov 40 \\
           --resolution 512 --background "#202020" --mask-out car_mask.png -o car.png
     """
-    from ..api import render_mesh_file
-    from ..files import check_output_file, save_pngs
+    from ..api import write_render
     from ..geometry import Camera, check_camera_values
 
     check_camera_values(azimuth, elevation, distance, fov)
-    background_rgb = _parse_colour(background)
-    outputs = [check_output_file(path, (".png",)) for path in (out_path, mask_path) if path]
-    if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
-        raise InputError("--mask-out must differ from the output image.")
-    image, mask = render_mesh_file(mesh_path, Camera.create(azimuth, elevation, distance, fov), resolution,
-                                   background=background_rgb, lighting=lighting, fit=fit, device=device)
-    save_pngs(outputs, (image, mask))
-    click.echo(f"Wrote {', '.join(str(path) for path in outputs)}.")
+    written = write_render(mesh_path, out_path, Camera.create(azimuth, elevation, distance, fov), resolution,
+                           mask_out=mask_path, background=_parse_colour(background), lighting=lighting, fit=fit,
+                           device=device)
+    click.echo(f"Wrote {', '.join(str(path) for path in written)}.")
 
 
 def _parse_colour(text: str) -> tuple[float, float, float]:

@@ -17,18 +17,25 @@ which car. Three implementations:
   install here); its spec fails with a clear sentence when detectron2 is missing.
 
 Masks are at the input images' resolution; scores are in [0, 1], instances sorted by descending score.
+
+The one car of a user's photo (:func:`segment_photo`: candidates found in a scaled-down copy, each outlined
+in a crop of the full photo, kept when the segmenter is confident of it) or of a mask (:func:`single_car`) is
+found here too, for ``ganverse3d.api.reconstruct``.
 """
 
 from __future__ import annotations
 
 import abc
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from PIL import Image
 
 from .. import assets
 from ..bundle import load_module
@@ -62,7 +69,7 @@ class Segmenter(abc.ABC):
     """Finds car instances in images.
 
     ``confident_score``: instances scoring below it are the segmenter's guesses rather than cars it is sure of
-    (``ganverse3d.api`` refuses to reconstruct them; dataset filters keep their own rules).
+    (:func:`segment_photo` refuses them; dataset filters keep their own rules).
     """
 
     confident_score: float
@@ -196,7 +203,7 @@ class WorldSegmenter(Segmenter):
 
     An instance's score is its mean car probability. The net learned from renders that always hold one car, so
     it calls a blob "car" even in an all-blue image or noise, and one blob spans two cars side by side: such
-    blobs score lower. ``confident_score`` 0.97 was chosen with ``ganverse3d.api.segment_photo``, which outlines
+    blobs score lower. ``confident_score`` 0.97 was chosen with :func:`segment_photo`, which outlines
     each candidate in a crop framed around it: it accepts 324 of 331 unseen world renders (colour, grey, JPEG,
     stretched; the car covering 2-40 % of the frame), each with a mask IoU above 0.9, and refuses all 20 photos
     of two cars side by side and all 36 plain, noise and smooth-noise images; of 20 photos of two cars one
@@ -374,3 +381,176 @@ def load_segmenter(spec: str = "world", device="cpu") -> Segmenter:
     raise InputError(f"Unknown {setting('segmenter')} {spec!r}; use a shipped segmenter "
                      f"({assets.describe('segmenter')}), a world segmenter's weights file, world:PATH, maskrcnn:PATH "
                      f"or detectron2:PATH.")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Photos: the one car of a user's photo or mask (``ganverse3d.api.reconstruct``)
+
+# Mask components smaller than this fraction of the photo are specks, not cars (the segmenters' rule).
+MIN_CAR_AREA = 0.01
+# Cars are looked for in a copy of the photo (or mask) whose longer side is at most this: plenty to tell cars
+# apart, and cheap for phone-size photos.
+SEARCH_SIZE = 512
+# Each candidate car is then outlined in a crop of the full photo, OUTLINE_SIZE pixels square, in which its
+# longer side is OUTLINE_FILL of the crop (as in the world segmenter's training renders: median 0.77).
+OUTLINE_SIZE = 256
+OUTLINE_FILL = 0.75
+# At most this many candidates are outlined (the largest-scoring ones): enough to count the cars of a photo.
+_MAX_CANDIDATES = 8
+
+
+def _scaled_down(image: Image.Image, longest: int) -> tuple[np.ndarray, float]:
+    """The image area-averaged so that its longer side is at most ``longest``, as a uint8 array, and the
+    scale (copy pixels per image pixel, 1 when it was small enough already)."""
+    width, height = image.size
+    scale = min(1.0, longest / max(height, width))
+    if scale < 1.0:
+        # reducing_gap: Pillow first shrinks by an integer factor (fast), then resamples the rest exactly.
+        image = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.BOX,
+                             reducing_gap=3.0)
+    return np.asarray(image), scale
+
+
+def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the True pixels of a non-empty bool mask [H, W], right and bottom exclusive."""
+    rows, columns = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    return int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1
+
+
+def crop_resize(image, box: tuple[float, float, float], out_size: int, edge: bool) -> np.ndarray:
+    """Crop the square ``box`` = (left, top, size) of an image and resample it to uint8 out_size² (area average
+    when shrinking, bicubic when enlarging). Outside the image the edge pixels are repeated (``edge``) or zeros
+    are used.
+
+    ``image`` is a Pillow image (L or RGB), or an array: uint8 [H, W] / [H, W, C], or a bool mask [H, W] read
+    as 0 / 255. Only the output pixels that lie wholly inside the image are resampled, from the image itself;
+    the rest are filled in the small output, so a crop of a 48-megapixel photo pads nothing at full resolution
+    (and copies nothing of a Pillow image).
+    """
+    left, top, size = box
+    width, height = image.size if isinstance(image, Image.Image) else (image.shape[1], image.shape[0])
+    scale = out_size / size  # output pixels per image pixel
+    # Output columns [x0, x1) and rows [y0, y1) inside the image (small tolerances absorb float rounding).
+    x0 = min(out_size, max(0, math.ceil(-left * scale - 1e-6)))
+    x1 = max(x0, min(out_size, math.floor((width - left) * scale + 1e-6)))
+    y0 = min(out_size, max(0, math.ceil(-top * scale - 1e-6)))
+    y1 = max(y0, min(out_size, math.floor((height - top) * scale + 1e-6)))
+    if x1 == x0 or y1 == y0:
+        raise InputError("The car lies outside the photo.")
+    source = [min(max(left + x0 / scale, 0.0), width), min(max(top + y0 / scale, 0.0), height),
+              min(max(left + x1 / scale, 0.0), width), min(max(top + y1 / scale, 0.0), height)]
+    if not isinstance(image, Image.Image):  # only the window the output covers goes to Pillow
+        column0, row0 = int(source[0]), int(source[1])
+        window = image[row0:math.ceil(source[3]), column0:math.ceil(source[2])]
+        image = Image.fromarray(np.ascontiguousarray(window.astype(np.uint8) * 255 if window.dtype == bool else window))
+        source = [source[0] - column0, source[1] - row0, source[2] - column0, source[3] - row0]
+    resample = Image.BOX if size >= out_size else Image.BICUBIC
+    # reducing_gap: Pillow first shrinks by an integer factor (fast), then resamples the rest exactly.
+    inside = np.asarray(image.resize((x1 - x0, y1 - y0), resample, box=tuple(source), reducing_gap=3.0))
+    outside = [(y0, out_size - y1), (x0, out_size - x1)] + [(0, 0)] * (inside.ndim - 2)
+    return np.pad(inside, outside, mode="edge" if edge else "constant")
+
+
+def single_car(mask: np.ndarray, source: str) -> np.ndarray:
+    """The one car of a bool mask [H, W] (specks below :data:`MIN_CAR_AREA` dropped); InputError for none or
+    several. ``source`` names the mask in messages ("the mask", "the photo's alpha channel")."""
+    height, width = mask.shape
+    small = _scaled_down(Image.fromarray(mask).convert("L"), SEARCH_SIZE)[0] > 127
+    instances = instances_from_probability(torch.from_numpy(small).float(), 0.5, MIN_CAR_AREA)
+    if len(instances) == 0:
+        raise InputError(f"No car found: {source} marks nothing of at least {MIN_CAR_AREA:.0%} of the photo.")
+    if len(instances) > 1:
+        raise InputError(f"{source[0].upper() + source[1:]} shows {len(instances)} separate cars; give a photo "
+                         f"or mask with exactly one.")
+    keep = np.asarray(Image.fromarray(instances.masks[0].numpy().astype(np.uint8) * 255).resize((width, height),
+                                                                                              Image.NEAREST)) > 127
+    return mask & keep
+
+
+@dataclass
+class _Outline:
+    """A candidate car outlined in a square crop of the photo.
+
+    Attributes:
+        box: (left, top, size) of the crop in photo pixels (it may reach past the photo's border).
+        mask: [OUTLINE_SIZE, OUTLINE_SIZE] bool, the car in the crop.
+        score: the segmenter's confidence in it.
+        contained: whether the mask stays off the crop's border. A car lies inside the crop framed around it
+            with a margin (beyond the photo's edge the crop repeats its edge pixels); a region that runs to
+            the border is background: sky, a wall, noise, a plain photo that the segmenter calls car as a whole.
+    """
+
+    box: tuple[float, float, float]
+    mask: np.ndarray
+    score: float
+    contained: bool
+
+    def in_photo(self, size: tuple[int, int]) -> np.ndarray:
+        """The mask in the photo's pixels: bool [H, W] for a photo of ``size`` (H, W)."""
+        left, top, side = self.box
+        height, width = size
+        x0, x1 = max(0, int(np.floor(left))), min(width, int(np.ceil(left + side)))
+        y0, y1 = max(0, int(np.floor(top))), min(height, int(np.ceil(top + side)))
+        # Nearest outline pixel of each photo pixel centre.
+        columns = ((np.arange(x0, x1) + 0.5 - left) * OUTLINE_SIZE / side).astype(np.int64).clip(0, OUTLINE_SIZE - 1)
+        rows = ((np.arange(y0, y1) + 0.5 - top) * OUTLINE_SIZE / side).astype(np.int64).clip(0, OUTLINE_SIZE - 1)
+        car = np.zeros((height, width), dtype=bool)
+        car[y0:y1, x0:x1] = self.mask[rows[:, None], columns[None, :]]
+        return car
+
+
+def _segment_one(model: Segmenter, rgb: np.ndarray) -> Instances:
+    """The segmenter's :class:`Instances` of one uint8 image [H, W, 3]."""
+    return model.segment(torch.tensor(rgb).permute(2, 0, 1)[None].float() / 255)[0]
+
+
+def _outline(model: Segmenter, photo: Image.Image, candidate: np.ndarray, scale: float) -> _Outline | None:
+    """Outline a candidate found in the scaled-down copy (bool mask [h, w] at ``scale``) in a crop of the full
+    RGB ``photo``, framed as the world segmenter's training renders frame cars; None when the segmenter finds
+    nothing there that overlaps the candidate."""
+    left, top, right, bottom = bounding_box(candidate)
+    side = max(right - left, bottom - top) / scale / OUTLINE_FILL
+    box = ((left + right) / 2 / scale - side / 2, (top + bottom) / 2 / scale - side / 2, side)
+    found = _segment_one(model, crop_resize(photo, box, OUTLINE_SIZE, edge=True))
+    if len(found) == 0:
+        return None
+    prior = crop_resize(candidate, tuple(value * scale for value in box), OUTLINE_SIZE, edge=False) > 127
+    overlap = (found.masks & torch.from_numpy(prior)).sum(dim=(1, 2))
+    best = int(overlap.argmax())
+    if int(overlap[best]) == 0:
+        return None
+    mask = found.masks[best].numpy()
+    contained = not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+    return _Outline(box, mask, float(found.scores[best]), contained)
+
+
+def segment_photo(photo, segmenter: str | Segmenter = "world", device="cpu") -> np.ndarray:
+    """The one car of a photo (an RGB Pillow image or uint8 array [H, W, 3]) as a bool mask [H, W], found by a
+    segmenter or a segmenter spec (see :func:`load_segmenter`; loaded on ``device``).
+
+    The segmenter looks twice, so that phone-size photos cost little and small cars get a sharp outline: it
+    finds candidates in a copy of the photo scaled down to :data:`SEARCH_SIZE`, then outlines each in a crop of
+    the full photo framed around it (:data:`OUTLINE_SIZE`, :data:`OUTLINE_FILL`). A candidate is a car when its
+    outline lies inside the crop and scores at least the segmenter's ``confident_score``.
+
+    Raises:
+        InputError: no car, a region the segmenter is unsure of (no car, or cars that touch), several cars.
+    """
+    photo = photo if isinstance(photo, Image.Image) else Image.fromarray(photo)
+    model = load_segmenter(segmenter, device=device) if isinstance(segmenter, str) else segmenter
+    search_copy, scale = _scaled_down(photo, SEARCH_SIZE)
+    outlines = [_outline(model, photo, candidate.numpy(), scale)
+                for candidate in _segment_one(model, search_copy).masks[:_MAX_CANDIDATES]]
+    plausible = [outline for outline in outlines if outline is not None and outline.contained]
+    cars = [outline for outline in plausible if outline.score >= model.confident_score]
+    if len(cars) > 1:
+        raise InputError(f"The photo shows {len(cars)} cars; crop it to one car or set {setting('mask')} to the "
+                         f"mask of one.")
+    if cars:
+        return cars[0].in_photo((photo.height, photo.width))
+    if plausible:
+        best = max(outline.score for outline in plausible)
+        raise InputError(f"No single car found in the photo: the segmenter is not sure that what it found is one car "
+                         f"(confidence {best:.3f}, {model.confident_score:.3f} needed); crop the photo to one car or "
+                         f"set {setting('mask')} to its mask.")
+    raise InputError(f"No car found in the photo; if it shows one, set {setting('mask')} to the car's mask.")
