@@ -38,10 +38,11 @@ def gan_convert(src, out_path, content):
     Example (the official LSUN car model: 512x384 images inside a 512x512 canvas):
       ganverse3d gan convert stylegan2-car-config-f.pkl --content 512x384 -o car.safetensors
     """
-    from ..files import check_output_file
+    from ..files import check_not_an_input, check_output_file
     from ..stylegan2.load import load_generator_with_format, save_generator
 
     out_path = check_output_file(out_path, (".safetensors",))
+    check_not_an_input(out_path, {"weights": src}, "out_path")
     content_shape = None
     if content is not None:
         match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", content)
