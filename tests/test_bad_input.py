@@ -99,6 +99,7 @@ CASES = {
     "segmenter width 0": ["segmenter", "train", "--data", "broken-data", "--out", "s.safetensors", "--width", "0"],
     # weights and sheets
     "gan convert an image": ["gan", "convert", "car.png", "-o", "g.safetensors"],
+    "gan convert an over-long name": ["gan", "convert", "g" * 5000 + ".pkl", "-o", "g.safetensors"],
     "gan views of an image": ["gan", "views", "--generator", "car.png", "-o", "v.png"],
     "gan layers to a glb": ["gan", "layers", "--generator", "world64", "-o", "l.glb"],
     "gan feature-net to a txt": ["gan", "feature-net", "--data", "broken-data", "--out", "f.txt"],

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError, setting
+from ..files import is_file
 
 FOLDER = Path(__file__).resolve().parent
 MANIFEST_FORMAT_VERSION = 1
@@ -88,7 +89,7 @@ def resolve(kind: str, name_or_path=None, setting_name: str | None = None) -> Pa
                              f"with {asset.script} or set {setting(setting_name)} to a weights file.")
         return asset.path
     path = Path(name_or_path)
-    if path.is_file():
+    if is_file(path):  # a name too long for the file system is one sentence, not a traceback
         return path
     raise InputError(f"The {setting(setting_name)} {name_or_path} does not exist; give a weights file or "
                      f"the name of a shipped {_KIND_WORDS[kind]}: {describe(kind)}.")
