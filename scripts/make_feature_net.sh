@@ -8,7 +8,9 @@
 #
 #   scripts/make_feature_net.sh [WORK_DIR]
 #
-# WORK_DIR (default: out/feature-net, ignored by git) receives the rendered dataset; rerunning resumes it.
+# WORK_DIR (default: out/feature-net, ignored by git) receives the rendered dataset (rerunning resumes it) and
+# the training run, WORK_DIR/runs/feature_net/NNNNN-world-s123-r64/; a killed training continues with
+#   ganverse3d gan feature-net --resume WORK_DIR/runs/feature_net/NNNNN-world-s123-r64 --out <the bundle> --device cpu
 set -euo pipefail
 
 work_dir="${1:-out/feature-net}"
@@ -16,4 +18,4 @@ out="backend/ganverse3d/assets/world_feature_net.safetensors"
 
 nice -n 10 ganverse3d world render --n 4000 --resolution 64 --seed 123 --out "$work_dir/world-s123-r64"
 nice -n 10 ganverse3d gan feature-net --data "$work_dir/world-s123-r64" --out "$out" --resolution 64 --epochs 15 \
-    --seed 0 --device cpu
+    --seed 0 --device cpu --runs "$work_dir/runs"

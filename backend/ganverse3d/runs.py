@@ -52,6 +52,7 @@ import random
 import sys
 import time
 import typing
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar
@@ -62,7 +63,7 @@ from tqdm import tqdm
 from .bundle import flatten_optimizer, load_state, restore_optimizer, save_state
 from .devices import resolve_device
 from .errors import InputError, setting
-from .files import new_run_dir, remove_temp_files, write_json, write_text
+from .files import check_output_file, new_run_dir, remove_temp_files, write_bytes, write_json, write_text
 
 # Checkpoint entries of torch's global RNG state (CPU, and the run's CUDA device when it has one).
 _GLOBAL_RNG = "rng_torch_global"
@@ -522,3 +523,73 @@ class RunTrainer(abc.ABC):
             "optimizers": {name: meta[name] for name, part in parts.items() if isinstance(part, torch.optim.Optimizer)},
             "random": {name: meta[name] for name, part in parts.items() if isinstance(part, random.Random)},
         }
+
+
+class EpochTrainer(RunTrainer):
+    """A :class:`RunTrainer` that passes over a training split in epochs, in an order drawn from ``rng`` when each
+    epoch starts, with a learning-rate schedule over the whole run, scoring held-out data at every checkpoint
+    (a metrics line, and what its bundle records). The segmenter and feature-net trainers are such runs.
+
+    A subclass sets, in ``__init__``: ``rng`` (a ``torch.Generator``), ``steps_per_epoch``, ``epoch_order`` (an
+    int64 tensor as long as the training split; the epoch's order of its items) and ``schedule`` (a torch lr
+    scheduler of its optimiser, stepped after each step); it checkpoints ``rng`` and ``epoch_order`` with its
+    networks, and implements :meth:`train_batch` and :meth:`measure`. Its config has ``data``, ``resolution``,
+    ``epochs`` (the length), ``batch`` and ``checkpoint_every``.
+    """
+
+    length_field = "epochs"
+
+    def __init__(self, config, run_dir: Path | None, device, progress: bool = True):
+        super().__init__(config, run_dir, device, progress)
+        self._evaluation: tuple[int, dict] | None = None  # (step, held-out scores)
+
+    @abc.abstractmethod
+    def train_batch(self, items: torch.Tensor) -> dict[str, float]:
+        """Train on the training split's items ``items`` (positions in the split); returns the step's statistics."""
+
+    @abc.abstractmethod
+    def measure(self) -> dict:
+        """The held-out scores of the networks as they are now."""
+
+    @classmethod
+    def run_name(cls, config) -> str:
+        return f"{Path(config.data).name}-r{config.resolution}"
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.epochs * self.steps_per_epoch
+
+    def periodic(self) -> list[Periodic]:
+        return [Periodic(self.config.checkpoint_every, self.evaluate, line="heldout")]
+
+    def progress_fields(self) -> dict:
+        return {"epoch": round(self.step / self.steps_per_epoch, 3)}
+
+    def train_step(self) -> dict[str, float]:
+        with warnings.catch_warnings():  # a resumed run's schedule starts at step 0: bring it to the run's step
+            warnings.filterwarnings("ignore", "Detected call of", UserWarning)
+            while self.schedule.last_epoch < self.step:
+                self.schedule.step()
+        in_epoch, batch = self.step % self.steps_per_epoch, self.config.batch
+        if in_epoch == 0:
+            self.epoch_order.copy_(torch.randperm(len(self.epoch_order), generator=self.rng))
+        lr = self.schedule.get_last_lr()[0]
+        stats = self.train_batch(self.epoch_order[in_epoch * batch:(in_epoch + 1) * batch])
+        self.schedule.step()
+        self.step += 1
+        return {**stats, "lr": lr}
+
+    def evaluate(self) -> dict:
+        """:meth:`measure` at the current step, measured once however often asked."""
+        if self._evaluation is None or self._evaluation[0] != self.step:
+            self._evaluation = self.step, self.measure()
+        return self._evaluation[1]
+
+    @classmethod
+    def train_into(cls, out, config=None, runs_root="runs", resume=None, device="auto", progress: bool = True,
+                   **changes) -> Path:
+        """:meth:`RunTrainer.train`, then copy the run's model bundle to ``out`` (checked before the run starts,
+        written atomically); returns ``out``."""
+        out = check_output_file(out, (".safetensors",))
+        write_bytes(out, cls.train(config, runs_root, resume, device, progress, **changes).read_bytes())
+        return out

@@ -171,9 +171,9 @@ def test_missing_world_segmenter_file(tmp_path):
 def test_segmenter_commands_train_a_loadable_bundle_and_score_it(tmp_path):
     data = tmp_path / "world"
     assert main(["world", "render", "--n", "20", "--resolution", "32", "--seed", "5", "--out", str(data)]) == 0
-    out = tmp_path / "seg.safetensors"
+    out, runs_root = tmp_path / "seg.safetensors", str(tmp_path / "runs")
     assert main(["segmenter", "train", "--data", str(data), "--out", str(out), "--resolution", "32", "--width", "4",
-                 "--epochs", "1", "--batch", "8", "--seed", "0", "--device", "cpu"]) == 0
+                 "--epochs", "1", "--batch", "8", "--seed", "0", "--device", "cpu", "--runs", runs_root]) == 0
     net = load_module(out, expected_class=WorldSegmenterNet)
     assert net.resolution == 32 and sum(p.numel() for p in net.parameters()) < 250_000
     metadata = read_metadata(out)
@@ -181,7 +181,13 @@ def test_segmenter_commands_train_a_loadable_bundle_and_score_it(tmp_path):
     assert metadata["config"]["epochs"] == 1
     assert main(["segmenter", "eval", "--data", str(data), "--segmenter", f"world:{out}", "--device", "cpu"]) == 0
     assert main(["segmenter", "train", "--data", str(data), "--out", str(tmp_path / "seg.pt")]) == 2
-    assert main(["segmenter", "train", "--data", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert main(["segmenter", "train", "--data", str(tmp_path / "empty"), "--out", str(out), "--runs", runs_root]) == 2
+    assert [path.name for path in (tmp_path / "runs" / "segmenter").iterdir()] == ["00000-world-r32"]
+    # A second epoch for the run; its bundle goes to the new --out.
+    run_dir, two = tmp_path / "runs" / "segmenter" / "00000-world-r32", tmp_path / "two.safetensors"
+    assert main(["segmenter", "train", "--resume", str(run_dir), "--epochs", "2", "--out", str(two),
+                 "--device", "cpu"]) == 0
+    assert read_metadata(two)["provenance"]["steps"] == 2 * metadata["provenance"]["steps"]
 
 
 def test_evaluation_scores_a_perfect_and_a_blind_segmenter():

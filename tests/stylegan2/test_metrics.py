@@ -119,7 +119,7 @@ def toy_feature_net(toy_world, tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a net this small trains several times faster on one thread, more so on a busy machine
     try:
-        evaluation = train_feature_net(config, path, device="cpu")
+        evaluation = train_feature_net(config, path, device="cpu", runs_root=path.parent / "runs")
     finally:
         torch.set_num_threads(threads)
     return path, evaluation
@@ -144,8 +144,8 @@ def test_world_feature_net_learns_the_labels_and_its_features_separate_classes(t
 
 def test_feature_net_training_is_seeded(toy_world, tmp_path):
     config = FeatureNetConfig(data=str(toy_world), resolution=16, epochs=1, batch=16, width=4, feature_dim=8)
-    train_feature_net(config, tmp_path / "a.safetensors", device="cpu")
-    train_feature_net(config, tmp_path / "b.safetensors", device="cpu")
+    train_feature_net(config, tmp_path / "a.safetensors", device="cpu", runs_root=tmp_path / "runs")
+    train_feature_net(config, tmp_path / "b.safetensors", device="cpu", runs_root=tmp_path / "runs")
     a, b = load_module(tmp_path / "a.safetensors"), load_module(tmp_path / "b.safetensors")
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
@@ -153,21 +153,27 @@ def test_feature_net_training_is_seeded(toy_world, tmp_path):
 def test_feature_net_cli_writes_a_loadable_bundle_with_its_heldout_accuracy(toy_world, tmp_path, capsys):
     out = tmp_path / "net.safetensors"
     code = main(["gan", "feature-net", "--data", str(toy_world), "--out", str(out), "--resolution", "16",
-                 "--epochs", "1", "--device", "cpu"])
+                 "--epochs", "1", "--device", "cpu", "--runs", str(tmp_path / "runs")])
     assert code == 0
     assert "body type accuracy" in capsys.readouterr().out
     net = load_feature_extractor(out)
     assert isinstance(net, WorldFeatureNet) and net.body_types == list(SHAPES)
     provenance = read_metadata(out)["provenance"]
     assert provenance["stage"] == "gan feature-net" and 0 <= provenance["heldout"]["body_type_accuracy"] <= 1
+    # A second epoch for the run; its bundle goes to the new --out.
+    run_dir, two = tmp_path / "runs" / "feature_net" / "00000-world-r16", tmp_path / "two.safetensors"
+    assert main(["gan", "feature-net", "--resume", str(run_dir), "--epochs", "2", "--out", str(two),
+                 "--device", "cpu"]) == 0
+    assert read_metadata(two)["provenance"]["steps"] == 2 * provenance["steps"]
 
 
 def test_feature_net_cli_rejects_a_folder_without_world_labels(tmp_path, capsys):
     (tmp_path / "plain" / "images").mkdir(parents=True)
-    code = main(["gan", "feature-net", "--data", str(tmp_path / "plain"), "--out", str(tmp_path / "n.safetensors")])
+    code = main(["gan", "feature-net", "--data", str(tmp_path / "plain"), "--out", str(tmp_path / "n.safetensors"),
+                 "--runs", str(tmp_path / "runs")])
     assert code == 2
     assert "not a complete world dataset" in capsys.readouterr().err
-    assert not (tmp_path / "n.safetensors").exists()
+    assert not (tmp_path / "n.safetensors").exists() and not (tmp_path / "runs").exists()
 
 
 @pytest.mark.skipif(not assets.lookup("feature_net").path.is_file(), reason="the embedded world feature net is not built yet")

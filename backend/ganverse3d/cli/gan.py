@@ -9,7 +9,7 @@ import click
 
 from ..errors import InputError
 from .options import FEATURE_NET_HELP, config_option, device_option, feature_net_option, generator_option, \
-    given_options, runs_option, seed_option
+    given_options, new_run_or_resume, runs_option, seed_option
 
 _TRAIN = "ganverse3d.stylegan2.train:TrainConfig"
 _FEATURE_NET = "ganverse3d.world.features:FeatureNetConfig"
@@ -168,19 +168,26 @@ def gan_train(ctx, runs_root, resume_dir, device, **_config_fields):
 
 
 @gan.command("feature-net")
-@config_option(_FEATURE_NET, "--data", required=True,
+@config_option(_FEATURE_NET, "--data", default=None,
                help="World dataset folder (`ganverse3d world render`), not used to train GANs.")
 @click.option("--out", "out_path", required=True, help="Output bundle, .safetensors.")
 @config_option(_FEATURE_NET, "--resolution", type=int, help="Input size of the net.")
 @config_option(_FEATURE_NET, "--epochs", type=int, help="Passes over the training split.")
 @config_option(_FEATURE_NET, "--seed", type=int, help="Seed for initialisation, split and batches.")
+@config_option(_FEATURE_NET, "--checkpoint-every", type=int,
+               help="Steps between checkpoints (each measures the held-out images).")
+@runs_option("feature_net")
+@click.option("--resume", "resume_dir", default=None,
+              help="Continue this run folder: its config.json wins; --epochs may change it.")
 @device_option
 @click.pass_context
-def gan_feature_net(ctx, out_path, device, **_config_fields):
+def gan_feature_net(ctx, out_path, runs_root, resume_dir, device, **_config_fields):
     """Train the small world feature net whose features give FID offline ("fid-world").
 
     It learns body type, azimuth (12 bins) and elevation from world renders; 10 % of the images are
-    held out, and its accuracy on them is printed and stored in the bundle.
+    held out, and its accuracy on them is printed and stored in the bundle. Writes
+    runs/feature_net/NNNNN-NAME/ (config.json, metrics.jsonl, checkpoints/; kill it at any time and --resume
+    the run folder), then copies the trained bundle to --out.
 
     \b
     Example:
@@ -189,7 +196,8 @@ def gan_feature_net(ctx, out_path, device, **_config_fields):
     """
     from ..world.features import FeatureNetConfig, train_feature_net
 
-    evaluation = train_feature_net(FeatureNetConfig(**given_options(ctx)), out_path, device=device)
+    config, changes = new_run_or_resume(ctx, FeatureNetConfig, resume_dir, "a world dataset folder")
+    evaluation = train_feature_net(config, out_path, device=device, runs_root=runs_root, resume=resume_dir, **changes)
     click.echo(f"Wrote {out_path}. Held out ({evaluation['count']} images): body type accuracy "
                f"{evaluation['body_type_accuracy']:.1%}, azimuth bin accuracy {evaluation['azimuth_bin_accuracy']:.1%}, "
                f"median azimuth error {evaluation['azimuth_error_deg_median']:.1f} deg, mean elevation error "

@@ -16,6 +16,7 @@ import click
 from click.core import ParameterSource
 
 from .. import assets
+from ..errors import InputError
 
 DEVICE_HELP = "'auto' (CUDA when available), 'cpu' or 'cuda'."
 
@@ -93,3 +94,15 @@ def given_options(ctx: click.Context) -> dict:
     names = [param.name for param in ctx.command.params if isinstance(param, ConfigOption)]
     return {name: ctx.params[name] for name in names
             if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
+
+
+def new_run_or_resume(ctx: click.Context, config_class: type, resume_dir, data: str) -> tuple[object | None, dict]:
+    """What a training command with ``--data`` and ``--resume`` starts from: (the config of a new run, no changes)
+    from the options the user gave, or with ``--resume`` (None, those options as the resume's changes).
+    InputError when neither is given; ``data`` says what ``--data`` is."""
+    settings = given_options(ctx)
+    if resume_dir is not None:
+        return None, settings
+    if "data" not in settings:
+        raise InputError(f"Give --data ({data}) or --resume (a run folder).")
+    return config_class(**settings), {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import config_option, device_option, given_options, segmenter_option
+from .options import config_option, device_option, new_run_or_resume, runs_option, segmenter_option
 
 _TRAIN = "ganverse3d.dataset.train_segmenter:SegmenterTrainConfig"
 
@@ -15,7 +15,7 @@ def segmenter():
 
 
 @segmenter.command("train")
-@config_option(_TRAIN, "--data", required=True,
+@config_option(_TRAIN, "--data", default=None,
                help="Folder with images/NAME.png and masks/NAME.png (`world render`).")
 @click.option("--out", "out_path", required=True, help="Output bundle, .safetensors.")
 @config_option(_TRAIN, "--resolution", type=int, help="Training size (multiple of 8).")
@@ -23,10 +23,18 @@ def segmenter():
 @config_option(_TRAIN, "--epochs", type=int, help="Passes over the training split.")
 @config_option(_TRAIN, "--batch", type=int, help="Minibatch size.")
 @config_option(_TRAIN, "--seed", type=int, help="Seed for initialisation, split and batches.")
+@config_option(_TRAIN, "--checkpoint-every", type=int,
+               help="Steps between checkpoints (each scores the held-out images).")
+@runs_option("segmenter")
+@click.option("--resume", "resume_dir", default=None,
+              help="Continue this run folder: its config.json wins; --epochs may change it.")
 @device_option
 @click.pass_context
-def segmenter_train(ctx, out_path, device, **_config_fields):
+def segmenter_train(ctx, out_path, runs_root, resume_dir, device, **_config_fields):
     """Train the small world segmenter (a U-Net) on world renders and masks; 10 % are held out and scored.
+
+    Writes runs/segmenter/NNNNN-NAME/ (config.json, metrics.jsonl, samples/*.png, checkpoints/; kill it at any
+    time and --resume the run folder), then copies the trained bundle to --out.
 
     \b
     Example:
@@ -35,7 +43,9 @@ def segmenter_train(ctx, out_path, device, **_config_fields):
     """
     from ..dataset.train_segmenter import SegmenterTrainConfig, train_world_segmenter
 
-    evaluation = train_world_segmenter(SegmenterTrainConfig(**given_options(ctx)), out_path, device=device)
+    config, changes = new_run_or_resume(ctx, SegmenterTrainConfig, resume_dir, "a folder of images and masks")
+    evaluation = train_world_segmenter(config, out_path, device=device, runs_root=runs_root, resume=resume_dir,
+                                       **changes)
     click.echo(f"Wrote {out_path}. Held out ({evaluation['count']} images): mean IoU {evaluation['iou_mean']:.4f}, "
                f"exactly one car found in {evaluation['single_instance_rate']:.1%}.")
 

@@ -2,8 +2,12 @@
 
 ``ganverse3d segmenter train`` fits the embedded :class:`~ganverse3d.dataset.segment.WorldSegmenterNet` on a
 world dataset (``ganverse3d world render``), holding out a seeded random tenth of it, and stores the
-held-out scores in the bundle's provenance. ``ganverse3d segmenter eval`` scores any segmenter on any such
-folder. A folder qualifies when every ``images/NAME.png`` has a ``masks/NAME.png`` (255 = car), which
+held-out scores in the bundle's provenance. A run lives in ``runs/segmenter/<NNNNN-name>/`` (the run kit,
+:mod:`ganverse3d.runs`): ``config.json``, ``metrics.jsonl`` (losses; the held-out scores at each checkpoint),
+``samples/*.png`` (held-out images | true masks | predicted probability), ``checkpoints/state.safetensors``
+and ``checkpoints/world_segmenter.safetensors`` (the bundle, copied to ``--out`` when the run ends); a killed
+run resumes to the weights of an uninterrupted one. ``ganverse3d segmenter eval`` scores any segmenter on any
+such folder. A folder qualifies when every ``images/NAME.png`` has a ``masks/NAME.png`` (255 = car), which
 holds for world datasets and multi-view datasets alike.
 
 Augmentations (flips, zoom and shift, colour, blur, noise) widen the world's look towards GAN images,
@@ -23,11 +27,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .. import runs
-from ..bundle import save_module
-from ..devices import resolve_device
+from ..bundle import read_metadata, save_module
 from ..errors import InputError, setting
-from ..files import check_dataset_complete, check_output_file, png_files, read_image
+from ..files import check_dataset_complete, image_grid, png_files, read_image, save_png
 from .segment import Segmenter, WorldSegmenter, WorldSegmenterNet
+
+# Held-out images in each checkpoint's sample grid.
+_SAMPLE_ITEMS = 8
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class SegmenterTrainConfig:
     learning_rate: float = 3e-3
     holdout: float = 0.1
     seed: int = 0
+    log_every: int = 10          # steps between metrics.jsonl lines
+    checkpoint_every: int = 100  # steps between checkpoints, each with the held-out scores and a sample grid
 
     def check(self) -> None:
         """InputError with one sentence for a setting that cannot work."""
@@ -49,7 +57,7 @@ class SegmenterTrainConfig:
         runs.check_at_least(self, 8, "resolution")
         if self.resolution % 8:  # the U-Net halves the image three times
             raise InputError(f"{setting('resolution')} must be a multiple of 8, not {self.resolution}.")
-        runs.check_at_least(self, 1, "width", "epochs", "batch")
+        runs.check_at_least(self, 1, "width", "epochs", "batch", "log_every", "checkpoint_every")
         runs.check_at_least(self, 0, "seed")
         runs.check_positive(self, "learning_rate")
         runs.check_within(self, "holdout", 0, 1, include_low=False, include_high=False)
@@ -138,46 +146,76 @@ def evaluate_segmenter(segmenter: Segmenter, images: torch.Tensor, masks: torch.
     return {"count": len(ious), "iou_mean": float(np.mean(ious)), "single_instance_rate": single / len(ious)}
 
 
-def train_world_segmenter(config: SegmenterTrainConfig, out, device="auto", progress: bool = True) -> dict:
-    """Train :class:`WorldSegmenterNet` on ``config.data`` and write it to ``out`` (a bundle).
+class SegmenterTrainer(runs.EpochTrainer):
+    """The world segmenter's run (the loop, epochs and checkpoints: :mod:`ganverse3d.runs`)."""
+
+    config_class = SegmenterTrainConfig
+    stage = "segmenter"
+
+    def __init__(self, config: SegmenterTrainConfig, run_dir: Path | None, device, progress: bool = True):
+        super().__init__(config, run_dir, device, progress)
+        self.images, self.masks = load_masked_images(config.data, config.resolution)
+        self.rng = runs.seeded_rng(config.seed)  # the split, batch order and augmentation
+        order = torch.randperm(len(self.images), generator=self.rng)
+        held_out = max(1, round(config.holdout * len(self.images)))
+        if len(self.images) - held_out < 1:
+            raise InputError(f"{config.data} holds {len(self.images)} images, too few to hold some out for "
+                             f"evaluation.")
+        self.test_index, self.train_index = order[:held_out], order[held_out:]
+        self.net = WorldSegmenterNet(config.resolution, config.width).to(self.device)
+        self.steps_per_epoch = math.ceil(len(self.train_index) / config.batch)  # the last batch may be short
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate)
+        self.schedule = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=config.learning_rate,
+                                                            total_steps=self.total_steps)
+        self.epoch_order = torch.zeros_like(self.train_index)
+
+    @property
+    def output_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "world_segmenter.safetensors"
+
+    def checkpointed(self) -> dict:
+        return {"net": self.net, "optimizer": self.optimizer, "rng": self.rng, "epoch_order": self.epoch_order}
+
+    def log_values(self, stats: dict) -> dict:
+        return {"loss": round(stats["loss"], 6), "lr": stats["lr"]}
+
+    def postfix(self, stats: dict) -> dict:
+        return {"loss": f"{stats['loss']:.3f}"}
+
+    def train_batch(self, items: torch.Tensor) -> dict:
+        batch = self.train_index[items]
+        images, masks = _augment(self.images[batch].float() / 255, self.masks[batch, None].float(), self.rng)
+        self.net.train()
+        loss = _loss(self.net(images.to(self.device)), masks.to(self.device))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": loss.item()}
+
+    def measure(self) -> dict:
+        return evaluate_segmenter(WorldSegmenter(self.net), self.images[self.test_index], self.masks[self.test_index])
+
+    def write_outputs(self) -> None:
+        save_module(self.output_path, self.net, config=dataclasses.asdict(self.config),
+                    provenance={"stage": "segmenter", "data": str(self.config.data), "steps": self.step,
+                                "train_images": len(self.train_index), "holdout": self.evaluate()})
+        # Held-out images (the first eight): image | true mask | predicted car probability.
+        shown = self.test_index[:_SAMPLE_ITEMS]
+        images = self.images[shown].float() / 255
+        truth = self.masks[shown, None].float().expand(-1, 3, -1, -1)
+        probability = WorldSegmenter(self.net).probability(images)[:, None].cpu().expand(-1, 3, -1, -1)
+        columns = torch.stack((images, truth, probability), dim=1).flatten(0, 1)
+        save_png(self.run_dir / "samples" / f"step{self.step:07d}.png", image_grid(columns, columns=3))
+
+
+def train_world_segmenter(config: SegmenterTrainConfig | None, out, device="auto", progress: bool = True,
+                          runs_root="runs", resume=None, **changes) -> dict:
+    """Train :class:`WorldSegmenterNet` on ``config.data`` in a run folder ``<runs_root>/segmenter/NNNNN-name/``
+    (or resume the run folder ``resume``, with ``changes`` as :meth:`~ganverse3d.runs.RunTrainer.train` allows)
+    and copy its model bundle to ``out``.
 
     Returns the held-out evaluation (see :func:`evaluate_segmenter`), also stored in the bundle's provenance.
-    Same config and seed on the same device -> the same weights. A short epoch loop that writes one bundle, not
-    a run folder: there is nothing to resume.
+    Same config and seed on the same device -> the same weights, whether or not the run was killed and resumed.
     """
-    config.check()
-    check_output_file(out, (".safetensors",))
-    device = resolve_device(device)
-    images, masks = load_masked_images(config.data, config.resolution)
-    rng = runs.seeded_rng(config.seed)  # the split, batch order and augmentation
-    order = torch.randperm(len(images), generator=rng)
-    held_out = max(1, round(config.holdout * len(images)))
-    if len(images) - held_out < 1:
-        raise InputError(f"{config.data} holds {len(images)} images, too few to hold some out for evaluation.")
-    test_index, train_index = order[:held_out], order[held_out:]
-
-    net = WorldSegmenterNet(config.resolution, config.width).to(device)
-    steps_per_epoch = math.ceil(len(train_index) / config.batch)
-    total_steps = config.epochs * steps_per_epoch
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate, total_steps=total_steps)
-    with runs.progress_bar(total_steps, "segmenter train", enabled=progress) as bar:
-        for _ in range(config.epochs):
-            net.train()
-            shuffled = train_index[torch.randperm(len(train_index), generator=rng)]
-            for start in range(0, len(shuffled), config.batch):
-                batch = shuffled[start:start + config.batch]
-                batch_images, batch_masks = _augment(images[batch].float() / 255, masks[batch, None].float(), rng)
-                loss = _loss(net(batch_images.to(device)), batch_masks.to(device))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-                bar.update()
-    net.eval()
-    evaluation = evaluate_segmenter(WorldSegmenter(net), images[test_index], masks[test_index])
-    save_module(out, net, config=dataclasses.asdict(config),
-                provenance={"stage": "segmenter", "data": str(config.data), "steps": total_steps,
-                            "train_images": len(train_index), "holdout": evaluation})
-    return evaluation
+    out = SegmenterTrainer.train_into(out, config, runs_root, resume, device, progress, **changes)
+    return read_metadata(out)["provenance"]["holdout"]

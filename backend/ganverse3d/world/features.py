@@ -3,8 +3,10 @@
 It is the project's pose reader (``dataset views`` suggests each view's azimuth bin with it, the GAN's
 view-mixing loss compares viewpoints and body types with it) and the feature extractor of ``fid-world``
 (:mod:`ganverse3d.stylegan2.metrics`), since it needs no downloaded weights. ``ganverse3d gan feature-net``
-trains it on a world dataset (:func:`train_feature_net`); the shipped one is the asset registry's
-``feature_net`` ``world``.
+trains it on a world dataset (:func:`train_feature_net`: a run of the run kit, :mod:`ganverse3d.runs`, in
+``runs/feature_net/<NNNNN-name>/`` with ``config.json``, ``metrics.jsonl`` holding the losses and, at each
+checkpoint, the held-out measurements, and ``checkpoints/``; ``--resume`` continues it); the shipped one is the
+asset registry's ``feature_net`` ``world``.
 """
 
 from __future__ import annotations
@@ -21,10 +23,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import runs
-from ..bundle import save_module
-from ..devices import resolve_device
+from ..bundle import read_metadata, save_module
 from ..errors import InputError
-from ..files import check_dataset_complete, check_output_file, read_image
+from ..files import check_dataset_complete, read_image
 
 # The elevation head predicts tens of degrees, so that its targets (0-3 for the world's 0-30 degrees) sit on
 # the same scale as the classification logits.
@@ -108,12 +109,14 @@ class FeatureNetConfig:
     feature_dim: int = 128     # Length of the FID feature vector.
     azimuth_bins: int = 12     # Azimuth classes (30 degrees each by default).
     seed: int = 0              # Seeds initialisation, the split, minibatch order and flips.
+    log_every: int = 10        # Steps between metrics.jsonl lines.
+    checkpoint_every: int = 100  # Steps between checkpoints, each with the held-out measurements.
 
     def check(self) -> None:
         """InputError with one sentence for a setting that cannot work."""
         runs.check_fields(self)
         runs.check_at_least(self, 16, "resolution")
-        runs.check_at_least(self, 1, "epochs", "width", "feature_dim", "azimuth_bins")
+        runs.check_at_least(self, 1, "epochs", "width", "feature_dim", "azimuth_bins", "log_every", "checkpoint_every")
         runs.check_at_least(self, 2, "batch")  # batch norm needs two images
         runs.check_at_least(self, 0, "weight_decay", "seed")
         runs.check_positive(self, "lr")
@@ -196,57 +199,79 @@ def evaluate_feature_net(net: WorldFeatureNet, labels: WorldLabels, batch_size: 
             "elevation_error_deg_mean": round(float(elevation_errors.mean()), 2)}
 
 
-def train_feature_net(config: FeatureNetConfig, out, device="auto", progress: bool = True) -> dict:
-    """Train a :class:`WorldFeatureNet` on a world dataset, save it to ``out`` (a bundle) and return its
-    held-out evaluation (see :func:`evaluate_feature_net`), which the bundle's provenance also records.
+class FeatureNetTrainer(runs.EpochTrainer):
+    """The world feature net's run (the loop, epochs and checkpoints: :mod:`ganverse3d.runs`)."""
 
-    A short epoch loop that writes one bundle, not a run folder: there is nothing to resume.
+    config_class = FeatureNetConfig
+    stage = "feature_net"
+
+    def __init__(self, config: FeatureNetConfig, run_dir: Path | None, device, progress: bool = True):
+        super().__init__(config, run_dir, device, progress)
+        labels = load_world_labels(config.data, config.resolution)
+        count = len(labels.images)
+        num_heldout = max(1, round(count * config.holdout))
+        if count - num_heldout < config.batch:
+            raise InputError(f"{config.data} has {count} images; training needs at least {config.batch} beyond the "
+                             f"{num_heldout} held out.")
+        self.rng = runs.seeded_rng(config.seed)  # the split, minibatch order and flips
+        order = torch.randperm(count, generator=self.rng)
+        self.heldout, self.training = _subset(labels, order[:num_heldout]), _subset(labels, order[num_heldout:])
+        self.net = WorldFeatureNet(labels.body_types, resolution=config.resolution, width=config.width,
+                                   feature_dim=config.feature_dim, azimuth_bins=config.azimuth_bins).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.steps_per_epoch = len(self.training.images) // config.batch  # an epoch's remainder is left out
+        total_steps = self.total_steps
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
+        self.epoch_order = torch.zeros(len(self.training.images), dtype=torch.int64)
+
+    @property
+    def output_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "world_feature_net.safetensors"
+
+    def checkpointed(self) -> dict:
+        return {"net": self.net, "optimizer": self.optimizer, "rng": self.rng, "epoch_order": self.epoch_order}
+
+    def log_values(self, stats: dict) -> dict:
+        return {name: value if name == "lr" else round(value, 6) for name, value in stats.items()}
+
+    def postfix(self, stats: dict) -> dict:
+        return {name: f"{stats[name]:.3f}" for name in ("body", "azimuth", "elevation")}
+
+    def train_batch(self, items: torch.Tensor) -> dict:
+        training, device = self.training, self.device
+        flip = torch.rand(len(items), generator=self.rng) < 0.5
+        images, azimuth = _mirror(training.images[items].float() / 255, training.azimuth[items], flip)
+        self.net.train()
+        body_logits, azimuth_logits, elevation = self.net(images.to(device))
+        loss_body = F.cross_entropy(body_logits, training.body[items].to(device))
+        loss_azimuth = F.cross_entropy(azimuth_logits, _azimuth_bin(azimuth, self.net.azimuth_bins).to(device))
+        loss_elevation = F.mse_loss(elevation / _ELEVATION_UNIT_DEG,
+                                    training.elevation[items].to(device) / _ELEVATION_UNIT_DEG)
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss_body + loss_azimuth + loss_elevation).backward()
+        self.optimizer.step()
+        return {"body": loss_body.item(), "azimuth": loss_azimuth.item(), "elevation": loss_elevation.item()}
+
+    def measure(self) -> dict:
+        return evaluate_feature_net(self.net, self.heldout)
+
+    def write_outputs(self) -> None:
+        save_module(self.output_path, self.net, config=dataclasses.asdict(self.config),
+                    provenance={"stage": "gan feature-net", "data": str(self.config.data),
+                                "num_train": len(self.training.images), "steps": self.step,
+                                "heldout": self.evaluate()})
+
+
+def train_feature_net(config: FeatureNetConfig | None, out, device="auto", progress: bool = True, runs_root="runs",
+                      resume=None, **changes) -> dict:
+    """Train a :class:`WorldFeatureNet` on a world dataset in a run folder ``<runs_root>/feature_net/NNNNN-name/``
+    (or resume the run folder ``resume``, with ``changes`` as :meth:`~ganverse3d.runs.RunTrainer.train` allows),
+    copy its bundle to ``out`` and return its held-out evaluation (see :func:`evaluate_feature_net`), which the
+    bundle's provenance also records. A killed and resumed run reaches the weights of an uninterrupted one.
     """
-    config.check()
-    check_output_file(out, (".safetensors",))
-    device = resolve_device(device)
-    labels = load_world_labels(config.data, config.resolution)
-    count = len(labels.images)
-    num_heldout = max(1, round(count * config.holdout))
-    if count - num_heldout < config.batch:
-        raise InputError(f"{config.data} has {count} images; training needs at least {config.batch} beyond the "
-                         f"{num_heldout} held out.")
-    rng = runs.seeded_rng(config.seed)  # the split, minibatch order and flips
-    order = torch.randperm(count, generator=rng)
-    heldout, training = _subset(labels, order[:num_heldout]), _subset(labels, order[num_heldout:])
-
-    net = WorldFeatureNet(labels.body_types, resolution=config.resolution, width=config.width,
-                          feature_dim=config.feature_dim, azimuth_bins=config.azimuth_bins).to(device)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = len(training.images) // config.batch
-    total_steps = steps_per_epoch * config.epochs
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
-    with runs.progress_bar(total_steps, "feature net", enabled=progress) as bar:
-        for _ in range(config.epochs):
-            net.train()
-            permutation = torch.randperm(len(training.images), generator=rng)
-            for step in range(steps_per_epoch):
-                index = permutation[step * config.batch:(step + 1) * config.batch]
-                flip = torch.rand(len(index), generator=rng) < 0.5
-                images, azimuth = _mirror(training.images[index].float() / 255, training.azimuth[index], flip)
-                body_logits, azimuth_logits, elevation = net(images.to(device))
-                loss_body = F.cross_entropy(body_logits, training.body[index].to(device))
-                loss_azimuth = F.cross_entropy(azimuth_logits, _azimuth_bin(azimuth, net.azimuth_bins).to(device))
-                loss_elevation = F.mse_loss(elevation / _ELEVATION_UNIT_DEG,
-                                            training.elevation[index].to(device) / _ELEVATION_UNIT_DEG)
-                loss = loss_body + loss_azimuth + loss_elevation
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                bar.update(1)
-                bar.set_postfix(body=f"{loss_body.item():.3f}", azimuth=f"{loss_azimuth.item():.3f}",
-                                elevation=f"{loss_elevation.item():.3f}")
-    evaluation = evaluate_feature_net(net, heldout)
-    save_module(out, net.cpu(), config=dataclasses.asdict(config),
-                provenance={"stage": "gan feature-net", "data": str(config.data), "num_train": len(training.images),
-                            "steps": total_steps, "heldout": evaluation})
-    return evaluation
+    out = FeatureNetTrainer.train_into(out, config, runs_root, resume, device, progress, **changes)
+    return read_metadata(out)["provenance"]["heldout"]
 
 
 def _subset(labels: WorldLabels, index: torch.Tensor) -> WorldLabels:
