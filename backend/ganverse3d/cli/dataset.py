@@ -10,6 +10,7 @@ from .. import assets
 from .options import config_option, device_option, generator_option, given_options, seed_option, segmenter_option
 
 _SYNTH = "ganverse3d.dataset.synth:synthesize"
+_VIEWS = "ganverse3d.dataset.views:write_view_candidates"
 
 
 @click.group()
@@ -22,23 +23,23 @@ def dataset():
 @click.option("--candidates", "count", type=click.IntRange(1, 1000), default=64, show_default=True,
               help="Candidate view codes to sample (columns of the sheet; their ids are 0 .. N-1).")
 @click.option("--out", "out_dir", required=True, help="Folder for candidates.safetensors, sheet.png and views.toml.")
-@click.option("--contents", type=click.IntRange(1, 16), default=4, show_default=True, help="Rows: content samples.")
-@click.option("--view-layers", type=int, default=None,
-              help="Leading W* entries that hold the view [default: the paper's 4 of 16, scaled to the model].")
-@click.option("--truncation", type=float, default=0.7, show_default=True, help="Truncation psi of the codes.")
-@seed_option("Seed of the candidate and content codes.")
+@config_option(_VIEWS, "--contents", type=click.IntRange(1, 16), help="Rows: content samples.")
+@config_option(_VIEWS, "--view-layers", type=int,
+               help="Leading W* entries that hold the view [default: the paper's 4 of 16, scaled to the model].")
+@config_option(_VIEWS, "--truncation", type=float, help="Truncation psi of the codes.")
+@config_option(_VIEWS, "--seed", type=int, help="Seed of the candidate and content codes.")
 @click.option("--pose-net", default="auto", show_default=True,
               help=f"World feature net suggesting each view's bin: a .safetensors, a shipped one "
                    f"({assets.describe('feature_net')}), 'auto' (the default one when present) or 'none'.")
-@click.option("--pose-contents", type=click.IntRange(1, 256), default=32, show_default=True,
+@config_option(_VIEWS, "--pose-contents", type=click.IntRange(1, 256),
               help="Cars the pose net reads each candidate over (the sheet's rows, then more); a view whose few "
                    "rows agree may still show other cars from other sides.")
-@click.option("--preselect-per-bin", type=click.IntRange(0, 1000), default=0, show_default=True,
+@config_option(_VIEWS, "--preselect-per-bin", type=click.IntRange(0, 1000),
               help="Uncomment up to N views per bin that the pose net sees alike in all those cars (check by eye).")
-@click.option("--min-agreement", type=click.FloatRange(0, 1), default=None,
-              help="Least agreement of the pose net's readings over the cars for a view to be preselected [default: "
-                   "0.9, the summary's 'alike': the cars within about a bin]. Lower it for a generator whose views "
-                   "never reach that in some bins.")
+@config_option(_VIEWS, "--min-agreement", type=click.FloatRange(0, 1),
+              help="Least agreement of the pose net's readings over the cars for a view to be preselected (the "
+                   "summary's 'alike': the cars within about a bin). Lower it for a generator whose views never reach "
+                   "that in some bins.")
 @device_option
 def dataset_views(generator, count, out_dir, contents, view_layers, truncation, seed, pose_net,
                   pose_contents, preselect_per_bin, min_agreement, device):
@@ -55,7 +56,7 @@ def dataset_views(generator, count, out_dir, contents, view_layers, truncation, 
       (edit views/views.toml; --preselect-per-bin 3 uncomments the pose net's best views to start from)
       ganverse3d dataset synth --generator G.safetensors --views views/views.toml --contents 1000 --out data
     """
-    from ..dataset.views import CONSISTENT_AGREEMENT, consistency_summary, load_pose_net, write_view_candidates
+    from ..dataset.views import consistency_summary, load_pose_net, write_view_candidates
     from ..devices import resolve_device
     from ..stylegan2 import load_generator
 
@@ -67,7 +68,7 @@ def dataset_views(generator, count, out_dir, contents, view_layers, truncation, 
     _, guesses = write_view_candidates(G, generator, out, count, contents=contents, seed=seed,
                                        truncation=truncation, view_layers=view_layers, pose_net=pose,
                                        pose_contents=pose_contents, preselect_per_bin=preselect_per_bin,
-                                       min_agreement=CONSISTENT_AGREEMENT if min_agreement is None else min_agreement)
+                                       min_agreement=min_agreement)
     suggestion = "with suggested bins" if guesses else "without suggestions (no pose net)"
     click.echo(f"Wrote {out / 'sheet.png'} ({count} candidate views x {contents} cars), "
                f"{out / 'candidates.safetensors'} and {out / 'views.toml'} {suggestion}; annotate views.toml next.")

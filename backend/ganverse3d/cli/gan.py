@@ -9,7 +9,7 @@ import click
 
 from ..errors import InputError
 from .options import FEATURE_NET_HELP, config_option, device_option, feature_net_option, generator_option, \
-    given_options, new_run_or_resume, runs_option, seed_option
+    new_run_or_resume, runs_option, seed_option
 
 _TRAIN = "ganverse3d.stylegan2.train:TrainConfig"
 _FEATURE_NET = "ganverse3d.world.features:FeatureNetConfig"
@@ -58,10 +58,8 @@ def gan_convert(src, out_path, content):
                f"content rows {top}:{bottom}, columns {left}:{right}.")
 
 
-_view_layers_option = click.option(
-    "--view-layers", type=int, default=None,
-    help="Leading W* entries that hold the view [default: the paper's 4 of 16, scaled to the model].")
-_truncation_option = click.option("--truncation", type=float, default=0.7, show_default=True, help="Truncation psi.")
+_VIEW_SHEET = "ganverse3d.stylegan2.views:write_view_content_sheet"
+_LAYER_SHEET = "ganverse3d.stylegan2.views:write_layer_sheet"
 
 
 @gan.command("views")
@@ -70,9 +68,10 @@ _truncation_option = click.option("--truncation", type=float, default=0.7, show_
 @click.option("--views", "num_views", type=click.IntRange(1, 64), default=8, show_default=True, help="Columns: view codes.")
 @click.option("--contents", "num_contents", type=click.IntRange(1, 64), default=6, show_default=True,
               help="Rows: content codes.")
-@_view_layers_option
-@_truncation_option
-@seed_option("Seed of the view and content codes.")
+@config_option(_VIEW_SHEET, "--view-layers", type=int,
+               help="Leading W* entries that hold the view [default: the paper's 4 of 16, scaled to the model].")
+@config_option(_VIEW_SHEET, "--truncation", type=float, help="Truncation psi.")
+@config_option(_VIEW_SHEET, "--seed", type=int, help="Seed of the view and content codes.")
 @device_option
 def gan_views(generator, out_path, num_views, num_contents, view_layers, truncation, seed, device):
     """The paper's Fig. 2: fix the view part of W* per column, sample the rest per row.
@@ -86,7 +85,7 @@ def gan_views(generator, out_path, num_views, num_contents, view_layers, truncat
     from ..stylegan2.views import write_view_content_sheet
 
     view_layers = write_view_content_sheet(generator, out_path, num_views, num_contents, view_layers, seed=seed,
-                                           truncation_psi=truncation, device=device)
+                                           truncation=truncation, device=device)
     click.echo(f"Wrote {out_path} ({num_contents} cars x {num_views} views, view = the first {view_layers} "
                f"W* entries).")
 
@@ -95,8 +94,8 @@ def gan_views(generator, out_path, num_views, num_contents, view_layers, truncat
 @generator_option
 @click.option("-o", "--out", "out_path", required=True, help="Output sheet, .png.")
 @click.option("--samples", type=click.IntRange(1, 32), default=4, show_default=True, help="Rows: samples.")
-@_truncation_option
-@seed_option("Seed of the samples.")
+@config_option(_LAYER_SHEET, "--truncation", type=float, help="Truncation psi.")
+@config_option(_LAYER_SHEET, "--seed", type=int, help="Seed of the samples.")
 @device_option
 def gan_layers(generator, out_path, samples, truncation, seed, device):
     """The paper's Appendix B: each block's features through its learned toRGB, coarse to fine, then the image.
@@ -107,13 +106,13 @@ def gan_layers(generator, out_path, samples, truncation, seed, device):
     """
     from ..stylegan2.views import write_layer_sheet
 
-    resolutions = write_layer_sheet(generator, out_path, samples, seed=seed, truncation_psi=truncation,
+    resolutions = write_layer_sheet(generator, out_path, samples, seed=seed, truncation=truncation,
                                     device=device)
     click.echo(f"Wrote {out_path} (blocks {', '.join(map(str, resolutions))} px, then the image).")
 
 
 @gan.command("train")
-@config_option(_TRAIN, "--data", default=None,
+@config_option(_TRAIN, "--data",
                help="Dataset folder with images/*.png (e.g. from `ganverse3d world render`).")
 @config_option(_TRAIN, "--resolution", type=int, help="Training resolution (power of two).")
 @config_option(_TRAIN, "--kimg", type=float, help="Training length in thousands of images.")
@@ -127,7 +126,7 @@ def gan_layers(generator, out_path, samples, truncation, seed, device):
 @config_option(_TRAIN, "--sample-every", type=int, help="Steps between sample grids.")
 @config_option(_TRAIN, "--checkpoint-every", type=int, help="Steps between checkpoints.")
 @config_option(_TRAIN, "--metric-every", type=int, help="Steps between FID measurements in metrics.jsonl (0 = off).")
-@config_option(_TRAIN, "--feature-net", default=None,
+@config_option(_TRAIN, "--feature-net",
                help=f"FID features: {FEATURE_NET_HELP} [default: the shipped world feature net].")
 @config_option(_TRAIN, "--precision", type=click.Choice(["float32", "bfloat16"]),
                help="bfloat16: G's synthesis and D under autocast, about 1.8x faster on CPUs with AVX-512 BF16.")
@@ -157,18 +156,12 @@ def gan_train(ctx, runs_root, resume_dir, device, **_config_fields):
     """
     from ..stylegan2.train import TrainConfig, train
 
-    settings = given_options(ctx)
-    if resume_dir is not None:
-        weights = train(runs_root=runs_root, resume=resume_dir, device=device, **settings)
-    elif "data" not in settings:
-        raise InputError("Give --data (a dataset folder) or --resume (a run folder).")
-    else:
-        weights = train(TrainConfig(**settings), runs_root=runs_root, device=device)
-    click.echo(f"Wrote {weights}.")
+    config, changes = new_run_or_resume(ctx, TrainConfig, resume_dir, "a dataset folder")
+    click.echo(f"Wrote {train(config, runs_root=runs_root, resume=resume_dir, device=device, **changes)}.")
 
 
 @gan.command("feature-net")
-@config_option(_FEATURE_NET, "--data", default=None,
+@config_option(_FEATURE_NET, "--data",
                help="World dataset folder (`ganverse3d world render`), not used to train GANs.")
 @click.option("--out", "out_path", required=True, help="Output bundle, .safetensors.")
 @config_option(_FEATURE_NET, "--resolution", type=int, help="Input size of the net.")

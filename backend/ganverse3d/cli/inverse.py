@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from .options import config_option, device_option, given_options, model_option, runs_option
+from .options import config_option, device_option, model_option, new_run_or_resume, runs_option
 
 _TRAIN = "ganverse3d.inverse.train:TrainConfig"
 
@@ -18,7 +18,7 @@ def inverse():
 
 
 @inverse.command("train")
-@config_option(_TRAIN, "--data", default=None,
+@config_option(_TRAIN, "--data",
                help="Multi-view dataset folder (`ganverse3d dataset synth` or `dataset world`).")
 @click.option("--config", "config_path", default=None, help="TOML file setting any training field (see below).")
 @config_option(_TRAIN, "--iterations", type=int, help="Training steps.")
@@ -30,7 +30,7 @@ def inverse():
 @config_option(_TRAIN, "--image-cameras/--view-cameras",
                help="Render each image in the camera head's estimate for it, pulled toward its view's camera (ours), "
                     "or in its view's camera (the paper).")
-@config_option(_TRAIN, "--vgg-weights", default=None,
+@config_option(_TRAIN, "--vgg-weights",
                help="torchvision VGG-16 state dict for LPIPS [default: perceptual loss off].")
 @config_option(_TRAIN, "--seed", type=int, help="Seed for initialisation and batches.")
 @runs_option("inverse")
@@ -56,16 +56,11 @@ def inverse_train(ctx, config_path, runs_root, resume_dir, device, **_config_fie
     """
     from ..inverse.train import TrainConfig, read_config_file, train
 
-    settings = given_options(ctx)
-    if resume_dir is not None:
-        if config_path is not None:
-            raise InputError("A resumed run keeps its own config.json; give --config only to a new run.")
-        click.echo(f"Wrote {train(runs_root=runs_root, resume=resume_dir, device=device, **settings)}.")
-        return
-    settings = {**(read_config_file(config_path) if config_path else {}), **settings}
-    if "data" not in settings:
-        raise InputError("Give --data (a multi-view dataset folder) or --resume (a run folder).")
-    click.echo(f"Wrote {train(TrainConfig(**settings), runs_root=runs_root, device=device)}.")
+    if resume_dir is not None and config_path is not None:
+        raise InputError("A resumed run keeps its own config.json; give --config only to a new run.")
+    file_settings = read_config_file(config_path) if config_path else None
+    config, changes = new_run_or_resume(ctx, TrainConfig, resume_dir, "a multi-view dataset folder", file_settings)
+    click.echo(f"Wrote {train(config, runs_root=runs_root, resume=resume_dir, device=device, **changes)}.")
 
 
 @inverse.command("eval")

@@ -96,13 +96,15 @@ def given_options(ctx: click.Context) -> dict:
             if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
 
 
-def new_run_or_resume(ctx: click.Context, config_class: type, resume_dir, data: str) -> tuple[object | None, dict]:
-    """What a training command with ``--data`` and ``--resume`` starts from: (the config of a new run, no changes)
-    from the options the user gave, or with ``--resume`` (None, those options as the resume's changes).
-    InputError when neither is given; ``data`` says what ``--data`` is."""
+def new_run_or_resume(ctx: click.Context, config_class: type, resume_dir, data_kind: str,
+                      file_settings: dict | None = None) -> tuple[object | None, dict]:
+    """What a training command with ``--data`` and ``--resume`` starts from: (the config of a new run, no
+    changes) from ``file_settings`` overridden by the options the user gave, or with ``--resume`` (None, those
+    options as the resume's changes). InputError when neither is given; ``data_kind`` says what ``--data`` is."""
     settings = given_options(ctx)
     if resume_dir is not None:
         return None, settings
+    settings = {**(file_settings or {}), **settings}
     if "data" not in settings:
-        raise InputError(f"Give --data ({data}) or --resume (a run folder).")
+        raise InputError(f"Give --data ({data_kind}) or --resume (a run folder).")
     return config_class(**settings), {}

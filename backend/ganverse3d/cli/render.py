@@ -29,10 +29,10 @@ from .options import device_option
 @click.option("--lighting/--no-lighting", default=True, show_default=True,
               help="Shade with a directional light plus ambient, or show the bare texture.")
 @click.option("--fit", is_flag=True, help="Centre the mesh and scale it into the unit sphere first.")
-@click.option("--mask-out", "mask_path", default=None, help="Also write the silhouette (white = mesh), .png.")
+@click.option("--mask-out", default=None, help="Also write the silhouette (white = mesh), .png.")
 @device_option
 def render(mesh_path, out_path, azimuth, elevation, distance, fov, resolution, background, lighting, fit,
-           mask_path, device):
+           mask_out, device):
     """Render a .glb, .gltf or .obj mesh with the project's DIB-R renderer.
 
     The mesh is read in its own object space (+Y up, front toward +Z), as exported by the project; use
@@ -48,7 +48,7 @@ def render(mesh_path, out_path, azimuth, elevation, distance, fov, resolution, b
 
     check_camera_values(azimuth, elevation, distance, fov)
     written = write_render(mesh_path, out_path, Camera.create(azimuth, elevation, distance, fov), resolution,
-                           mask_out=mask_path, background=_parse_colour(background), lighting=lighting, fit=fit,
+                           mask_out=mask_out, background=_parse_colour(background), lighting=lighting, fit=fit,
                            device=device)
     click.echo(f"Wrote {', '.join(str(path) for path in written)}.")
 

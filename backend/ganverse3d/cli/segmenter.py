@@ -15,7 +15,7 @@ def segmenter():
 
 
 @segmenter.command("train")
-@config_option(_TRAIN, "--data", default=None,
+@config_option(_TRAIN, "--data",
                help="Folder with images/NAME.png and masks/NAME.png (`world render`).")
 @click.option("--out", "out_path", required=True, help="Output bundle, .safetensors.")
 @config_option(_TRAIN, "--resolution", type=int, help="Training size (multiple of 8).")

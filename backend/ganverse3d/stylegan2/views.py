@@ -139,7 +139,7 @@ def layer_sheet(G: Generator, num_samples: int, seed: int = 0, truncation_psi: f
 
 
 def write_view_content_sheet(generator, out, num_views: int, num_contents: int, view_layers: int | None = None,
-                             seed: int = 0, truncation_psi: float = 0.7, device="auto") -> int:
+                             seed: int = 0, truncation: float = 0.7, device="auto") -> int:
     """Write :func:`view_content_sheet` of the generator at ``generator`` (any format :func:`load_generator`
     reads) to the PNG ``out``, cropped to the image content; returns the view split used."""
     G = _load_for_sheet(generator, out, device)
@@ -147,17 +147,17 @@ def write_view_content_sheet(generator, out, num_views: int, num_contents: int, 
     if not 1 <= view_layers < G.num_ws:
         raise InputError(f"{setting('view_layers')} must be from 1 to {G.num_ws - 1} for this generator, "
                          f"not {view_layers}.")
-    sheet = view_content_sheet(G, num_views, num_contents, view_layers, seed=seed, truncation_psi=truncation_psi)
+    sheet = view_content_sheet(G, num_views, num_contents, view_layers, seed=seed, truncation_psi=truncation)
     save_png(out, image_grid(G.crop_to_content(sheet), columns=num_views))
     return view_layers
 
 
-def write_layer_sheet(generator, out, num_samples: int, seed: int = 0, truncation_psi: float = 0.7,
+def write_layer_sheet(generator, out, num_samples: int, seed: int = 0, truncation: float = 0.7,
                       device="auto") -> list[int]:
     """Write :func:`layer_sheet` of the generator at ``generator`` to the PNG ``out``; returns the block
     resolutions, in the order of the sheet's columns."""
     G = _load_for_sheet(generator, out, device)
-    sheet = layer_sheet(G, num_samples, seed=seed, truncation_psi=truncation_psi)
+    sheet = layer_sheet(G, num_samples, seed=seed, truncation_psi=truncation)
     save_png(out, image_grid(G.crop_to_content(sheet), columns=len(G.synthesis.block_resolutions) + 1))
     return list(G.synthesis.block_resolutions)
 
