@@ -62,6 +62,8 @@ def _setup(folder: Path) -> None:
 
 
 RECONSTRUCT = ["reconstruct", "--device", "cpu"]
+# A name the file system refuses (too long): one sentence that shows it shortened, never a traceback.
+LONG = "r" * 5000
 
 CASES = {
     # reconstruct: not a car, yet a car
@@ -80,6 +82,7 @@ CASES = {
     "mask of another size": RECONSTRUCT + ["car.png", "--mask", "mask_small.png", "-o", "out.glb"],
     "unknown model name": RECONSTRUCT + ["car.png", "--model", "orcale", "-o", "out.glb"],
     "missing photo": RECONSTRUCT + ["nothing.png", "-o", "out.glb"],
+    "over-long segmenter name": RECONSTRUCT + ["car.png", "--segmenter", LONG, "-o", "out.glb"],
     "cuda without cuda": ["reconstruct", "car.png", "-o", "out.glb", "--device", "cuda"],
     # render
     "render fov 200": ["render", "car.glb", "-o", "r.png", "--fov", "200"],
@@ -97,6 +100,12 @@ CASES = {
     "inverse resume config not JSON": ["inverse", "train", "--resume", "run-not-json"],
     "inverse resume config a list": ["inverse", "train", "--resume", "run-list"],
     "segmenter width 0": ["segmenter", "train", "--data", "broken-data", "--out", "s.safetensors", "--width", "0"],
+    "gan resume an over-long name": ["gan", "train", "--resume", LONG],
+    "inverse resume an over-long name": ["inverse", "train", "--resume", LONG],
+    "segmenter resume an over-long name": ["segmenter", "train", "--resume", LONG, "--out", "s.safetensors"],
+    "feature-net resume an over-long name": ["gan", "feature-net", "--resume", LONG, "--out", "f.safetensors"],
+    "inverse train over-long data": ["inverse", "train", "--data", LONG],
+    "inverse eval over-long data": ["inverse", "eval", "--data", LONG],
     # weights and sheets
     "gan convert an image": ["gan", "convert", "car.png", "-o", "g.safetensors"],
     "gan convert an over-long name": ["gan", "convert", "g" * 5000 + ".pkl", "-o", "g.safetensors"],
@@ -108,6 +117,9 @@ CASES = {
     "segmenter eval unreadable image": ["segmenter", "eval", "--data", "broken-data", "--device", "cpu"],
     # datasets
     "dataset views of an image": ["dataset", "views", "--generator", "car.png", "--out", "v"],
+    "dataset views to an over-long name": ["dataset", "views", "--generator", "world64", "--out", LONG],
+    "dataset synth over-long views": ["dataset", "synth", "--generator", "world64", "--views", LONG, "--contents", "1",
+                                      "--out", "d"],
     "dataset synth without views": ["dataset", "synth", "--generator", "world64", "--views", "none.toml",
                                     "--contents", "1", "--out", "d"],
     "world render n 0": ["world", "render", "--n", "0", "--out", "w"],
@@ -145,6 +157,9 @@ def test_bad_input_is_one_sentence_exit_2_and_leaves_nothing(case, inputs, tmp_p
     assert code == 2, f"{case}: exit {code}, stderr {error!r}"
     assert error.startswith("Error: ") and "\n" not in error, error
     assert "Traceback" not in error and "weights_only" not in error
+    assert len(error) < 600, f"{case}: a {len(error)}-character message"
+    if "over-long" in case:  # the system refused the name: say so, not that a file is damaged or unreadable text
+        assert "too long" in error and "damaged" not in error and "UTF-8" not in error, error
     assert _snapshot(tmp_path) == before, f"{case} left files behind or changed an input"
 
 

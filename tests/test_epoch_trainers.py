@@ -1,6 +1,7 @@
 """The trainers on :class:`ganverse3d.runs.EpochTrainer` (world segmenter, world feature net): a run killed in
 the middle of an epoch and of its learning-rate schedule resumes to the weights of an uninterrupted run, its
-metrics.jsonl reads as the uninterrupted run's, and the bundle reaches ``out`` only when the run ends."""
+metrics.jsonl reads as the uninterrupted run's, and the bundle reaches ``out`` only when the run ends. A resume
+keeps the epochs: the learning-rate schedule spans them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 
 from ganverse3d.bundle import load_module
 from ganverse3d.cli import main
+from ganverse3d.errors import InputError
 from ganverse3d.dataset.train_segmenter import SegmenterTrainConfig, SegmenterTrainer, train_world_segmenter
 from ganverse3d.world.features import FeatureNetConfig, FeatureNetTrainer, train_feature_net
 
@@ -61,3 +63,21 @@ def test_a_run_killed_mid_epoch_resumes_to_the_weights_of_an_uninterrupted_one(s
     assert [line["step"] for line in lines] == [json.loads(line)["step"] for line in straight_lines]
     assert [line["step"] for line in lines if "count" in line] == [2, 4, 6]  # held-out scores at each checkpoint
     assert lines[-1]["epoch"] == 2.0 and lines[-1]["count"] == 2
+
+
+@pytest.mark.parametrize("stage", list(TRAINERS))
+def test_a_resume_keeps_the_epochs_that_the_schedule_spans(stage, world, tmp_path):
+    trainer_class, train, make_config = TRAINERS[stage]
+    config = make_config(world)
+    train(config, tmp_path / "a.safetensors", device="cpu", progress=False, runs_root=tmp_path / "runs")
+    run_dir = tmp_path / "runs" / stage / "00000-world-r32"
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    for epochs in (1, 3):  # shorter than trained, or longer: either would bend the schedule of the whole run
+        with pytest.raises(InputError) as error:
+            train(None, tmp_path / "b.safetensors", device="cpu", progress=False, resume=run_dir, epochs=epochs)
+        assert error.value.settings == ["epochs"] and "schedule" in str(error.value)
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+    # The epochs it has (given or not): the finished run ends at once, and its bundle reaches out.
+    train(None, tmp_path / "b.safetensors", device="cpu", progress=False, resume=run_dir, epochs=config.epochs)
+    assert (tmp_path / "b.safetensors").read_bytes() == (tmp_path / "a.safetensors").read_bytes()

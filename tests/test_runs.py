@@ -216,6 +216,20 @@ def test_a_resume_may_change_the_length_and_the_resumable_fields_only(data, tmp_
     assert [line["step"] for line in lines if "loss" in line] == list(range(1, 9))
 
 
+def test_a_resume_never_shortens_a_run_below_its_checkpoint(data, tmp_path, monkeypatch):
+    run_dir = crashed_run(data, tmp_path, monkeypatch)  # its checkpoint: step 4
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    with pytest.raises(InputError) as error:
+        ToyTrainer.train(resume=run_dir, device="cpu", steps=3)
+    assert error.value.settings == ["steps", "steps"] and "trained 4 steps" in str(error.value)
+    assert "\n" not in str(error.value)
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before  # config.json too
+
+    ToyTrainer.train(resume=run_dir, device="cpu", steps=4)  # the checkpoint's own step: the run ends there
+    assert json.loads((run_dir / "config.json").read_text())["steps"] == 4
+    assert steps_of(run_dir) == [1, 2, 3, 4]
+
+
 def test_resuming_deletes_orphan_temporaries_and_nothing_else(data, tmp_path, monkeypatch):
     run_dir = crashed_run(data, tmp_path, monkeypatch)
     orphans = [run_dir / "checkpoints" / ".state.safetensors.k2j3h_g5.safetensors",

@@ -19,11 +19,16 @@ Starting validates the config (its ``check()``) and builds the trainer, which re
 run folder is made: a start that fails leaves no folder behind.
 
 **What a resume may change.** A resumed run keeps its ``config.json``. A resume may change only the fields
-its trainer lists in ``resumable``: the run's length (``length_field``) and settings that the saved state
-does not depend on. The new values are written to ``config.json``, and every change but the length is
-recorded in ``metrics.jsonl`` as one line ``{"step": S, <progress fields>, "<field>": <new value>, ...}`` at
-the step the run continues from (a new length shows in ``config.json`` and in how far the steps go). Giving
-any other field a new value is refused.
+its trainer lists in ``resumable`` (settings that the saved state does not depend on) and the run's length
+(``length_field``), unless the trainer keeps its length fixed (``fixed_length``). The new values are written
+to ``config.json``, and every change but the length is recorded in ``metrics.jsonl`` as one line
+``{"step": S, <progress fields>, "<field>": <new value>, ...}`` at the step the run continues from (a new
+length shows in ``config.json`` and in how far the steps go). Giving any other field a new value is refused,
+and so is a length that ends the run before the checkpoint's step (a resume never shortens a run).
+
+The GAN (``kimg``) and the inverse network (``iterations``) train at a constant learning rate, so a resume may
+extend a finished run. The segmenter and feature-net runs (:class:`EpochTrainer`) keep their ``epochs``: their
+learning-rate schedule spans all the epochs, so a resume only continues an interrupted run.
 
 **metrics.jsonl on resume.** Lines after the checkpoint's step are dropped (they describe steps that will
 be trained again), so a resumed run's file reads as an uninterrupted run's. A torn last line (the process
@@ -63,7 +68,8 @@ from tqdm import tqdm
 from .bundle import flatten_optimizer, load_state, restore_optimizer, save_state
 from .devices import resolve_device
 from .errors import InputError, setting
-from .files import check_output_file, new_run_dir, remove_temp_files, write_bytes, write_json, write_text
+from .files import (check_output_file, is_file, new_run_dir, remove_temp_files, shown_path, write_bytes, write_json,
+                    write_text)
 
 # Checkpoint entries of torch's global RNG state (CPU, and the run's CUDA device when it has one).
 _GLOBAL_RNG = "rng_torch_global"
@@ -235,7 +241,7 @@ def append_metrics(path: Path, line: dict) -> None:
 def read_metrics(path: Path) -> list[dict]:
     """The lines of ``metrics.jsonl`` (none when it does not exist). A torn last line, left by a process that
     died while appending it, is dropped with a warning; any other unreadable line is an InputError."""
-    if not path.is_file():
+    if not is_file(path):
         return []
     lines = path.read_text(encoding="utf-8").splitlines()
     parsed = []
@@ -255,7 +261,7 @@ def read_metrics(path: Path) -> list[dict]:
 
 def keep_metrics_until(path: Path, step: int) -> None:
     """Rewrite ``metrics.jsonl`` without the lines after ``step`` and without a torn last line."""
-    if not path.is_file():
+    if not is_file(path):
         return
     kept = [line for line in read_metrics(path) if line["step"] <= step]
     text = "".join(json.dumps(line) + "\n" for line in kept)
@@ -299,6 +305,8 @@ class RunTrainer(abc.ABC):
     stage: ClassVar[str]                       # runs/<stage>/..., and the checkpoints' provenance
     length_field: ClassVar[str]                # the config field that sets how long the run trains
     resumable: ClassVar[tuple[str, ...]] = ()  # besides the length, the fields a resume may change
+    # Why a resume may not change the length ("": it may; module docstring).
+    fixed_length: ClassVar[str] = ""
     # Entries that this stage's trainer before the run kit named otherwise in its checkpoints: old name -> name
     # in checkpointed() (module docstring: committed runs hold such checkpoints).
     old_checkpoint_names: ClassVar[dict[str, str]] = {}
@@ -323,8 +331,8 @@ class RunTrainer(abc.ABC):
             resume: an existing run folder to continue.
             device: "auto", "cpu" or "cuda".
             progress: show a progress bar.
-            changes: when resuming, new values of config fields (None = keep): the length and the
-                :attr:`resumable` fields may change (module docstring).
+            changes: when resuming, new values of config fields (None = keep): the :attr:`resumable` fields and,
+                unless :attr:`fixed_length`, the length may change (module docstring).
         """
         device = resolve_device(device)
         changes = {name: value for name, value in changes.items() if value is not None}
@@ -344,20 +352,29 @@ class RunTrainer(abc.ABC):
     @classmethod
     def _resume(cls, run_dir: Path, device, progress: bool, changes: dict) -> Path:
         config_path = run_dir / "config.json"
-        if not config_path.is_file():
-            raise InputError(f"{run_dir} is not a {cls.stage} training run folder (no config.json).")
+        if not is_file(config_path):
+            raise InputError(f"{shown_path(run_dir)} is not a {cls.stage} training run folder (no config.json).")
         config = read_config(cls.config_class, config_path)
         changed = {name: value for name, value in changes.items() if value != getattr(config, name, None)}
-        may_change = (cls.length_field, *cls.resumable)
+        may_change = (*(() if cls.fixed_length else (cls.length_field,)), *cls.resumable)
         refused = [name for name in changed if name not in may_change]
         if refused:
-            raise InputError(f"A resumed run keeps its {', '.join(map(setting, refused))}; it may change only "
-                             f"{', '.join(map(setting, may_change))}.")
+            why = f" ({cls.fixed_length})" if cls.length_field in refused else ""
+            rest = (f"; it may change only {', '.join(map(setting, may_change))}." if may_change else
+                    ": a resume only continues an interrupted run; start a new run for other values.")
+            raise InputError(f"A resumed run keeps its {', '.join(map(setting, refused))}{why}{rest}")
         config = dataclasses.replace(config, **changed)
         config.check()
         trainer = cls(config, run_dir, device, progress)
-        if trainer.state_path.is_file():
+        if is_file(trainer.state_path):
             trainer.load_checkpoint()
+        if trainer.step > trainer.total_steps:
+            length = cls.length_field
+            reached = ", ".join(f"{name} {value}" for name, value in trainer.progress_fields().items())
+            raise InputError(f"The run has trained {trainer.step} steps{f' ({reached})' if reached else ''}, and "
+                             f"{setting(length)} {getattr(config, length):g} would end it at step "
+                             f"{trainer.total_steps}: a resume never shortens a run, so give a larger "
+                             f"{setting(length)} or leave it out.")
         remove_temp_files(run_dir)
         keep_metrics_until(trainer.metrics_path, trainer.step)
         if changed:
@@ -535,9 +552,13 @@ class EpochTrainer(RunTrainer):
     scheduler of its optimiser, stepped after each step); it checkpoints ``rng`` and ``epoch_order`` with its
     networks, and implements :meth:`train_batch` and :meth:`measure`. Its config has ``data``, ``resolution``,
     ``epochs`` (the length), ``batch`` and ``checkpoint_every``.
+
+    The schedule spans all the epochs, so a resume keeps them (:attr:`RunTrainer.fixed_length`): it only
+    continues an interrupted run, and a longer run is a new one.
     """
 
     length_field = "epochs"
+    fixed_length = "its learning-rate schedule spans all its epochs"
 
     def __init__(self, config, run_dir: Path | None, device, progress: bool = True):
         super().__init__(config, run_dir, device, progress)

@@ -2,6 +2,7 @@
 download), spec errors, the train / eval commands and the shipped world segmenter's quality."""
 
 import importlib.util
+import json
 from collections import deque
 
 import numpy as np
@@ -183,11 +184,13 @@ def test_segmenter_commands_train_a_loadable_bundle_and_score_it(tmp_path):
     assert main(["segmenter", "train", "--data", str(data), "--out", str(tmp_path / "seg.pt")]) == 2
     assert main(["segmenter", "train", "--data", str(tmp_path / "empty"), "--out", str(out), "--runs", runs_root]) == 2
     assert [path.name for path in (tmp_path / "runs" / "segmenter").iterdir()] == ["00000-world-r32"]
-    # A second epoch for the run; its bundle goes to the new --out.
+    # A resume keeps the epochs (the learning-rate schedule spans them); resuming the finished run copies its bundle.
     run_dir, two = tmp_path / "runs" / "segmenter" / "00000-world-r32", tmp_path / "two.safetensors"
     assert main(["segmenter", "train", "--resume", str(run_dir), "--epochs", "2", "--out", str(two),
-                 "--device", "cpu"]) == 0
-    assert read_metadata(two)["provenance"]["steps"] == 2 * metadata["provenance"]["steps"]
+                 "--device", "cpu"]) == 2
+    assert not two.exists() and json.loads((run_dir / "config.json").read_text())["epochs"] == 1
+    assert main(["segmenter", "train", "--resume", str(run_dir), "--out", str(two), "--device", "cpu"]) == 0
+    assert two.read_bytes() == out.read_bytes()
 
 
 def test_evaluation_scores_a_perfect_and_a_blind_segmenter():

@@ -160,11 +160,13 @@ def test_feature_net_cli_writes_a_loadable_bundle_with_its_heldout_accuracy(toy_
     assert isinstance(net, WorldFeatureNet) and net.body_types == list(SHAPES)
     provenance = read_metadata(out)["provenance"]
     assert provenance["stage"] == "gan feature-net" and 0 <= provenance["heldout"]["body_type_accuracy"] <= 1
-    # A second epoch for the run; its bundle goes to the new --out.
+    # A resume keeps the epochs (the learning-rate schedule spans them); resuming the finished run copies its bundle.
     run_dir, two = tmp_path / "runs" / "feature_net" / "00000-world-r16", tmp_path / "two.safetensors"
     assert main(["gan", "feature-net", "--resume", str(run_dir), "--epochs", "2", "--out", str(two),
-                 "--device", "cpu"]) == 0
-    assert read_metadata(two)["provenance"]["steps"] == 2 * provenance["steps"]
+                 "--device", "cpu"]) == 2
+    assert not two.exists() and json.loads((run_dir / "config.json").read_text())["epochs"] == 1
+    assert main(["gan", "feature-net", "--resume", str(run_dir), "--out", str(two), "--device", "cpu"]) == 0
+    assert two.read_bytes() == out.read_bytes()
 
 
 def test_feature_net_cli_rejects_a_folder_without_world_labels(tmp_path, capsys):

@@ -59,7 +59,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
-from ..files import check_dataset_complete, read_image
+from ..files import check_dataset_complete, read_image, shown_path
 from ..geometry import Camera
 
 FORMAT = "ganverse3d-multiview"
@@ -90,15 +90,20 @@ def read_manifest(folder) -> dict:
     """The dataset's manifest, checked; InputError with one sentence if the folder is not a dataset."""
     path = Path(folder) / "manifest.json"
     try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{folder} is not a multi-view dataset (no manifest.json).") from None
-    except (OSError, json.JSONDecodeError):
-        raise InputError(f"{path} is damaged.") from None
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError(f"{shown_path(folder)} is not a multi-view dataset (no manifest.json).") from None
+    except OSError as error:  # not damage: a name too long, a folder it may not read
+        raise InputError(f"Cannot read {shown_path(path)}: {error.strerror or type(error).__name__}.") from None
+    except (ValueError, RecursionError):  # not JSON, not UTF-8
+        raise InputError(f"{shown_path(path)} is damaged: it is not readable JSON.") from None
+    if not isinstance(manifest, dict):
+        raise InputError(f"{shown_path(path)} is damaged: it holds a JSON {type(manifest).__name__}, not a manifest.")
     if manifest.get("format") != FORMAT:
-        raise InputError(f"{folder} is not a multi-view dataset (manifest format {manifest.get('format')!r}).")
+        raise InputError(f"{shown_path(folder)} is not a multi-view dataset (manifest format "
+                         f"{manifest.get('format')!r}).")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"{folder} has dataset format version {manifest.get('format_version')}; "
+        raise InputError(f"{shown_path(folder)} has dataset format version {manifest.get('format_version')}; "
                          f"this ganverse3d reads version {FORMAT_VERSION}.")
     return manifest
 

@@ -41,6 +41,7 @@ from .. import assets
 from ..bundle import load_module
 from ..devices import resolve_device
 from ..errors import InputError, setting
+from ..files import is_file, shown_path
 
 # Torchvision's COCO category index of "car" (its 91-entry list keeps COCO's original ids).
 COCO_CAR = 3
@@ -272,8 +273,8 @@ class MaskRCNNSegmenter(Segmenter):
         from torchvision.models.detection import maskrcnn_resnet50_fpn, maskrcnn_resnet50_fpn_v2
 
         self.weights = Path(weights)
-        if not self.weights.is_file():
-            raise InputError(f"Mask R-CNN weights {self.weights} do not exist; download torchvision's "
+        if not is_file(self.weights):
+            raise InputError(f"Mask R-CNN weights {shown_path(self.weights)} do not exist; download torchvision's "
                              f"maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth and pass maskrcnn:PATH.")
         try:
             state = torch.load(self.weights, map_location="cpu", weights_only=True)
@@ -336,8 +337,8 @@ class Detectron2Segmenter(Segmenter):
             raise InputError("The detectron2 segmenter needs detectron2, which is not installed; use maskrcnn:PATH "
                              "(torchvision) or world instead.") from None
         self.weights = Path(weights)
-        if not self.weights.is_file():
-            raise InputError(f"detectron2 weights {self.weights} do not exist.")
+        if not is_file(self.weights):
+            raise InputError(f"detectron2 weights {shown_path(self.weights)} do not exist.")
         cfg = get_cfg()
         cfg.merge_from_file(model_zoo.get_config_file(DETECTRON2_CONFIG))
         cfg.MODEL.WEIGHTS = str(self.weights)
@@ -371,14 +372,14 @@ def load_segmenter(spec: str = "world", device="cpu") -> Segmenter:
     """A segmenter from its spec: a shipped segmenter's name (``world``, the default; see
     :mod:`ganverse3d.assets`) or a world segmenter bundle's path, ``world:PATH``, ``maskrcnn:PATH`` or
     ``detectron2:PATH``."""
-    if assets.lookup("segmenter", spec) or Path(spec).is_file():
+    if assets.lookup("segmenter", spec) or is_file(spec):
         return WorldSegmenter.from_file(spec, device=device)
     kind, _, path = spec.partition(":")
     if kind == "world" and path:
         return WorldSegmenter.from_file(path, device=device)
     if kind in ("maskrcnn", "detectron2") and path:
         return (MaskRCNNSegmenter if kind == "maskrcnn" else Detectron2Segmenter)(path, device=device)
-    raise InputError(f"Unknown {setting('segmenter')} {spec!r}; use a shipped segmenter "
+    raise InputError(f"Unknown {setting('segmenter')} {shown_path(repr(spec))}; use a shipped segmenter "
                      f"({assets.describe('segmenter')}), a world segmenter's weights file, world:PATH, maskrcnn:PATH "
                      f"or detectron2:PATH.")
 

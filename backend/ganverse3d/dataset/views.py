@@ -54,7 +54,7 @@ from tqdm import tqdm
 from .. import assets
 from ..bundle import load_module
 from ..errors import InputError, setting
-from ..files import atomic_path, save_png, to_uint8, write_text
+from ..files import atomic_path, exists, is_dir, is_file, save_png, shown_path, to_uint8, write_text
 from ..stylegan2.networks import Generator
 from ..stylegan2.views import default_view_layers, mix_view_and_content
 from ..world.features import WorldFeatureNet
@@ -129,8 +129,9 @@ def save_candidates(path, candidates: Candidates, generator_path) -> None:
 def load_candidates(path) -> Candidates:
     """Read a candidates file; InputError (one sentence) when it is missing or not one."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"View candidates file {path} does not exist; make it with `ganverse3d dataset views`.")
+    if not is_file(path):
+        raise InputError(f"View candidates file {shown_path(path)} does not exist; make it with "
+                         f"`ganverse3d dataset views`.")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -406,12 +407,15 @@ def parse_annotation(text: str, path, num_candidates: int | None) -> Annotation:
 def read_annotation(path, num_candidates: int | None) -> Annotation:
     """Read and check an annotation file (:func:`parse_annotation`)."""
     path = Path(path)
+    if not exists(path):  # InputError for a name the system refuses (too long)
+        raise InputError(f"View annotation {shown_path(path)} does not exist.")
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"View annotation {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError):
-        raise InputError(f"View annotation {path} cannot be read as UTF-8 text.") from None
+    except OSError as error:  # a folder, no permission
+        raise InputError(f"View annotation {shown_path(path)} cannot be read: "
+                         f"{error.strerror or type(error).__name__}.") from None
+    except UnicodeDecodeError:
+        raise InputError(f"View annotation {shown_path(path)} cannot be read as UTF-8 text.") from None
     return parse_annotation(text, path, num_candidates)
 
 
@@ -460,10 +464,11 @@ def write_view_candidates(G: Generator, generator_path, out, count: int, content
     if preselect_per_bin and pose_net is None:
         raise InputError(f"{setting('preselect_per_bin')} needs a pose net to guess the bins; give {setting('pose_net')}.")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"The output {out} is a file; give a folder.")
-    if (out / "views.toml").exists():
-        raise InputError(f"{out} already holds a views.toml, perhaps annotated; give a new folder or delete it first.")
+    if exists(out) and not is_dir(out):
+        raise InputError(f"The output {shown_path(out)} is a file; give a folder.")
+    if exists(out / "views.toml"):
+        raise InputError(f"{shown_path(out)} already holds a views.toml, perhaps annotated; give a new folder or "
+                         f"delete it first.")
     rng = torch.Generator().manual_seed(seed)
     candidates = Candidates(ws=sample_codes(G, count, rng, truncation), view_layers=view_layers,
                             truncation=truncation, seed=seed, generator_fingerprint=generator_fingerprint(G))
