@@ -171,7 +171,8 @@ def gan_train(ctx, runs_root, resume_dir, device, **_config_fields):
                help="Steps between checkpoints (each measures the held-out images).")
 @runs_option("feature_net")
 @click.option("--resume", "resume_dir", default=None,
-              help="Continue this run folder: its config.json wins; --epochs may change it.")
+              help="Continue this interrupted run folder with its own config.json; its --epochs stay (the "
+                   "learning-rate schedule spans them).")
 @device_option
 @click.pass_context
 def gan_feature_net(ctx, out_path, runs_root, resume_dir, device, **_config_fields):

@@ -27,7 +27,8 @@ def segmenter():
                help="Steps between checkpoints (each scores the held-out images).")
 @runs_option("segmenter")
 @click.option("--resume", "resume_dir", default=None,
-              help="Continue this run folder: its config.json wins; --epochs may change it.")
+              help="Continue this interrupted run folder with its own config.json; its --epochs stay (the "
+                   "learning-rate schedule spans them).")
 @device_option
 @click.pass_context
 def segmenter_train(ctx, out_path, runs_root, resume_dir, device, **_config_fields):
