@@ -110,7 +110,8 @@ def dataset_synth(ctx, generator, annotation, candidates, contents, out_dir, seg
     counts = manifest["counts"]
     click.echo(f"Wrote {out_dir}: kept {counts['kept']} of {counts['candidates']} images ({contents} cars x "
                f"{len(manifest['views'])} views); filtered {counts['filtered']['instances']} for not showing one car "
-               f"and {counts['filtered']['mask_area']} for a mask under {manifest['filters']['min_mask_area']:g} of the image.")
+               f"and {counts['filtered']['mask_area']} for a mask under {manifest['filters']['min_mask_area']:g} of the "
+               "image.")
 
 
 @dataset.command("world")

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from .options import FEATURE_NET_HELP, config_option, device_option, feature_net_option, generator_option, \
-    new_run_or_resume, runs_option, seed_option
+from .options import EPOCHS_STAY, FEATURE_NET_HELP, config_option, device_option, feature_net_option, \
+    generator_option, new_run_or_resume, resume_option, runs_option, seed_option
 
 _TRAIN = "ganverse3d.stylegan2.train:TrainConfig"
 _FEATURE_NET = "ganverse3d.world.features:FeatureNetConfig"
@@ -136,9 +136,7 @@ def gan_layers(generator, out_path, samples, truncation, seed, device):
                     "hold the view and not the car; not in StyleGAN2); 0 = off.")
 @config_option(_TRAIN, "--view-layers", type=int, help="W entries that hold the view, for --view-mixing.")
 @runs_option("gan")
-@click.option("--resume", "resume_dir", default=None,
-              help="Continue this run folder: its config.json wins; --kimg, --precision, --view-mixing and "
-                   "--view-layers may change it.")
+@resume_option("--kimg, --precision, --view-mixing and --view-layers may change.")
 @device_option
 @click.pass_context
 def gan_train(ctx, runs_root, resume_dir, device, **_config_fields):
@@ -170,9 +168,7 @@ def gan_train(ctx, runs_root, resume_dir, device, **_config_fields):
 @config_option(_FEATURE_NET, "--checkpoint-every", type=int,
                help="Steps between checkpoints (each measures the held-out images).")
 @runs_option("feature_net")
-@click.option("--resume", "resume_dir", default=None,
-              help="Continue this interrupted run folder with its own config.json; its --epochs stay (the "
-                   "learning-rate schedule spans them).")
+@resume_option(EPOCHS_STAY)
 @device_option
 @click.pass_context
 def gan_feature_net(ctx, out_path, runs_root, resume_dir, device, **_config_fields):

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from .options import config_option, device_option, model_option, new_run_or_resume, runs_option
+from .options import config_option, device_option, model_option, new_run_or_resume, resume_option, runs_option
 
 _TRAIN = "ganverse3d.inverse.train:TrainConfig"
 
@@ -34,8 +34,7 @@ def inverse():
                help="torchvision VGG-16 state dict for LPIPS [default: perceptual loss off].")
 @config_option(_TRAIN, "--seed", type=int, help="Seed for initialisation and batches.")
 @runs_option("inverse")
-@click.option("--resume", "resume_dir", default=None,
-              help="Continue this run folder (its config.json wins; --iterations may extend it).")
+@resume_option("--iterations may extend it.")
 @device_option
 @click.pass_context
 def inverse_train(ctx, config_path, runs_root, resume_dir, device, **_config_fields):

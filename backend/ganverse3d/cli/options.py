@@ -57,6 +57,15 @@ def runs_option(stage: str):
                         help=f"Folder for run folders ({stage}/NNNNN-name).")
 
 
+def resume_option(may_change: str):
+    """``--resume RUN``; ``may_change`` says what a resume of this command may change."""
+    return click.option("--resume", "resume_dir", default=None,
+                        help=f"Continue this run folder with its own config.json; {may_change}")
+
+
+EPOCHS_STAY = "its --epochs stay (the learning-rate schedule spans them)."
+
+
 class ConfigOption(click.Option):
     """An option whose default is that of the same-named field of a library config dataclass, or of the
     same-named parameter of a library function.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .options import config_option, device_option, new_run_or_resume, runs_option, segmenter_option
+from .options import EPOCHS_STAY, config_option, device_option, new_run_or_resume, resume_option, runs_option, \
+    segmenter_option
 
 _TRAIN = "ganverse3d.dataset.train_segmenter:SegmenterTrainConfig"
 
@@ -26,9 +27,7 @@ def segmenter():
 @config_option(_TRAIN, "--checkpoint-every", type=int,
                help="Steps between checkpoints (each scores the held-out images).")
 @runs_option("segmenter")
-@click.option("--resume", "resume_dir", default=None,
-              help="Continue this interrupted run folder with its own config.json; its --epochs stay (the "
-                   "learning-rate schedule spans them).")
+@resume_option(EPOCHS_STAY)
 @device_option
 @click.pass_context
 def segmenter_train(ctx, out_path, runs_root, resume_dir, device, **_config_fields):
