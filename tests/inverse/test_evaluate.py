@@ -13,7 +13,7 @@ from ganverse3d.inverse.evaluate import chamfer_distance, evaluate, sample_surfa
 from ganverse3d.inverse.model import InverseGraphicsNet, Prediction
 from ganverse3d.inverse.train import TrainConfig, train
 
-from conftest import ellipsoid_content
+from inverse_helpers import ellipsoid_content
 
 
 class Oracle(InverseGraphicsNet):

@@ -21,7 +21,7 @@ from ganverse3d.render import render_mesh
 from ganverse3d.dataset.segment import SEARCH_SIZE, WorldSegmenter, crop_resize, segment_photo
 from ganverse3d.world import render_items
 
-from conftest import DISTANCE, ELEVATION, FOV_Y, ellipsoid_content
+from inverse_helpers import DISTANCE, ELEVATION, FOV_Y, ellipsoid_content
 
 
 @pytest.fixture(scope="module")

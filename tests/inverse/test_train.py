@@ -17,7 +17,7 @@ from ganverse3d.inverse.train import (TrainConfig, Trainer, measure_framing, spl
                                       train)
 from ganverse3d.render import render_mesh
 
-from conftest import DISTANCE, ELEVATION, FOV_Y, ellipsoid_content, write_multiview_dataset
+from inverse_helpers import DISTANCE, ELEVATION, FOV_Y, ellipsoid_content, write_multiview_dataset
 
 
 def tiny_config(data, **overrides):
