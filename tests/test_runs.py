@@ -314,7 +314,7 @@ def _kill_when(process: subprocess.Popen, ready, timeout: float = 60.0) -> None:
         assert time.monotonic() < deadline, "the command made no progress"
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    assert process.wait() == -signal.SIGKILL, "the command finished before the kill landed"
 
 
 def _hidden_files(folder: Path) -> list[Path]:
@@ -323,13 +323,14 @@ def _hidden_files(folder: Path) -> list[Path]:
 
 def test_killed_world_render_and_gan_train_resume_and_the_next_stage_reads_them(tmp_path, capsys):
     world = tmp_path / "world"
-    render = ["world", "render", "--n", "128", "--resolution", "16", "--seed", "3", "--out", str(world)]
+    # Six batches of 64: the kill, at the first image, lands seconds before the end even on a loaded machine.
+    render = ["world", "render", "--n", "384", "--resolution", "16", "--seed", "3", "--out", str(world)]
     process = _start(render, tmp_path)
     _kill_when(process, lambda: (world / "images").is_dir() and any((world / "images").iterdir()))
     # What a kill in the middle of a PNG write leaves, in case this kill fell elsewhere.
     (world / "images" / ".000045.png.k2j3h4g5.png").write_bytes(b"")
 
-    train = ["gan", "train", "--data", str(world), "--resolution", "16", "--batch", "4", "--kimg", "0.1",
+    train = ["gan", "train", "--data", str(world), "--resolution", "16", "--batch", "4", "--kimg", "0.2",
              "--checkpoint-every", "1", "--sample-every", "5", "--runs", str(tmp_path / "runs"), "--device", "cpu"]
     assert main(train) == 2  # the dataset says it is incomplete
     assert "incomplete dataset" in capsys.readouterr().err
@@ -337,7 +338,7 @@ def test_killed_world_render_and_gan_train_resume_and_the_next_stage_reads_them(
 
     assert main(render) == 0
     assert _hidden_files(world) == []
-    assert len(image_paths(world)) == 128
+    assert len(image_paths(world)) == 384
 
     process = _start(train, tmp_path)
     state = tmp_path / "runs" / "gan" / "00000-world-r16" / "checkpoints" / "state.safetensors"
@@ -347,7 +348,7 @@ def test_killed_world_render_and_gan_train_resume_and_the_next_stage_reads_them(
     assert main(["gan", "train", "--resume", str(run_dir), "--device", "cpu"]) == 0
     assert _hidden_files(run_dir) == []
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert steps == sorted(set(steps)) and steps[-1] == 25
+    assert steps == sorted(set(steps)) and steps[-1] == 50
 
     sheet = tmp_path / "layers.png"
     assert main(["gan", "layers", "--generator", str(run_dir / "checkpoints" / "G_ema.safetensors"), "-o", str(sheet),
