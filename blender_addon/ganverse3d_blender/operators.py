@@ -33,7 +33,8 @@ LENGTH = bpy.props.FloatProperty(name="Length", description="Real-world length o
                                  default=4.5, min=0.5, soft_max=10.0, subtype="DISTANCE", unit="LENGTH")
 CREATE_CAMERA = bpy.props.BoolProperty(name="Create Matching Camera", default=True,
                                        description="Add a camera that sees the car as the photo does and make it "
-                                                   "the scene camera")
+                                                   "the scene camera; the render resolution becomes square, as the "
+                                                   "framed photo is (keeping its larger side)")
 PHOTO_BACKGROUND = bpy.props.BoolProperty(name="Photo as Camera Background", default=True,
                                           description="Show the framed photo behind the car in the camera view")
 # The panel's settings (GANVERSE3D_PG_import_settings) -> the import operator's properties that they set.
@@ -155,10 +156,18 @@ class GANVERSE3D_OT_check_backend(WorkerRequestOperator, bpy.types.Operator):
 
 
 class GANVERSE3D_OT_import_photo(WorkerRequestOperator, bpy.types.Operator):
-    """Reconstruct the car in a photo as a textured mesh, with a camera that sees it as the photo does"""
+    """Reconstruct the car in a photo as a textured mesh, with a camera that sees it as the photo does.
+
+    Each import goes into a collection of its own, named after the photo (one undo step removes it all). With
+    Create Matching Camera the render resolution becomes square, keeping the larger of its width and height:
+    the worker frames the car in a square crop of the photo and returns a square camera (sensor_fit VERTICAL),
+    so in a 1920 x 1080 frame the camera would see past the photo's sides and the render would not be the
+    photo's framing; a square frame shows exactly what the framed photo shows.
+    """
 
     bl_idname = "ganverse3d.import_photo"
     bl_label = "Import Car from Photo"
+    bl_description = "Reconstruct the car in a photo as a textured mesh, with a camera that sees it as the photo does"
     bl_options = {"REGISTER", "UNDO"}
     status_line = "import_status"
 

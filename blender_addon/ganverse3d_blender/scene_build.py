@@ -5,6 +5,10 @@ metres in Blender's world (Z up, the car's front towards -Y, lowest vertex at z 
 one UV per face corner with v up, and the camera's location / XYZ Euler rotation / lens / sensor with
 ``sensor_fit`` VERTICAL. So nothing is converted here, only built. Either everything is built or, when anything
 fails, everything created so far is removed again and the scene is as it was.
+
+Each import goes into a collection of its own, named after the photo, holding the car and its camera; the
+car's texture is named after the car and packed into the .blend, and the car is smooth shaded (the per-face
+``use_smooth`` flag, which Blender 3.x and 5.x both have).
 """
 
 import json
@@ -133,15 +137,33 @@ def fit_photo_to_frame(camera: bpy.types.Object, scene: bpy.types.Scene) -> None
         background.frame_method = "FIT" if landscape else "CROP"
 
 
-def build_car(context, result: dict, photo_path: str, create_camera: bool, photo_background: bool):
-    """Build the car (and camera) from a reconstruct ``result`` (see the worker protocol) in the active collection.
+def match_render_aspect(scene: bpy.types.Scene, aspect: float) -> None:
+    """Set the render resolution to a frame of ``aspect`` (width / height), keeping its larger side.
 
-    Returns (car object, camera object or None). The car is selected and active; the camera becomes the scene
-    camera. Raises :class:`BuildError` (or, for a bug, anything else) after removing whatever it had created.
+    The larger of the current width and height (in pixels) stays the larger one (a 1920 x 1080 render becomes
+    1920 x 1920 for a square camera), so the render keeps its detail; the pixel aspect is kept and allowed for,
+    so the frame itself, not only its pixel count, has the camera's aspect.
+    """
+    render = scene.render
+    side = max(render.resolution_x, render.resolution_y)
+    pixels_wide_per_high = aspect * render.pixel_aspect_y / render.pixel_aspect_x
+    if pixels_wide_per_high >= 1:
+        render.resolution_x, render.resolution_y = side, max(1, round(side / pixels_wide_per_high))
+    else:
+        render.resolution_x, render.resolution_y = max(1, round(side * pixels_wide_per_high)), side
+
+
+def build_car(context, result: dict, photo_path: str, create_camera: bool, photo_background: bool):
+    """Build the car (and camera) from a reconstruct ``result`` (see the worker protocol) in a new collection.
+
+    The collection is named after the photo (Blender makes the name unique) and is a child of the active
+    collection. Returns (car object, camera object or None). The car is selected and active; the camera becomes
+    the scene camera and the render resolution takes the camera's aspect (see :func:`match_render_aspect`).
+    Raises :class:`BuildError` (or, for a bug, anything else) after removing whatever it had created.
     """
     stem = os.path.splitext(os.path.basename(photo_path))[0]
     scene = context.scene
-    collection = context.view_layer.active_layer_collection.collection
+    parent = context.view_layer.active_layer_collection.collection
     created = []
     try:
         texture = _load_packed_image(_field(result, "texture"), f"car_{stem}_texture", created)
@@ -152,15 +174,20 @@ def build_car(context, result: dict, photo_path: str, create_camera: bool, photo
             photo = (_load_packed_image(_field(result, "framed_photo"), f"photo_{stem}", created)
                      if photo_background else None)
             camera = _camera_object(f"camera_{stem}", _field(result, "camera"), photo, created)
-            fit_photo_to_frame(camera, scene)
+            # The camera's film back is the framed photo's shape (square: 36 x 36 mm); Blender clamps both to >= 1.
+            aspect = camera.data.sensor_width / camera.data.sensor_height
     except BaseException:
         bpy.data.batch_remove(created)  # objects, meshes, materials, images, cameras made so far
         raise
     # Nothing below can fail on valid data: from here on the scene changes.
+    collection = bpy.data.collections.new(stem)
+    parent.children.link(collection)
     collection.objects.link(car)
     if camera is not None:
         collection.objects.link(camera)
         scene.camera = camera
+        match_render_aspect(scene, aspect)
+        fit_photo_to_frame(camera, scene)
     for selected in context.selected_objects:
         selected.select_set(False)
     car.select_set(True)

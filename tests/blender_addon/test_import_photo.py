@@ -56,7 +56,8 @@ def real_backend():
 
 def clear_scene() -> bpy.types.Scene:
     bpy.data.batch_remove([*bpy.data.objects, *bpy.data.meshes, *bpy.data.materials, *bpy.data.cameras,
-                           *bpy.data.lights, *(image for image in bpy.data.images if image.type == "IMAGE")])
+                           *bpy.data.lights, *(image for image in bpy.data.images if image.type == "IMAGE"),
+                           *bpy.data.collections])
     scene = bpy.context.scene
     scene.render.resolution_x = scene.render.resolution_y = RESOLUTION
     scene.render.resolution_percentage = 100
@@ -67,8 +68,9 @@ def datablocks() -> dict:
     """Names of everything an import could create or change."""
     return {"objects": sorted(bpy.data.objects.keys()), "meshes": sorted(bpy.data.meshes.keys()),
             "materials": sorted(bpy.data.materials.keys()), "images": sorted(bpy.data.images.keys()),
-            "cameras": sorted(bpy.data.cameras.keys()),
+            "cameras": sorted(bpy.data.cameras.keys()), "collections": sorted(bpy.data.collections.keys()),
             "scene camera": getattr(bpy.context.scene.camera, "name", None),
+            "render": (bpy.context.scene.render.resolution_x, bpy.context.scene.render.resolution_y),
             "collection": sorted(bpy.context.scene.collection.all_objects.keys())}
 
 
@@ -110,6 +112,7 @@ def test_import_creates_exactly_one_car_and_one_camera(imported):
     car, camera = bpy.data.objects["car_example_car"], bpy.data.objects["camera_example_car"]
     assert (car.type, camera.type) == ("MESH", "CAMERA")
     assert imported.after["collection"] == ["camera_example_car", "car_example_car"]
+    assert bpy.context.scene.render.resolution_x == bpy.context.scene.render.resolution_y == RESOLUTION
     assert bpy.context.scene.camera == camera
     assert tuple(car.location) == (0, 0, 0) and tuple(car.rotation_euler) == (0, 0, 0)
     assert tuple(car.scale) == (1, 1, 1)
@@ -152,6 +155,7 @@ def test_uvs_smooth_shading_and_a_textured_material_with_packed_images(imported,
     assert base_colour.is_linked and base_colour.links[0].from_node.type == "TEX_IMAGE"
     texture = base_colour.links[0].from_node.image
     assert texture.packed_file is not None, "the texture must travel inside the .blend"
+    assert texture.name == "car_example_car_texture", "the texture is named after the car"
     # Blender's pixels run bottom row first; the backend's texture top row first.
     width, height = texture.size
     pixels = np.zeros(4 * width * height, dtype=np.float32)
@@ -165,6 +169,18 @@ def test_uvs_smooth_shading_and_a_textured_material_with_packed_images(imported,
     assert camera.sensor_fit == "VERTICAL" and camera.show_background_images
     background = camera.background_images[0]
     assert background.image.packed_file is not None and background.frame_method == "FIT"
+
+
+def test_each_import_is_a_collection_of_its_own_named_after_the_photo(imported):
+    assert set(imported.after["collections"]) - set(imported.before["collections"]) == {"example_car"}
+    collection = bpy.data.collections["example_car"]
+    assert sorted(collection.objects.keys()) == ["camera_example_car", "car_example_car"]
+    assert sorted(collection.all_objects.keys()) == sorted(collection.objects.keys())
+    scene_collection = bpy.context.scene.collection
+    assert collection.name in scene_collection.children, "a child of the collection that was active"
+    assert not scene_collection.objects, "nothing of the import lies outside its collection"
+    for name in ("car_example_car", "camera_example_car"):
+        assert [c.name for c in bpy.data.objects[name].users_collection] == ["example_car"]
 
 
 def test_the_photo_spans_the_frame_height_for_landscape_and_portrait_renders(imported):
@@ -305,6 +321,8 @@ def test_a_mask_goes_to_the_backend_and_a_missing_one_is_reported(imported, tmp_
 def test_one_undo_step_removes_the_whole_import(imported):
     # In background mode Blender starts without an undo stack; the first undo_push creates it. Operators
     # called from Python push their own step only when asked (the `undo` argument) and only with the UNDO flag.
+    scene = bpy.context.scene
+    scene.render.resolution_x, scene.render.resolution_y = 2 * RESOLUTION, RESOLUTION  # the import squares it
     bpy.ops.ed.undo_push(message="before the import")
     before = datablocks()
     result, seconds = import_photo("EXEC_DEFAULT", True)
@@ -312,6 +330,10 @@ def test_one_undo_step_removes_the_whole_import(imported):
     assert result == {"FINISHED"}
     after = datablocks()
     assert set(after["objects"]) - set(before["objects"]) == {"car_example_car.001", "camera_example_car.001"}
+    assert set(after["collections"]) - set(before["collections"]) == {"example_car.001"}
+    assert sorted(bpy.data.collections["example_car.001"].objects.keys()) == [
+        "camera_example_car.001", "car_example_car.001"]
+    assert before["render"] == (2 * RESOLUTION, RESOLUTION) and after["render"] == (2 * RESOLUTION, 2 * RESOLUTION)
     assert after["scene camera"] == "camera_example_car.001"
     assert bpy.ops.ed.undo() == {"FINISHED"}
     assert datablocks() == before
@@ -331,3 +353,53 @@ def test_scripted_calls_and_repeat_last_each_import_a_car_before_returning(impor
     bpy.ops.screen.repeat_last()
     cars = {obj.name: round(obj.dimensions.y, 3) for obj in bpy.data.objects if obj.type == "MESH"}
     assert cars == {"car_example_car": 3.0, "car_example_car.001": 4.0, "car_example_car.002": 4.0}
+
+
+def test_the_render_becomes_square_keeping_its_larger_side_when_the_camera_is_created(fake_python):
+    """The worker's framed photo and camera are square: a landscape or portrait render would show past the
+    photo's sides (or crop them), so the import makes the frame square; without a camera it leaves it alone."""
+    preferences().python, _ = fake_python("car")
+    scene = clear_scene()
+    renders = {}
+    for resolution, create_camera in (((1920, 1080), True), ((1080, 1920), True), ((640, 640), True),
+                                      ((1920, 1080), False)):
+        scene.render.resolution_x, scene.render.resolution_y = resolution
+        assert import_photo(create_camera=create_camera)[0] == {"FINISHED"}
+        renders[resolution, create_camera] = (scene.render.resolution_x, scene.render.resolution_y)
+        if create_camera:
+            assert scene.camera.data.background_images[0].frame_method == "FIT"
+    assert renders == {((1920, 1080), True): (1920, 1920), ((1080, 1920), True): (1920, 1920),
+                       ((640, 640), True): (640, 640), ((1920, 1080), False): (1920, 1080)}
+    assert scene.render.resolution_percentage == 100
+
+
+def test_a_square_frame_with_non_square_pixels_allows_for_the_pixel_aspect():
+    scene = bpy.context.scene
+    try:
+        scene.render.resolution_x, scene.render.resolution_y = 1920, 1080
+        scene.render.pixel_aspect_x, scene.render.pixel_aspect_y = 2.0, 1.0
+        scene_build.match_render_aspect(scene, 1.0)
+        assert (scene.render.resolution_x, scene.render.resolution_y) == (960, 1920)  # 960 * 2 == 1920
+        scene.render.pixel_aspect_x, scene.render.pixel_aspect_y = 1.0, 1.0
+        scene_build.match_render_aspect(scene, 2.0)
+        assert (scene.render.resolution_x, scene.render.resolution_y) == (1920, 960)
+    finally:
+        scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
+
+
+def test_from_a_landscape_render_the_created_camera_still_sees_the_car_as_the_photo_does(reconstruction, tmp_path):
+    """Imported into a 16:9 scene, the render becomes square and Cycles sees the car from the created camera as
+    our renderer sees the reconstruction in the (square) framed photo."""
+    scene = clear_scene()
+    scene.render.resolution_x, scene.render.resolution_y = 2 * RESOLUTION, 9 * RESOLUTION // 8
+    result, seconds = import_photo(length=LENGTH)
+    assert result == {"FINISHED"}
+    side = 2 * RESOLUTION
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (side, side)
+    mesh = reconstruction.mesh
+    camera = reconstruction.camera.to(dtype=torch.float64)
+    ours = our_mask(mesh.verts.double(), mesh.faces, mesh.face_uvs.double(), camera, (side, side))
+    blender = render_cycles_alpha(scene, tmp_path, samples=4) >= 0.5
+    score = iou(ours, blender)
+    print(f"\nIoU from a landscape scene, Cycles vs our renderer at {side} x {side}: {score:.4f}")
+    assert score >= MIN_IOU

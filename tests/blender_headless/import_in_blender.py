@@ -28,7 +28,10 @@ def main() -> None:
     except RuntimeError as failure:
         error = str(failure).strip()
     created = [bpy.data.objects[name] for name in sorted({obj.name for obj in bpy.data.objects} - before)]
-    report = {"error": error, "blender": bpy.app.version_string, "objects": []}
+    render = bpy.context.scene.render
+    report = {"error": error, "blender": bpy.app.version_string, "objects": [],
+              "render": [render.resolution_x, render.resolution_y],
+              "collections": {c.name: sorted(c.objects.keys()) for c in bpy.data.collections}}
     for obj in created:
         entry = {"name": obj.name, "type": obj.type}
         if obj.type == "MESH":
@@ -38,7 +41,8 @@ def main() -> None:
             entry.update(vertices=len(obj.data.vertices), faces=len(obj.data.polygons),
                          uv_layers=len(obj.data.uv_layers), smooth=all(p.use_smooth for p in obj.data.polygons),
                          min_z=min(zs), length_y=max(ys) - min(ys),
-                         packed_textures=sum(image.packed_file is not None for image in images))
+                         packed_textures=sum(image.packed_file is not None for image in images),
+                         textures=[image.name for image in images])
         if obj.type == "CAMERA":
             entry.update(scene_camera=bpy.context.scene.camera == obj,
                          backgrounds=len(obj.data.background_images))

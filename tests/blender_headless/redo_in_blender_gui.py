@@ -41,7 +41,11 @@ sidebar_draws = []  # (import status, backend status, backend busy) each time th
 
 def emit(step: str, **fields) -> None:
     cars = sorted((obj.name, round(obj.dimensions.y, 3)) for obj in bpy.data.objects if obj.name.startswith("car_"))
-    print("STEP " + json.dumps({"step": step, "cars": cars, **fields}), flush=True)
+    collections = sorted((c.name, sorted(c.objects.keys())) for c in bpy.data.collections
+                         if c.name.startswith("example_car"))
+    render = [bpy.context.scene.render.resolution_x, bpy.context.scene.render.resolution_y]
+    print("STEP " + json.dumps({"step": step, "cars": cars, "collections": collections, "render": render, **fields}),
+          flush=True)
 
 
 def viewport_context() -> dict:

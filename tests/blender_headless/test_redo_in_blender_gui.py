@@ -44,12 +44,15 @@ def test_a_modal_import_builds_the_car_and_redraws_the_sidebar(steps):
     assert invoke["result"] == ["RUNNING_MODAL"] and invoke["cars"] == [["car_example_car", 4.0]]
     assert invoke["status"].startswith("Imported car_example_car and camera_example_car (4.00 m long) in ")
     assert invoke["last_sidebar_draw"] == [invoke["status"], False], "the sidebar shows the end, not busy"
+    assert invoke["collections"] == [["example_car", ["camera_example_car", "car_example_car"]]]
+    assert invoke["render"] == [1920, 1920], "the factory 1920 x 1080 render becomes the square camera's"
 
 
 def test_adjust_last_operation_reimports_with_the_new_length_in_place(steps):
     redo = steps["redo"]
     assert redo["last"] == "GANVERSE3D_OT_import_photo" and redo["result"] == ["FINISHED"]
     assert redo["cars"] == [["car_example_car", 5.0]], "the redo replaces the car: same name, new length"
+    assert redo["collections"] == [["example_car", ["camera_example_car", "car_example_car"]]], "and its collection"
 
 
 def test_repeat_last_imports_another_car(steps):
