@@ -14,7 +14,9 @@
    the frame than a side view);
 4. predict mesh, UV texture and camera with the inverse-graphics network;
 5. refine the camera's azimuth by the car's silhouette: of the estimate turned by up to 10 degrees either way,
-   keep the one under which the predicted mesh's silhouette best matches the mask (``ganverse3d.inverse.camera_search``).
+   keep the one under which the predicted mesh's silhouette best matches the mask (``ganverse3d.inverse.camera_search``);
+6. with ``fit_steps`` > 0, fit mesh (mirror-symmetric), proportions, camera and texture to the framed photo and
+   its mask through the differentiable renderer (``ganverse3d.inverse.fitting``); 0, the default, skips it.
 
 Photos are never written by this module; :func:`write_reconstruction` writes the mesh and its turntable sheet.
 :func:`write_render` renders a mesh file with the project's renderer into an image (and its mask).
@@ -44,6 +46,8 @@ MAX_PIXELS = 50_000_000
 MIN_PHOTO_SIDE = 32
 # Side of the framed crop returned as the image / background / mask of a reconstruction.
 FRAMED_SIZE = 256
+# Most test-time fitting steps: a few hundred suffice (benchmarks/bm_fitting.py); more is a typo or minutes of CPU.
+MAX_FIT_STEPS = 2000
 
 
 @dataclass
@@ -269,8 +273,18 @@ def load_inverse_model(model=None, device="auto"):
 # The facade
 
 
+def check_fit_steps(fit_steps) -> int:
+    """``fit_steps`` as an int; InputError unless it is a whole number from 0 to :data:`MAX_FIT_STEPS`."""
+    if isinstance(fit_steps, bool) or not isinstance(fit_steps, int) or not 0 <= fit_steps <= MAX_FIT_STEPS:
+        raise InputError(f"{setting('fit_steps')} must be a whole number from 0 to {MAX_FIT_STEPS}, "
+                         f"not {str(fit_steps)[:40]}.")
+    return fit_steps
+
+
+
 @torch.no_grad()
-def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="auto") -> Reconstruction:
+def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="auto",
+                fit_steps: int = 0) -> Reconstruction:
     """One photo of one car -> :class:`Reconstruction` (see the module docstring for the steps).
 
     Args:
@@ -281,13 +295,18 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
             "gan", trained the paper's way); None = the default.
         segmenter: segmenter spec for photos without mask or alpha (``world``, ``maskrcnn:PATH``, ...).
         device: "auto", "cpu" or "cuda".
+        fit_steps: steps of test-time fitting to the photo (``ganverse3d.inverse.fitting``), 0 to
+            :data:`MAX_FIT_STEPS`; 0 returns the network's prediction after the azimuth search.
 
     Raises:
         InputError: unreadable / damaged / oversized / tiny photo or mask, no car, several cars, a car the
-            segmenter is unsure of or one too small to reconstruct, no model.
+            segmenter is unsure of or one too small to reconstruct, no model, fit_steps out of range.
     """
     from .devices import resolve_device
     from .inverse.camera_search import search_camera
+    from .inverse.fitting import FitSettings, fit_to_photo
+
+    check_fit_steps(fit_steps)
 
     photo, alpha = _load_photo(image)
     size = (photo.height, photo.width)
@@ -318,8 +337,15 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
         prediction = net(net_image, net_mask)
 
     image_crop, mask_crop = _framed(photo, car_image, box, FRAMED_SIZE, "cpu")
-    mesh = prediction.mesh(0, net.faces.cpu(), net.face_uvs.cpu())
-    camera = search_camera(prediction, net.faces, net.face_uvs, net_mask)[0].to(device="cpu")
+    verts, texture = prediction.verts, prediction.texture
+    camera = search_camera(prediction, net.faces, net.face_uvs, net_mask)[0]
+    if fit_steps:
+        fitted = fit_to_photo(net.template_verts, net.faces, net.face_uvs, net.mirror, prediction.offsets,
+                              prediction.scale, prediction.translation, texture, camera, net_image, net_mask,
+                              FitSettings(steps=fit_steps))
+        verts, texture, camera = fitted.verts, fitted.texture, fitted.camera
+    mesh = TexturedMesh(verts[0].detach(), net.faces.cpu(), net.face_uvs.cpu(), texture[0].detach())
+    camera = camera.to(device="cpu")
     sources = {what: Path(source) for what, source in (("photo", image), ("mask", mask))
                if isinstance(source, (str, os.PathLike))}
     return Reconstruction(mesh=mesh, camera=camera, background=image_crop * (mask_crop <= 0.5), mask=mask_crop,

@@ -41,7 +41,7 @@ Error kinds:
   setting named as the add-on labels it (*Mask*, *Device*; see :func:`addon_setting`), never as a flag: a
   missing or unreadable photo, a file name the system refuses, no car or several cars in it, a missing model,
   an unwritable folder, an output that would replace the photo or mask, a length that is not a positive
-  number of metres, CUDA asked for but absent.
+  number of metres, fit steps out of range, CUDA asked for but absent.
 * ``"internal"``: anything else, ``"Internal error: TypeName: detail."``; the traceback goes to stderr.
 
 Messages are one sentence of at most 1000 characters (a longer path is shortened in the middle), and so is
@@ -61,6 +61,9 @@ Ops
 * ``photo`` (string, required): the photo, any format Pillow reads; an alpha channel marks the car.
 * ``mask`` (string or null, default null): the car's mask, same size as the photo (white = car).
 * ``length`` (number > 0, at most 1000, default 4.5): the car's real length in metres.
+* ``fit_steps`` (integer from 0 to 2000, default 0): steps of fitting the mesh, its proportions, the camera and
+  the texture to the photo (``ganverse3d.api.reconstruct``); 0 returns the network's prediction, 100 costs about
+  a second on a CPU. Another type is a ``"protocol"`` error, an integer out of range an ``"input"`` one.
 * ``out_dir`` (string, required): folder for the three files below, created if missing and owned by the
   client; files of an earlier request there are replaced, and temporaries that an interrupted request left
   there are deleted. The three files appear all or none (``mesh.json`` last); none may be the photo or the mask.
@@ -129,11 +132,12 @@ _MAX_DETAIL_CHARS = 300
 _MAX_MESSAGE_CHARS = 1000
 _REQUIRED = object()
 # How the Blender add-on labels the settings that library messages name: the sidebar's Photo, Mask and Length,
-# the preferences' Model and Device, and the folder the add-on picks for the files. An artist never reads a flag.
+# the preferences' Model and Device, the folder the add-on picks for the files, and Fit Steps (the label for the
+# add-on's fitting setting). An artist never reads a flag.
 # Bare labels, as the panel shows them, read right wherever a message puts a setting: "set Device to cpu",
 # "The Model x.safetensors does not exist", "Unknown Device 'gpu'".
 _ADDON_SETTINGS = {"photo": "Photo", "mask": "Mask", "mask_path": "Mask", "length": "Length", "model": "Model",
-                   "model_path": "Model", "device": "Device", "out_dir": "the output folder"}
+                   "model_path": "Model", "device": "Device", "out_dir": "the output folder", "fit_steps": "Fit Steps"}
 
 
 class ProtocolError(Exception):
@@ -282,7 +286,7 @@ class Worker:
         self.segmenter = segmenter
         self.ops: dict[str, tuple[Callable, frozenset]] = {
             "hello": (self.hello, frozenset()),
-            "reconstruct": (self.reconstruct, frozenset({"photo", "mask", "length", "out_dir"})),
+            "reconstruct": (self.reconstruct, frozenset({"photo", "mask", "length", "fit_steps", "out_dir"})),
             "shutdown": (self.shutdown, frozenset()),
         }
         self.finished = False
@@ -362,13 +366,15 @@ class Worker:
 
     def reconstruct(self, request: dict, progress) -> dict:
         """Photo -> mesh.json, texture.png, photo_framed.png in ``out_dir`` and the Blender camera."""
-        from .api import load_inverse_model, reconstruct
+        from .api import check_fit_steps, load_inverse_model, reconstruct
         from .files import check_output_file, check_outputs, png_bytes, remove_temp_files, write_files
 
         photo = _path_argument(request, "reconstruct", "photo", "a path")
         mask = _path_argument(request, "reconstruct", "mask", "a path or null", default=None)
         length = _length_metres(_argument(request, "reconstruct", "length", (int, float), "a number of metres",
                                           default=DEFAULT_LENGTH_M))
+        fit_steps = check_fit_steps(_argument(request, "reconstruct", "fit_steps", (int,), "a whole number of steps",
+                                              default=0))
         out_dir = _path_argument(request, "reconstruct", "out_dir", "a folder path").absolute()
         # Checked before any work, and nothing is created until the reconstruction succeeded.
         files = {"mesh": out_dir / MESH_FILE, "texture": out_dir / TEXTURE_FILE,
@@ -382,7 +388,8 @@ class Worker:
         progress(0.0, "Loading the model")
         load_inverse_model(self.model, self.device)
         progress(0.1, "Predicting the mesh")
-        result = reconstruct(photo, mask=mask, model=self.model, segmenter=self.segmenter, device=self.device)
+        result = reconstruct(photo, mask=mask, model=self.model, segmenter=self.segmenter, device=self.device,
+                             fit_steps=fit_steps)
         progress(0.8, "Writing the mesh and texture")
         mesh, camera, scale = blender_payload(result, length)
         # All three or none; mesh.json, the first, is renamed last: the client reads it first.

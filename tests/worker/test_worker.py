@@ -260,6 +260,10 @@ def test_blender_payload_scales_to_the_length_and_rejects_a_flat_mesh(reference)
     (b'{"id": 8, "op": "reconstruct", "photo": 3, "out_dir": "/tmp/x"}', 8, "'photo' of reconstruct must be a path"),
     (b'{"id": 8, "op": "reconstruct", "photo": "a.png", "out_dir": "/tmp/x", "length": "4.5"}', 8,
      "'length' of reconstruct must be a number"),
+    (b'{"id": 8, "op": "reconstruct", "photo": "a.png", "out_dir": "/tmp/x", "fit_steps": 1.5}', 8,
+     "'fit_steps' of reconstruct must be a whole number of steps"),
+    (b'{"id": 8, "op": "reconstruct", "photo": "a.png", "out_dir": "/tmp/x", "fit_steps": "10"}', 8,
+     "'fit_steps' of reconstruct must be a whole number of steps"),
     (b'{"id": 8, "op": "reconstruct", "photo": "a.png", "out_dir": "/tmp/x", "lenght": 4.5}', 8,
      "takes no argument 'lenght'"),
     (b'{"id": 9, "op": "hello", "verbose": true}', 9, "takes no argument 'verbose'"),
@@ -292,6 +296,7 @@ def test_a_photo_that_is_no_image_is_an_input_error_and_writes_nothing(worker, t
 @pytest.mark.parametrize("case, fragment", [
     ("negative_length", "positive number of metres up to 1000, not -1.0."),
     ("400_digit_length", "positive number of metres up to 1000, not 1111"),
+    ("fit_steps_past_2000", "Fit Steps must be a whole number from 0 to 2000, not 2001."),
     ("out_dir_is_a_file", "not a writable folder"),
     ("photo_name_too_long", "File name too long."),
     ("out_dir_name_too_long", "File name too long."),
@@ -299,8 +304,10 @@ def test_a_photo_that_is_no_image_is_an_input_error_and_writes_nothing(worker, t
     ("folder_where_an_output_goes", "a folder of that name is in the way"),
 ])
 def test_bad_values_are_input_errors_found_before_any_work(worker, tmp_path, case, fragment):
-    out_dir, photo, length = tmp_path / "out", PHOTO, 4.5
-    if case == "negative_length":
+    out_dir, photo, length, fit_steps = tmp_path / "out", PHOTO, 4.5, 0
+    if case == "fit_steps_past_2000":
+        fit_steps = 2001
+    elif case == "negative_length":
         length = -1.0
     elif case == "400_digit_length":
         length = int("1" * 400)
@@ -318,7 +325,7 @@ def test_bad_values_are_input_errors_found_before_any_work(worker, tmp_path, cas
         (out_dir / "photo_framed.png").mkdir(parents=True)
     before = sorted(tmp_path.rglob("*"))
     events, reply = worker.ask({"id": 5, "op": "reconstruct", "photo": str(photo), "out_dir": str(out_dir),
-                                "length": length})
+                                "length": length, "fit_steps": fit_steps})
     if case != "photo_name_too_long":  # the photo is read with the model at hand
         assert events == []  # refused before the model was even asked for
     assert reply["type"] == "error" and reply["kind"] == "input" and fragment in reply["message"]
@@ -515,3 +522,20 @@ def test_a_killed_worker_is_seen_as_dead_not_waited_for(fresh_worker):
     with pytest.raises(WorkerDied):
         fresh_worker.ask({"id": 2, "op": "hello"})
     assert fresh_worker.process.returncode == -9
+
+
+@pytest.mark.parametrize("given, expected", [({}, 0), ({"fit_steps": 3}, 3)])
+def test_fit_steps_reach_the_reconstruction_and_default_to_0(monkeypatch, tmp_path, given, expected):
+    calls = []
+    real_reconstruct = api.reconstruct
+
+    def recording_reconstruct(*args, **kwargs):
+        calls.append(kwargs)
+        return real_reconstruct(*args, **kwargs)
+
+    monkeypatch.setattr(api, "reconstruct", recording_reconstruct)
+    lines = []
+    request = {"id": 1, "op": "reconstruct", "photo": str(PHOTO), "out_dir": str(tmp_path / "out"), **given}
+    worker_module.Worker(lines.append, device="cpu").handle_line(json.dumps(request).encode())
+    assert json.loads(lines[-1])["type"] == "result"
+    assert [call["fit_steps"] for call in calls] == [expected]
