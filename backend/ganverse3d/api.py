@@ -281,7 +281,6 @@ def check_fit_steps(fit_steps) -> int:
     return fit_steps
 
 
-
 @torch.no_grad()
 def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="auto",
                 fit_steps: int = 0) -> Reconstruction:
