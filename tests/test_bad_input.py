@@ -85,6 +85,7 @@ CASES = {
     "over-long segmenter name": RECONSTRUCT + ["car.png", "--segmenter", LONG, "-o", "out.glb"],
     "cuda without cuda": ["reconstruct", "car.png", "-o", "out.glb", "--device", "cuda"],
     "fit steps past 2000": RECONSTRUCT + ["car.png", "--fit-steps", "5000", "-o", "out.glb"],
+    "texture size 100": RECONSTRUCT + ["car.png", "--texture-size", "100", "-o", "out.glb"],
     # render
     "render fov 200": ["render", "car.glb", "-o", "r.png", "--fov", "200"],
     "render resolution 0": ["render", "car.glb", "-o", "r.png", "--resolution", "0"],

@@ -16,7 +16,11 @@
 5. refine the camera's azimuth by the car's silhouette: of the estimate turned by up to 10 degrees either way,
    keep the one under which the predicted mesh's silhouette best matches the mask (``ganverse3d.inverse.camera_search``);
 6. with ``fit_steps`` > 0, fit mesh (mirror-symmetric), proportions, camera and texture to the framed photo and
-   its mask through the differentiable renderer (``ganverse3d.inverse.fitting``); 0, the default, skips it.
+   its mask through the differentiable renderer (``ganverse3d.inverse.fitting``); 0, the default, skips it;
+7. with a ``texture_size``, bake the photo itself into a texture of that height (and twice the width): the
+   framed crop, taken again from the photo at up to ``texture_size`` pixels, projected through the camera onto
+   the faces it sees, the mirrored side onto those it does not, the network's texture where neither reaches
+   (``ganverse3d.render.projection``); None, the default, keeps the network's texture.
 
 Photos are never written by this module; :func:`write_reconstruction` writes the mesh and its turntable sheet.
 :func:`write_render` renders a mesh file with the project's renderer into an image (and its mask).
@@ -48,6 +52,8 @@ MIN_PHOTO_SIDE = 32
 FRAMED_SIZE = 256
 # Most test-time fitting steps: a few hundred suffice (benchmarks/bm_fitting.py); more is a typo or minutes of CPU.
 MAX_FIT_STEPS = 2000
+# Heights of a texture baked from the photo (its width is twice that): 4096 x 8192 is already 100 MB of floats.
+MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE = 512, 4096
 
 
 @dataclass
@@ -281,9 +287,21 @@ def check_fit_steps(fit_steps) -> int:
     return fit_steps
 
 
+def check_texture_size(texture_size):
+    """``texture_size`` as given (None or an int); InputError unless None or a whole number from
+    :data:`MIN_TEXTURE_SIZE` to :data:`MAX_TEXTURE_SIZE`."""
+    if texture_size is None:
+        return None
+    if (isinstance(texture_size, bool) or not isinstance(texture_size, int)
+            or not MIN_TEXTURE_SIZE <= texture_size <= MAX_TEXTURE_SIZE):
+        raise InputError(f"{setting('texture_size')} must be a whole number of pixels from {MIN_TEXTURE_SIZE} to "
+                         f"{MAX_TEXTURE_SIZE}, not {str(texture_size)[:40]}.")
+    return texture_size
+
+
 @torch.no_grad()
 def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="auto",
-                fit_steps: int = 0) -> Reconstruction:
+                fit_steps: int = 0, texture_size: int | None = None) -> Reconstruction:
     """One photo of one car -> :class:`Reconstruction` (see the module docstring for the steps).
 
     Args:
@@ -296,16 +314,21 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
         device: "auto", "cpu" or "cuda".
         fit_steps: steps of test-time fitting to the photo (``ganverse3d.inverse.fitting``), 0 to
             :data:`MAX_FIT_STEPS`; 0 returns the network's prediction after the azimuth search.
+        texture_size: None keeps the network's texture; a height from :data:`MIN_TEXTURE_SIZE` to
+            :data:`MAX_TEXTURE_SIZE` bakes the photo into a texture of that height and twice the width (after
+            the fitting, when there is one).
 
     Raises:
         InputError: unreadable / damaged / oversized / tiny photo or mask, no car, several cars, a car the
-            segmenter is unsure of or one too small to reconstruct, no model, fit_steps out of range.
+            segmenter is unsure of or one too small to reconstruct, no model, fit_steps or texture_size out of
+            range.
     """
     from .devices import resolve_device
     from .inverse.camera_search import search_camera
     from .inverse.fitting import FitSettings, fit_to_photo
 
     check_fit_steps(fit_steps)
+    check_texture_size(texture_size)
 
     photo, alpha = _load_photo(image)
     size = (photo.height, photo.width)
@@ -343,12 +366,27 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
                               prediction.scale, prediction.translation, texture, camera, net_image, net_mask,
                               FitSettings(steps=fit_steps))
         verts, texture, camera = fitted.verts, fitted.texture, fitted.camera
+    if texture_size is not None:
+        texture = _photo_texture(photo, car_image, box, verts[0], net.faces, net.face_uvs, camera, texture[0],
+                                 texture_size)[None]
     mesh = TexturedMesh(verts[0].detach(), net.faces.cpu(), net.face_uvs.cpu(), texture[0].detach())
     camera = camera.to(device="cpu")
     sources = {what: Path(source) for what, source in (("photo", image), ("mask", mask))
                if isinstance(source, (str, os.PathLike))}
     return Reconstruction(mesh=mesh, camera=camera, background=image_crop * (mask_crop <= 0.5), mask=mask_crop,
                           image=image_crop, crop=box, sources=sources)
+
+
+def _photo_texture(photo: Image.Image, car: Image.Image, box, verts, faces, face_uvs, camera: Camera, texture,
+                   texture_size: int) -> torch.Tensor:
+    """The photo baked into a [3, texture_size, 2 texture_size] texture (``ganverse3d.render.projection``): the
+    crop ``box`` the camera sees, resampled to its own pixels but at most ``texture_size`` (a texture's half
+    width covers the half of the car a photo shows), with the car's mask."""
+    from .render.projection import project_photo
+
+    side = max(FRAMED_SIZE, min(round(box[2]), texture_size))
+    region, region_mask = _framed(photo, car, box, side, verts.device)
+    return project_photo(verts, faces, face_uvs, camera[:1], region, texture, texture_size, mask=region_mask)
 
 
 def turntable_sheet(reconstruction: Reconstruction, size: int = 128) -> torch.Tensor:

@@ -41,7 +41,7 @@ Error kinds:
   setting named as the add-on labels it (*Mask*, *Device*; see :func:`addon_setting`), never as a flag: a
   missing or unreadable photo, a file name the system refuses, no car or several cars in it, a missing model,
   an unwritable folder, an output that would replace the photo or mask, a length that is not a positive
-  number of metres, fit steps out of range, CUDA asked for but absent.
+  number of metres, fit steps or a texture size out of range, CUDA asked for but absent.
 * ``"internal"``: anything else, ``"Internal error: TypeName: detail."``; the traceback goes to stderr.
 
 Messages are one sentence of at most 1000 characters (a longer path is shortened in the middle), and so is
@@ -64,6 +64,11 @@ Ops
 * ``fit_steps`` (integer from 0 to 2000, default 0): steps of fitting the mesh, its proportions, the camera and
   the texture to the photo (``ganverse3d.api.reconstruct``); 0 returns the network's prediction, 100 costs about
   a second on a CPU. Another type is a ``"protocol"`` error, an integer out of range an ``"input"`` one.
+* ``texture_size`` (integer from 512 to 4096, or null, default null): bake the photo itself into
+  ``texture.png``, this many pixels high and twice as wide (the faces the photo sees take its pixels, the hidden
+  side the mirrored side's, the rest the network's texture; after the fitting when there is one); null keeps
+  the network's 64 x 32 texture. Another type is a ``"protocol"`` error, an integer out of range an ``"input"``
+  one.
 * ``out_dir`` (string, required): folder for the three files below, created if missing and owned by the
   client; files of an earlier request there are replaced, and temporaries that an interrupted request left
   there are deleted. The three files appear all or none (``mesh.json`` last); none may be the photo or the mask.
@@ -132,12 +137,13 @@ _MAX_DETAIL_CHARS = 300
 _MAX_MESSAGE_CHARS = 1000
 _REQUIRED = object()
 # How the Blender add-on labels the settings that library messages name: the sidebar's Photo, Mask and Length,
-# the preferences' Model and Device, the folder the add-on picks for the files, and Fit Steps (the label for the
-# add-on's fitting setting). An artist never reads a flag.
+# the preferences' Model and Device, the folder the add-on picks for the files, and Fit Steps and Texture Size (the
+# labels for the add-on's fitting and photo-texture settings). An artist never reads a flag.
 # Bare labels, as the panel shows them, read right wherever a message puts a setting: "set Device to cpu",
 # "The Model x.safetensors does not exist", "Unknown Device 'gpu'".
 _ADDON_SETTINGS = {"photo": "Photo", "mask": "Mask", "mask_path": "Mask", "length": "Length", "model": "Model",
-                   "model_path": "Model", "device": "Device", "out_dir": "the output folder", "fit_steps": "Fit Steps"}
+                   "model_path": "Model", "device": "Device", "out_dir": "the output folder", "fit_steps": "Fit Steps",
+                   "texture_size": "Texture Size"}
 
 
 class ProtocolError(Exception):
@@ -286,7 +292,8 @@ class Worker:
         self.segmenter = segmenter
         self.ops: dict[str, tuple[Callable, frozenset]] = {
             "hello": (self.hello, frozenset()),
-            "reconstruct": (self.reconstruct, frozenset({"photo", "mask", "length", "fit_steps", "out_dir"})),
+            "reconstruct": (self.reconstruct, frozenset({"photo", "mask", "length", "fit_steps", "texture_size",
+                                                             "out_dir"})),
             "shutdown": (self.shutdown, frozenset()),
         }
         self.finished = False
@@ -366,7 +373,7 @@ class Worker:
 
     def reconstruct(self, request: dict, progress) -> dict:
         """Photo -> mesh.json, texture.png, photo_framed.png in ``out_dir`` and the Blender camera."""
-        from .api import check_fit_steps, load_inverse_model, reconstruct
+        from .api import check_fit_steps, check_texture_size, load_inverse_model, reconstruct
         from .files import check_output_file, check_outputs, png_bytes, remove_temp_files, write_files
 
         photo = _path_argument(request, "reconstruct", "photo", "a path")
@@ -375,6 +382,8 @@ class Worker:
                                           default=DEFAULT_LENGTH_M))
         fit_steps = check_fit_steps(_argument(request, "reconstruct", "fit_steps", (int,), "a whole number of steps",
                                               default=0))
+        texture_size = check_texture_size(_argument(request, "reconstruct", "texture_size", (int, type(None)),
+                                                    "a whole number of pixels or null", default=None))
         out_dir = _path_argument(request, "reconstruct", "out_dir", "a folder path").absolute()
         # Checked before any work, and nothing is created until the reconstruction succeeded.
         files = {"mesh": out_dir / MESH_FILE, "texture": out_dir / TEXTURE_FILE,
@@ -389,7 +398,7 @@ class Worker:
         load_inverse_model(self.model, self.device)
         progress(0.1, "Predicting the mesh")
         result = reconstruct(photo, mask=mask, model=self.model, segmenter=self.segmenter, device=self.device,
-                             fit_steps=fit_steps)
+                             fit_steps=fit_steps, texture_size=texture_size)
         progress(0.8, "Writing the mesh and texture")
         mesh, camera, scale = blender_payload(result, length)
         # All three or none; mesh.json, the first, is renamed last: the client reads it first.

@@ -98,6 +98,32 @@ def test_api_reconstruction_fields(model_path):
     assert min(abs(long_side / size - fill) for fill in fills) < 1e-6
 
 
+def test_texture_size_bakes_the_photo_into_a_larger_texture_and_changes_nothing_else(model_path):
+    rgb, mask = car_photo(width=300, height=250)
+    plain = api.reconstruct(rgb, mask=mask, model=model_path, device="cpu")
+    again = api.reconstruct(rgb, mask=mask, model=model_path, device="cpu", texture_size=None)
+    assert torch.equal(plain.mesh.texture, again.mesh.texture) and plain.mesh.texture.shape == (3, 8, 16)
+    baked = api.reconstruct(rgb, mask=mask, model=model_path, device="cpu", texture_size=512)
+    assert baked.mesh.texture.shape == (3, 512, 1024)
+    assert torch.equal(baked.mesh.verts, plain.mesh.verts) and torch.equal(baked.camera.azimuth, plain.camera.azimuth)
+    # The untrained network's texture is noise; the baked one shows the photo's car where the camera sees it.
+    def seen_error(texture):
+        image = render_mesh(baked.mesh.verts[None], baked.mesh.faces, baked.mesh.face_uvs, texture[None],
+                            baked.camera, api.FRAMED_SIZE, soft=False)
+        inside = (image.mask[0] > 0.5) & (baked.mask > 0.5)
+        return float((image.image[0] - baked.image).abs()[inside.expand(3, -1, -1)].mean())
+    assert seen_error(baked.mesh.texture) < 0.5 * seen_error(plain.mesh.texture), \
+        (seen_error(baked.mesh.texture), seen_error(plain.mesh.texture))
+
+
+@pytest.mark.parametrize("texture_size", [100, 5000, 1024.0, True, "1024"])
+def test_texture_size_out_of_range_is_one_sentence_naming_the_setting(texture_size, model_path):
+    rgb, mask = car_photo()
+    with pytest.raises(InputError) as raised:
+        api.reconstruct(rgb, mask=mask, model=model_path, device="cpu", texture_size=texture_size)
+    assert raised.value.settings == ["texture_size"] and "from 512 to 4096" in str(raised.value)
+
+
 def test_crop_repeats_edge_pixels_outside_the_photo():
     array = np.zeros((4, 4, 3), dtype=np.uint8)
     array[:, 0] = 200  # left column bright

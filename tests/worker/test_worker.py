@@ -264,6 +264,8 @@ def test_blender_payload_scales_to_the_length_and_rejects_a_flat_mesh(reference)
      "'fit_steps' of reconstruct must be a whole number of steps"),
     (b'{"id": 8, "op": "reconstruct", "photo": "a.png", "out_dir": "/tmp/x", "fit_steps": "10"}', 8,
      "'fit_steps' of reconstruct must be a whole number of steps"),
+    (b'{"id": 8, "op": "reconstruct", "photo": "a.png", "out_dir": "/tmp/x", "texture_size": "1024"}', 8,
+     "'texture_size' of reconstruct must be a whole number of pixels or null"),
     (b'{"id": 8, "op": "reconstruct", "photo": "a.png", "out_dir": "/tmp/x", "lenght": 4.5}', 8,
      "takes no argument 'lenght'"),
     (b'{"id": 9, "op": "hello", "verbose": true}', 9, "takes no argument 'verbose'"),
@@ -297,6 +299,7 @@ def test_a_photo_that_is_no_image_is_an_input_error_and_writes_nothing(worker, t
     ("negative_length", "positive number of metres up to 1000, not -1.0."),
     ("400_digit_length", "positive number of metres up to 1000, not 1111"),
     ("fit_steps_past_2000", "Fit Steps must be a whole number from 0 to 2000, not 2001."),
+    ("texture_size_100", "Texture Size must be a whole number of pixels from 512 to 4096, not 100."),
     ("out_dir_is_a_file", "not a writable folder"),
     ("photo_name_too_long", "File name too long."),
     ("out_dir_name_too_long", "File name too long."),
@@ -304,9 +307,11 @@ def test_a_photo_that_is_no_image_is_an_input_error_and_writes_nothing(worker, t
     ("folder_where_an_output_goes", "a folder of that name is in the way"),
 ])
 def test_bad_values_are_input_errors_found_before_any_work(worker, tmp_path, case, fragment):
-    out_dir, photo, length, fit_steps = tmp_path / "out", PHOTO, 4.5, 0
+    out_dir, photo, length, fit_steps, texture_size = tmp_path / "out", PHOTO, 4.5, 0, None
     if case == "fit_steps_past_2000":
         fit_steps = 2001
+    elif case == "texture_size_100":
+        texture_size = 100
     elif case == "negative_length":
         length = -1.0
     elif case == "400_digit_length":
@@ -325,7 +330,7 @@ def test_bad_values_are_input_errors_found_before_any_work(worker, tmp_path, cas
         (out_dir / "photo_framed.png").mkdir(parents=True)
     before = sorted(tmp_path.rglob("*"))
     events, reply = worker.ask({"id": 5, "op": "reconstruct", "photo": str(photo), "out_dir": str(out_dir),
-                                "length": length, "fit_steps": fit_steps})
+                                "length": length, "fit_steps": fit_steps, "texture_size": texture_size})
     if case != "photo_name_too_long":  # the photo is read with the model at hand
         assert events == []  # refused before the model was even asked for
     assert reply["type"] == "error" and reply["kind"] == "input" and fragment in reply["message"]
@@ -524,8 +529,10 @@ def test_a_killed_worker_is_seen_as_dead_not_waited_for(fresh_worker):
     assert fresh_worker.process.returncode == -9
 
 
-@pytest.mark.parametrize("given, expected", [({}, 0), ({"fit_steps": 3}, 3)])
-def test_fit_steps_reach_the_reconstruction_and_default_to_0(monkeypatch, tmp_path, given, expected):
+@pytest.mark.parametrize("name, given, expected", [("fit_steps", {}, 0), ("fit_steps", {"fit_steps": 3}, 3),
+                                                   ("texture_size", {}, None),
+                                                   ("texture_size", {"texture_size": 512}, 512)])
+def test_fit_steps_and_texture_size_reach_the_reconstruction(monkeypatch, tmp_path, name, given, expected):
     calls = []
     real_reconstruct = api.reconstruct
 
@@ -538,4 +545,6 @@ def test_fit_steps_reach_the_reconstruction_and_default_to_0(monkeypatch, tmp_pa
     request = {"id": 1, "op": "reconstruct", "photo": str(PHOTO), "out_dir": str(tmp_path / "out"), **given}
     worker_module.Worker(lines.append, device="cpu").handle_line(json.dumps(request).encode())
     assert json.loads(lines[-1])["type"] == "result"
-    assert [call["fit_steps"] for call in calls] == [expected]
+    assert [call[name] for call in calls] == [expected]
+    texture = Image.open(tmp_path / "out" / "texture.png")
+    assert texture.size == ((64, 32) if expected is None or name == "fit_steps" else (2 * expected, expected))

@@ -18,8 +18,12 @@ from .options import device_option, model_option, segmenter_option
               help="Steps of fitting mesh, proportions, camera and texture to the photo through the differentiable "
                    "renderer (0 to 2000; 0 = the network's prediction; 100 take about a second on a CPU). It "
                    "matches the photo better but, on held-out world cars, the shape worse (README).")
+@click.option("--texture-size", "texture_size", type=int, default=None,
+              help="Bake the photo itself into a texture this many pixels high and twice as wide (512 to 4096): "
+                   "the faces the photo sees take its pixels, the hidden side the mirrored side's, the rest the "
+                   "network's texture [default: the network's 64 x 32 texture].")
 @device_option
-def reconstruct(photo, out_path, mask, model, segmenter, fit_steps, device):
+def reconstruct(photo, out_path, mask, model, segmenter, fit_steps, texture_size, device):
     """Reconstruct a textured 3D mesh of the one car in PHOTO.
 
     Reads any common image (EXIF orientation honoured; an alpha channel marks the car), frames the car
@@ -31,12 +35,15 @@ def reconstruct(photo, out_path, mask, model, segmenter, fit_steps, device):
       ganverse3d reconstruct photo.jpg -o car.glb
       ganverse3d reconstruct photo.jpg --mask photo_mask.png --model gan -o car.obj
       ganverse3d reconstruct photo.jpg --fit-steps 100 -o car.glb
+      ganverse3d reconstruct photo.jpg --texture-size 1024 -o car.glb
     """
-    from ..api import check_mesh_output, describe_camera, reconstruct as reconstruct_photo, write_reconstruction
+    from ..api import (check_mesh_output, check_texture_size, describe_camera, reconstruct as reconstruct_photo,
+                       write_reconstruction)
 
+    check_texture_size(texture_size)
     check_mesh_output(out_path, inputs={"photo": photo, "mask": mask})
     result = reconstruct_photo(photo, mask=mask, model=model, segmenter=segmenter, device=device,
-                               fit_steps=fit_steps)
+                               fit_steps=fit_steps, texture_size=texture_size)
     written = write_reconstruction(result, out_path)
     click.echo(f"Camera: {describe_camera(result.camera)}.")
     click.echo(f"Wrote {', '.join(str(path) for path in written)}.")
