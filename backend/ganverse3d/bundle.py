@@ -26,10 +26,11 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as serialize
 
 from .errors import InputError
-from .files import atomic_path
+from .files import write_bytes
 
 BUNDLE_FORMAT = "ganverse3d-bundle"
 BUNDLE_VERSION = 1
@@ -48,17 +49,21 @@ def git_revision() -> str:
     return (revision + ("+dirty" if dirty else "")) if revision else "unknown"
 
 
-def _save_deterministic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """safetensors' ``save_file``, then its JSON header rewritten with sorted keys: the library writes metadata
-    in hash order, so the same weights would otherwise give different bytes from one save to the next."""
-    save_file(tensors, str(path), metadata=metadata)
-    with open(path, "r+b") as handle:
-        size = int.from_bytes(handle.read(8), "little")
-        header = json.loads(handle.read(size))
-        canonical = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-        if len(canonical) <= size:  # same content, so never longer; padding with spaces is what the format does
-            handle.seek(8)
-            handle.write(canonical.ljust(size, b" "))
+def save_tensors(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Write ``tensors`` (contiguous, on the CPU) and ``metadata`` to the safetensors file ``path``, atomically.
+
+    The bytes are made here and written by :func:`~ganverse3d.files.write_bytes`, whose temporaries resuming
+    writers know how to clear: safetensors' own ``save_file`` writes through a temporary of its own naming,
+    which a kill leaves behind. The JSON header is rewritten with sorted keys, because the library writes
+    metadata in hash order and the same weights would otherwise give different bytes from one save to the next.
+    """
+    data = bytearray(serialize(tensors, metadata=metadata))
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    canonical = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(canonical) <= size:  # same content, so never longer; padding with spaces is what the format does
+        data[8:8 + size] = canonical.ljust(size, b" ")
+    write_bytes(path, bytes(data))
 
 
 def _class_path(module: torch.nn.Module) -> str:
@@ -83,8 +88,7 @@ def save_module(path, module: torch.nn.Module, init_kwargs: dict | None = None, 
         "config": json.dumps(config or {}, sort_keys=True),
         "provenance": json.dumps({"git_revision": git_revision(), **(provenance or {})}, sort_keys=True),
     }
-    with atomic_path(path, suffix=".safetensors") as tmp:
-        _save_deterministic(tmp, state, metadata)
+    save_tensors(path, state, metadata)
 
 
 # Classes that moved after bundles naming them shipped: the class path a bundle records -> where the class
@@ -313,8 +317,7 @@ def save_state(path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     """Write a training checkpoint: named tensors plus a JSON-serialisable ``meta`` dict (atomically)."""
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in tensors.items()}
     metadata = {"format": CHECKPOINT_FORMAT, "version": str(BUNDLE_VERSION), "meta": json.dumps(meta, sort_keys=True)}
-    with atomic_path(path, suffix=".safetensors") as tmp:
-        _save_deterministic(tmp, state, metadata)
+    save_tensors(path, state, metadata)
 
 
 def load_state(path, device="cpu") -> tuple[dict[str, torch.Tensor], dict]:

@@ -95,8 +95,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     os.close(handle)
     try:
         yield Path(tmp)
-        # mkstemp makes 0600 files, and some writers (safetensors) replace the file with another 0600 one:
-        # outputs get the usual permissions once written.
+        # mkstemp makes 0600 files: outputs get the usual permissions once written.
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:

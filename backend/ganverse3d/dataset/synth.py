@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from .. import assets
+from ..bundle import save_tensors
 from ..devices import resolve_device
 from ..errors import InputError, setting
-from ..files import atomic_path, save_png
+from ..files import save_png
 from ..stylegan2.load import load_generator
 from ..stylegan2.networks import Generator
 from . import writing
@@ -126,8 +126,7 @@ def synthesize(out, generator, annotation, contents: int, candidates=None, segme
     writing.begin(out, manifest)
     view_ids = [view.view_id for view in views]
     ws_views = view_codes.ws[view_ids]
-    with atomic_path(out / "view_codes.safetensors") as tmp:
-        save_file({"ws": ws_views.contiguous(), "view_ids": torch.tensor(view_ids)}, str(tmp))
+    save_tensors(out / "view_codes.safetensors", {"ws": ws_views.contiguous(), "view_ids": torch.tensor(view_ids)})
 
     ranges = writing.chunk_ranges(contents, chunk_contents)
     todo = [(first, end) for first, end in ranges if writing.read_chunk(out, first, end) is None]
@@ -181,5 +180,4 @@ def _synthesize_chunk(out: Path, G: Generator, segmenter: Segmenter, ws_views: t
 
 
 def _save_latent(path: Path, ws: torch.Tensor) -> None:
-    with atomic_path(path) as tmp:
-        save_file({"ws": ws.contiguous()}, str(tmp))
+    save_tensors(path, {"ws": ws.contiguous()})

@@ -48,13 +48,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from .. import assets
-from ..bundle import load_module
+from ..bundle import load_module, save_tensors
 from ..errors import InputError, setting
-from ..files import atomic_path, exists, is_dir, is_file, save_png, shown_path, to_uint8, write_text
+from ..files import exists, is_dir, is_file, save_png, shown_path, to_uint8, write_text
 from ..stylegan2.networks import Generator
 from ..stylegan2.views import default_view_layers, mix_view_and_content
 from ..world.features import WorldFeatureNet
@@ -121,9 +120,8 @@ def save_candidates(path, candidates: Candidates, generator_path) -> None:
     description = {"format": CANDIDATES_FORMAT, "version": CANDIDATES_VERSION, "generator": str(generator_path),
                    "generator_fingerprint": candidates.generator_fingerprint, "view_layers": candidates.view_layers,
                    "truncation": candidates.truncation, "seed": candidates.seed}
-    with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file({"ws": candidates.ws.float().contiguous()}, str(tmp),
-                  metadata={_METADATA_KEY: json.dumps(description, sort_keys=True)})
+    save_tensors(path, {"ws": candidates.ws.float().contiguous()},
+                 {_METADATA_KEY: json.dumps(description, sort_keys=True)})
 
 
 def load_candidates(path) -> Candidates:
