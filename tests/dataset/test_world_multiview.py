@@ -138,7 +138,25 @@ def test_same_seed_same_bytes_resume_and_extend(tmp_path, dataset, monkeypatch):
     assert files_under(extended) == killed_files
 
 
+def test_a_held_out_body_type_leaves_its_cars_out_and_keeps_the_others_as_they_were(tmp_path, dataset):
+    types = [sample_item(2, car_index)[0].body_type for car_index in range(3)]
+    held_out = tmp_path / "held-out"
+    write_world_multiview(held_out, cars=3, views=4, resolution=RESOLUTION, seed=2, progress=False,
+                          hold_out=(types[1],))
+    kept_cars = [index for index, body_type in enumerate(types) if body_type != types[1]]
+    data = MultiViewDataset(held_out)
+    assert data.content_ids == kept_cars and kept_cars != [0, 1, 2]
+    for index in kept_cars:  # a kept car is the car of the full dataset, byte for byte
+        stem = f"{index:06d}_00"
+        assert (held_out / "images" / f"{stem}.png").read_bytes() == (dataset / "images" / f"{stem}.png").read_bytes()
+    manifest = read_manifest(held_out)
+    assert manifest["filters"] == {"hold_out": [types[1]]}
+    assert manifest["counts"]["filtered"]["body_type"] == 4 * (3 - len(kept_cars))
+    assert not (held_out / "meshes" / "000001.glb").exists()
+
+
 @pytest.mark.parametrize("arguments, message", [
+    (["--hold-out", "truck"], "--hold-out takes body types of sedan"),
     (["--cars", "0"], "--cars must be at least 1"),
     (["--views", "0"], "--views from 1 to 100"),
     (["--resolution", "8"], "--resolution must be from 16"),

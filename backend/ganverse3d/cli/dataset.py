@@ -120,7 +120,9 @@ def dataset_synth(ctx, generator, annotation, candidates, contents, out_dir, seg
 @click.option("--resolution", type=int, default=64, show_default=True, help="Image width and height, 16 to 2048.")
 @seed_option("Car c is item c of `world render --seed S`.")
 @click.option("--out", "out_dir", required=True, help="Dataset folder: new, empty, or one to resume or extend.")
-def dataset_world(cars, views, resolution, seed, out_dir):
+@click.option("--hold-out", "hold_out", multiple=True, metavar="BODY_TYPE",
+              help="Leave out the cars of this body type (repeatable): a test set of designs a model never saw.")
+def dataset_world(cars, views, resolution, seed, out_dir, hold_out):
     """The oracle multi-view dataset: each world car from K exact cameras, with its ground-truth mesh.
 
     Same format as `dataset synth` (meta.jsonl cameras are the exact ones), plus meshes/ID.glb.
@@ -128,9 +130,11 @@ def dataset_world(cars, views, resolution, seed, out_dir):
     \b
     Example:
       ganverse3d dataset world --cars 500 --views 12 --resolution 64 --seed 11 --out world-mv
+      ganverse3d dataset world --cars 750 --views 8 --hold-out pickup --out world-mv-no-pickups
     """
     from ..dataset.world_multiview import write_world_multiview
 
-    manifest = write_world_multiview(out_dir, cars, views, resolution, seed)
-    click.echo(f"Wrote {out_dir}: {manifest['counts']['kept']} images ({cars} cars x {views} views) at "
+    manifest = write_world_multiview(out_dir, cars, views, resolution, seed, hold_out=hold_out)
+    held_out = f", {sum(manifest['counts']['filtered'].values())} of held-out cars left out" if hold_out else ""
+    click.echo(f"Wrote {out_dir}: {manifest['counts']['kept']} images ({cars} cars x {views} views{held_out}) at "
                f"{resolution}x{resolution} with exact cameras, masks and meshes.")

@@ -11,7 +11,9 @@ The folder is a multi-view dataset (:mod:`ganverse3d.dataset.format`) with:
 
 * ``manifest.json`` ``views``: the nominal cameras (``bin``: the nearest 30-degree bin of the nominal
   azimuth); ``source``: ``{"kind": "world", "seed": s, "views_per_car": K, "cameras": description}``;
-  ``filters``: ``{}`` (nothing is filtered, so ``kept`` = ``candidates`` = N * K).
+  ``filters``: ``{}`` (nothing is filtered, so ``kept`` = ``candidates`` = N * K), or with held-out body
+  types ``{"hold_out": [...]}``: their cars are filtered (reason ``body_type``), so that a model trained on
+  the rest can be tested on designs it never saw (car ``c`` stays item ``c`` of ``world render``).
 * ``meta.jsonl``: ``camera`` is the exact camera of the image (not the nominal one), plus ``mesh``
   (``meshes/{content:06d}.glb``, the ground-truth textured car in object space, as ``world render`` writes
   it) and ``body_type``; no ``latent``.
@@ -31,7 +33,7 @@ from tqdm import tqdm
 from ..errors import InputError, setting
 from ..export import TexturedMesh, save_mesh
 from ..files import save_png
-from ..world.cars import build_car
+from ..world.cars import BODY_TYPES, build_car
 from ..world.dataset import MAX_RESOLUTION, MIN_RESOLUTION, batch_size_for
 from ..world.scene import CAMERA_DISTANCE, CAMERA_FOV_Y, render_world, sample_item
 from . import writing
@@ -67,11 +69,15 @@ def view_cameras(seed: int, car_index: int, views: int) -> list[dict]:
     return cameras
 
 
-def write_world_multiview(out, cars: int, views: int, resolution: int, seed: int = 0, progress: bool = True) -> dict:
+def write_world_multiview(out, cars: int, views: int, resolution: int, seed: int = 0, progress: bool = True,
+                          hold_out: tuple[str, ...] = ()) -> dict:
     """Write (or resume, or extend to more cars) the world multi-view dataset ``out``; returns its manifest.
 
+    ``hold_out``: body types (of :data:`~ganverse3d.world.BODY_TYPES`) whose cars are left out.
+
     Raises :class:`InputError`, before anything is written, for a count below 1, views outside 1..MAX_VIEWS, a
-    resolution outside the world's range, a negative seed, or an output folder holding something else.
+    resolution outside the world's range, a negative seed, an unknown or every body type held out, or an
+    output folder holding something else.
     """
     if cars < 1 or not 1 <= views <= MAX_VIEWS or seed < 0:
         raise InputError(f"{setting('cars')} must be at least 1, {setting('views')} from 1 to {MAX_VIEWS} and "
@@ -79,9 +85,14 @@ def write_world_multiview(out, cars: int, views: int, resolution: int, seed: int
     if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
         raise InputError(f"{setting('resolution')} must be from {MIN_RESOLUTION} to {MAX_RESOLUTION} pixels, not "
                          f"{resolution}.")
+    hold_out = tuple(sorted(set(hold_out)))
+    if not set(hold_out) < set(BODY_TYPES):
+        raise InputError(f"{setting('hold_out')} takes body types of {', '.join(BODY_TYPES)}, and not all of them.")
     out = Path(out)
     previous = writing.check_output_folder(out)
     settings = {"kind": "world", "seed": seed, "views_per_car": views, "resolution": resolution}
+    if hold_out:  # only then: datasets written before the setting existed resume with their settings
+        settings["hold_out"] = list(hold_out)
     writing.check_resumable(out, previous, settings, cars)
     # Whole cars per chunk, about one renderer batch of images (at least one car).
     chunk_contents = previous["chunk_contents"] if previous else max(1, batch_size_for(resolution) // views)
@@ -93,7 +104,7 @@ def write_world_multiview(out, cars: int, views: int, resolution: int, seed: int
                               f"fov_y {CAMERA_FOV_Y}; per car from (seed, car, {_CAMERA_STREAM})"},
         "resolution": [resolution, resolution], "views": [view.to_json() for view in nominal_views(views)],
         "counts": {"contents": cars, "candidates": cars * views, "kept": None, "filtered": None},
-        "filters": {}, "seed": seed, "complete": False, "settings": settings, "chunk_contents": chunk_contents,
+        "filters": {"hold_out": list(hold_out)} if hold_out else {}, "seed": seed, "complete": False, "settings": settings, "chunk_contents": chunk_contents,
     }
     writing.begin(out, manifest)
     ranges = writing.chunk_ranges(cars, chunk_contents)
@@ -102,16 +113,23 @@ def write_world_multiview(out, cars: int, views: int, resolution: int, seed: int
     with tqdm(total=cars * views, initial=done * views, unit="img", desc="dataset world", disable=not progress) as bar:
         for first, end in todo:
             writing.remove_items(out, range(first, end))
-            kept = _render_cars(out, seed, range(first, end), views, resolution, bar)
-            writing.write_chunk(out, first, end, kept, [])
+            kept, filtered = _render_cars(out, seed, range(first, end), views, resolution, hold_out, bar)
+            writing.write_chunk(out, first, end, kept, filtered)
     return writing.finish(out, manifest, ranges, (resolution, resolution))
 
 
-def _render_cars(out: Path, seed: int, car_indices: range, views: int, resolution: int, bar) -> list[dict]:
-    """Render and write every view of ``car_indices`` and their meshes; returns their meta lines."""
-    items = []  # (car index, view id, car, scene with the view's camera)
+def _render_cars(out: Path, seed: int, car_indices: range, views: int, resolution: int, hold_out: tuple[str, ...],
+                 bar) -> tuple[list[dict], list[dict]]:
+    """Render and write every view of ``car_indices`` and their meshes but those of held-out body types;
+    returns their meta lines and the filtered records."""
+    items, filtered = [], []  # items: (car index, view id, car, scene with the view's camera)
     for car_index in car_indices:
         car_spec, scene = sample_item(seed, car_index)
+        if car_spec.body_type in hold_out:
+            filtered += [{"content_id": car_index, "view_id": view_id, "reason": "body_type",
+                          "body_type": car_spec.body_type} for view_id in range(views)]
+            bar.update(views)
+            continue
         car = build_car(car_spec)
         save_mesh(out / "meshes" / f"{car_index:06d}.glb",
                   TexturedMesh(car.verts, car.faces, car.face_uvs, car.texture, car.part_labels))
@@ -134,4 +152,4 @@ def _render_cars(out: Path, seed: int, car_indices: range, views: int, resolutio
                                     "distance": scene.distance, "fov_y": scene.fov_y},
                          "mesh": f"meshes/{car_index:06d}.glb", "body_type": car.body_type})
         bar.update(len(part))
-    return kept
+    return kept, filtered

@@ -113,7 +113,7 @@ def finish(out: Path, manifest: dict, ranges: list[tuple[int, int]], tile_shape:
     write_text(out / "filtered.jsonl", "".join(json.dumps(line, sort_keys=True) + "\n" for line in filtered))
     reasons = {"instances": 0, "mask_area": 0}
     for line in filtered:
-        reasons[line["reason"]] += 1
+        reasons[line["reason"]] = reasons.get(line["reason"], 0) + 1
     manifest["counts"].update(kept=len(kept), filtered=reasons)
     _write_sheet(out, manifest, kept, tile_shape)
     manifest["complete"] = True
