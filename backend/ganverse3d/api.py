@@ -56,6 +56,20 @@ MAX_FIT_STEPS = 2000
 MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE = 512, 4096
 
 
+@dataclass(frozen=True)
+class Quality:
+    """A preset of :func:`reconstruct`'s effort: ``fit_steps`` and ``texture_size`` (0 = the network's texture)."""
+
+    fit_steps: int
+    texture_size: int
+
+
+# Chosen from benchmarks/bm_generalisation.py (README, "How good is it"); "fast" is the network's prediction.
+QUALITIES = {"fast": Quality(fit_steps=0, texture_size=0), "balanced": Quality(fit_steps=50, texture_size=1024),
+             "best": Quality(fit_steps=200, texture_size=2048)}
+DEFAULT_QUALITY = "fast"
+
+
 @dataclass
 class Reconstruction:
     """A car reconstructed from one photo.
@@ -288,20 +302,28 @@ def check_fit_steps(fit_steps) -> int:
 
 
 def check_texture_size(texture_size):
-    """``texture_size`` as given (None or an int); InputError unless None or a whole number from
-    :data:`MIN_TEXTURE_SIZE` to :data:`MAX_TEXTURE_SIZE`."""
+    """``texture_size`` as given (None, 0 or an int); InputError unless None (the quality's), 0 (the network's
+    texture) or a whole number from :data:`MIN_TEXTURE_SIZE` to :data:`MAX_TEXTURE_SIZE`."""
     if texture_size is None:
         return None
     if (isinstance(texture_size, bool) or not isinstance(texture_size, int)
-            or not MIN_TEXTURE_SIZE <= texture_size <= MAX_TEXTURE_SIZE):
-        raise InputError(f"{setting('texture_size')} must be a whole number of pixels from {MIN_TEXTURE_SIZE} to "
-                         f"{MAX_TEXTURE_SIZE}, not {str(texture_size)[:40]}.")
+            or not (texture_size == 0 or MIN_TEXTURE_SIZE <= texture_size <= MAX_TEXTURE_SIZE)):
+        raise InputError(f"{setting('texture_size')} must be 0 (the network's texture) or a whole number of pixels "
+                         f"from {MIN_TEXTURE_SIZE} to {MAX_TEXTURE_SIZE}, not {str(texture_size)[:40]}.")
     return texture_size
+
+
+def check_quality(quality) -> Quality:
+    """The preset named ``quality``; InputError unless it is one of :data:`QUALITIES`."""
+    if not isinstance(quality, str) or quality not in QUALITIES:
+        raise InputError(f"{setting('quality')} must be one of {', '.join(QUALITIES)}, not {str(quality)[:40]}.")
+    return QUALITIES[quality]
 
 
 @torch.no_grad()
 def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="auto",
-                fit_steps: int = 0, texture_size: int | None = None) -> Reconstruction:
+                quality: str = DEFAULT_QUALITY, fit_steps: int | None = None,
+                texture_size: int | None = None) -> Reconstruction:
     """One photo of one car -> :class:`Reconstruction` (see the module docstring for the steps).
 
     Args:
@@ -312,23 +334,26 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
             "gan", trained the paper's way); None = the default.
         segmenter: segmenter spec for photos without mask or alpha (``world``, ``maskrcnn:PATH``, ...).
         device: "auto", "cpu" or "cuda".
+        quality: a preset of :data:`QUALITIES` ("fast", "balanced", "best") giving fit_steps and texture_size
+            where they are None.
         fit_steps: steps of test-time fitting to the photo (``ganverse3d.inverse.fitting``), 0 to
             :data:`MAX_FIT_STEPS`; 0 returns the network's prediction after the azimuth search.
-        texture_size: None keeps the network's texture; a height from :data:`MIN_TEXTURE_SIZE` to
+        texture_size: 0 keeps the network's texture; a height from :data:`MIN_TEXTURE_SIZE` to
             :data:`MAX_TEXTURE_SIZE` bakes the photo into a texture of that height and twice the width (after
             the fitting, when there is one).
 
     Raises:
         InputError: unreadable / damaged / oversized / tiny photo or mask, no car, several cars, a car the
-            segmenter is unsure of or one too small to reconstruct, no model, fit_steps or texture_size out of
-            range.
+            segmenter is unsure of or one too small to reconstruct, no model, an unknown quality, fit_steps or
+            texture_size out of range.
     """
     from .devices import resolve_device
     from .inverse.camera_search import search_camera
     from .inverse.fitting import FitSettings, fit_to_photo
 
-    check_fit_steps(fit_steps)
-    check_texture_size(texture_size)
+    preset = check_quality(quality)
+    fit_steps = check_fit_steps(preset.fit_steps if fit_steps is None else fit_steps)
+    texture_size = check_texture_size(preset.texture_size if texture_size is None else texture_size)
 
     photo, alpha = _load_photo(image)
     size = (photo.height, photo.width)
@@ -366,7 +391,7 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
                               prediction.scale, prediction.translation, texture, camera, net_image, net_mask,
                               FitSettings(steps=fit_steps))
         verts, texture, camera = fitted.verts, fitted.texture, fitted.camera
-    if texture_size is not None:
+    if texture_size:
         texture = _photo_texture(photo, car_image, box, verts[0], net.faces, net.face_uvs, camera, texture[0],
                                  texture_size)[None]
     mesh = TexturedMesh(verts[0].detach(), net.faces.cpu(), net.face_uvs.cpu(), texture[0].detach())

@@ -61,14 +61,18 @@ Ops
 * ``photo`` (string, required): the photo, any format Pillow reads; an alpha channel marks the car.
 * ``mask`` (string or null, default null): the car's mask, same size as the photo (white = car).
 * ``length`` (number > 0, at most 1000, default 4.5): the car's real length in metres.
-* ``fit_steps`` (integer from 0 to 2000, default 0): steps of fitting the mesh, its proportions, the camera and
-  the texture to the photo (``ganverse3d.api.reconstruct``); 0 returns the network's prediction, 100 costs about
-  a second on a CPU. Another type is a ``"protocol"`` error, an integer out of range an ``"input"`` one.
-* ``texture_size`` (integer from 512 to 4096, or null, default null): bake the photo itself into
-  ``texture.png``, this many pixels high and twice as wide (the faces the photo sees take its pixels, the hidden
-  side the mirrored side's, the rest the network's texture; after the fitting when there is one); null keeps
-  the network's 64 x 32 texture. Another type is a ``"protocol"`` error, an integer out of range an ``"input"``
-  one.
+* ``quality`` (string, default ``"fast"``): a preset of ``fit_steps`` and ``texture_size``
+  (``ganverse3d.api.QUALITIES``: ``"fast"``, ``"balanced"``, ``"best"``); another string is an ``"input"``
+  error.
+* ``fit_steps`` (integer from 0 to 2000, or null, default null = the quality's): steps of fitting the mesh, its
+  proportions, the camera and the texture to the photo (``ganverse3d.api.reconstruct``); 0 returns the
+  network's prediction, 100 costs about a second on a CPU. Another type is a ``"protocol"`` error, an integer
+  out of range an ``"input"`` one.
+* ``texture_size`` (0, an integer from 512 to 4096, or null, default null = the quality's): bake the photo
+  itself into ``texture.png``, this many pixels high and twice as wide (the faces the photo sees take its
+  pixels, the hidden side the mirrored side's, the rest the network's texture; after the fitting when there is
+  one); 0 keeps the network's 64 x 32 texture. Another type is a ``"protocol"`` error, an integer out of range
+  an ``"input"`` one.
 * ``out_dir`` (string, required): folder for the three files below, created if missing and owned by the
   client; files of an earlier request there are replaced, and temporaries that an interrupted request left
   there are deleted. The three files appear all or none (``mesh.json`` last); none may be the photo or the mask.
@@ -143,7 +147,7 @@ _REQUIRED = object()
 # "The Model x.safetensors does not exist", "Unknown Device 'gpu'".
 _ADDON_SETTINGS = {"photo": "Photo", "mask": "Mask", "mask_path": "Mask", "length": "Length", "model": "Model",
                    "model_path": "Model", "device": "Device", "out_dir": "the output folder", "fit_steps": "Fit Steps",
-                   "texture_size": "Texture Size"}
+                   "texture_size": "Texture Size", "quality": "Quality"}
 
 
 class ProtocolError(Exception):
@@ -292,8 +296,8 @@ class Worker:
         self.segmenter = segmenter
         self.ops: dict[str, tuple[Callable, frozenset]] = {
             "hello": (self.hello, frozenset()),
-            "reconstruct": (self.reconstruct, frozenset({"photo", "mask", "length", "fit_steps", "texture_size",
-                                                             "out_dir"})),
+            "reconstruct": (self.reconstruct, frozenset({"photo", "mask", "length", "quality", "fit_steps",
+                                                             "texture_size", "out_dir"})),
             "shutdown": (self.shutdown, frozenset()),
         }
         self.finished = False
@@ -373,15 +377,21 @@ class Worker:
 
     def reconstruct(self, request: dict, progress) -> dict:
         """Photo -> mesh.json, texture.png, photo_framed.png in ``out_dir`` and the Blender camera."""
-        from .api import check_fit_steps, check_texture_size, load_inverse_model, reconstruct
+        from .api import (DEFAULT_QUALITY, check_fit_steps, check_quality, check_texture_size, load_inverse_model,
+                          reconstruct)
         from .files import check_output_file, check_outputs, png_bytes, remove_temp_files, write_files
 
         photo = _path_argument(request, "reconstruct", "photo", "a path")
         mask = _path_argument(request, "reconstruct", "mask", "a path or null", default=None)
         length = _length_metres(_argument(request, "reconstruct", "length", (int, float), "a number of metres",
                                           default=DEFAULT_LENGTH_M))
-        fit_steps = check_fit_steps(_argument(request, "reconstruct", "fit_steps", (int,), "a whole number of steps",
-                                              default=0))
+        quality = _argument(request, "reconstruct", "quality", (str,), "a preset name",
+                            default=DEFAULT_QUALITY)
+        check_quality(quality)
+        fit_steps = _argument(request, "reconstruct", "fit_steps", (int, type(None)), "a whole number of steps or null",
+                              default=None)
+        if fit_steps is not None:
+            check_fit_steps(fit_steps)
         texture_size = check_texture_size(_argument(request, "reconstruct", "texture_size", (int, type(None)),
                                                     "a whole number of pixels or null", default=None))
         out_dir = _path_argument(request, "reconstruct", "out_dir", "a folder path").absolute()
@@ -398,7 +408,7 @@ class Worker:
         load_inverse_model(self.model, self.device)
         progress(0.1, "Predicting the mesh")
         result = reconstruct(photo, mask=mask, model=self.model, segmenter=self.segmenter, device=self.device,
-                             fit_steps=fit_steps, texture_size=texture_size)
+                             quality=quality, fit_steps=fit_steps, texture_size=texture_size)
         progress(0.8, "Writing the mesh and texture")
         mesh, camera, scale = blender_payload(result, length)
         # All three or none; mesh.json, the first, is renamed last: the client reads it first.

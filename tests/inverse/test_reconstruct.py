@@ -116,6 +116,33 @@ def test_texture_size_bakes_the_photo_into_a_larger_texture_and_changes_nothing_
         (seen_error(baked.mesh.texture), seen_error(plain.mesh.texture))
 
 
+def test_a_quality_sets_fit_steps_and_texture_size_unless_they_are_given(model_path, monkeypatch):
+    import ganverse3d.inverse.fitting as fitting
+
+    calls = []
+    real_fit = fitting.fit_to_photo
+    monkeypatch.setattr(fitting, "fit_to_photo", lambda *args: calls.append(args[-1].steps) or real_fit(*args))
+    rgb, mask = car_photo(width=300, height=250)
+    balanced = api.reconstruct(rgb, mask=mask, model=model_path, device="cpu", quality="balanced", fit_steps=2)
+    assert calls == [2] and balanced.mesh.texture.shape[-2] == api.QUALITIES["balanced"].texture_size
+    fast = api.reconstruct(rgb, mask=mask, model=model_path, device="cpu", quality="fast")
+    assert calls == [2] and fast.mesh.texture.shape == (3, 8, 16)
+    with pytest.raises(InputError) as raised:
+        api.reconstruct(rgb, mask=mask, model=model_path, device="cpu", quality="ultra")
+    assert raised.value.settings == ["quality"] and "fast, balanced, best" in str(raised.value)
+
+
+def test_the_cli_help_states_the_presets_as_they_are():
+    from click.testing import CliRunner
+
+    from ganverse3d.cli import cli
+
+    help_text = " ".join(CliRunner().invoke(cli, ["reconstruct", "--help"]).output.split())
+    for name, preset in api.QUALITIES.items():
+        assert f"{name}: {preset.fit_steps} and {preset.texture_size}" in help_text
+    assert f"[default: {api.DEFAULT_QUALITY}]" in help_text
+
+
 @pytest.mark.parametrize("texture_size", [100, 5000, 1024.0, True, "1024"])
 def test_texture_size_out_of_range_is_one_sentence_naming_the_setting(texture_size, model_path):
     rgb, mask = car_photo()

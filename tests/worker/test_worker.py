@@ -299,7 +299,9 @@ def test_a_photo_that_is_no_image_is_an_input_error_and_writes_nothing(worker, t
     ("negative_length", "positive number of metres up to 1000, not -1.0."),
     ("400_digit_length", "positive number of metres up to 1000, not 1111"),
     ("fit_steps_past_2000", "Fit Steps must be a whole number from 0 to 2000, not 2001."),
-    ("texture_size_100", "Texture Size must be a whole number of pixels from 512 to 4096, not 100."),
+    ("texture_size_100", "Texture Size must be 0 (the network's texture) or a whole number of pixels from 512 to 4096, "
+                          "not 100."),
+    ("quality_ultra", "Quality must be one of fast, balanced, best, not ultra."),
     ("out_dir_is_a_file", "not a writable folder"),
     ("photo_name_too_long", "File name too long."),
     ("out_dir_name_too_long", "File name too long."),
@@ -307,8 +309,10 @@ def test_a_photo_that_is_no_image_is_an_input_error_and_writes_nothing(worker, t
     ("folder_where_an_output_goes", "a folder of that name is in the way"),
 ])
 def test_bad_values_are_input_errors_found_before_any_work(worker, tmp_path, case, fragment):
-    out_dir, photo, length, fit_steps, texture_size = tmp_path / "out", PHOTO, 4.5, 0, None
-    if case == "fit_steps_past_2000":
+    out_dir, photo, length, quality, fit_steps, texture_size = tmp_path / "out", PHOTO, 4.5, "fast", 0, None
+    if case == "quality_ultra":
+        quality = "ultra"
+    elif case == "fit_steps_past_2000":
         fit_steps = 2001
     elif case == "texture_size_100":
         texture_size = 100
@@ -330,7 +334,8 @@ def test_bad_values_are_input_errors_found_before_any_work(worker, tmp_path, cas
         (out_dir / "photo_framed.png").mkdir(parents=True)
     before = sorted(tmp_path.rglob("*"))
     events, reply = worker.ask({"id": 5, "op": "reconstruct", "photo": str(photo), "out_dir": str(out_dir),
-                                "length": length, "fit_steps": fit_steps, "texture_size": texture_size})
+                                "length": length, "quality": quality, "fit_steps": fit_steps,
+                                "texture_size": texture_size})
     if case != "photo_name_too_long":  # the photo is read with the model at hand
         assert events == []  # refused before the model was even asked for
     assert reply["type"] == "error" and reply["kind"] == "input" and fragment in reply["message"]
@@ -529,10 +534,12 @@ def test_a_killed_worker_is_seen_as_dead_not_waited_for(fresh_worker):
     assert fresh_worker.process.returncode == -9
 
 
-@pytest.mark.parametrize("name, given, expected", [("fit_steps", {}, 0), ("fit_steps", {"fit_steps": 3}, 3),
+@pytest.mark.parametrize("name, given, expected", [("fit_steps", {}, None), ("fit_steps", {"fit_steps": 3}, 3),
                                                    ("texture_size", {}, None),
-                                                   ("texture_size", {"texture_size": 512}, 512)])
-def test_fit_steps_and_texture_size_reach_the_reconstruction(monkeypatch, tmp_path, name, given, expected):
+                                                   ("texture_size", {"texture_size": 512}, 512),
+                                                   ("quality", {}, "fast"),
+                                                   ("quality", {"quality": "balanced", "fit_steps": 0}, "balanced")])
+def test_quality_fit_steps_and_texture_size_reach_the_reconstruction(monkeypatch, tmp_path, name, given, expected):
     calls = []
     real_reconstruct = api.reconstruct
 
@@ -547,4 +554,5 @@ def test_fit_steps_and_texture_size_reach_the_reconstruction(monkeypatch, tmp_pa
     assert json.loads(lines[-1])["type"] == "result"
     assert [call[name] for call in calls] == [expected]
     texture = Image.open(tmp_path / "out" / "texture.png")
-    assert texture.size == ((64, 32) if expected is None or name == "fit_steps" else (2 * expected, expected))
+    height = {"texture_size": expected, "quality": api.QUALITIES[expected].texture_size or None}.get(name) if expected else None
+    assert texture.size == ((64, 32) if height is None else (2 * height, height))

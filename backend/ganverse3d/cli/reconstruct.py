@@ -14,16 +14,19 @@ from .options import device_option, model_option, segmenter_option
               help="The car's mask, same size as PHOTO (white = car) [default: PHOTO's alpha, else the segmenter].")
 @model_option(required=False)
 @segmenter_option
-@click.option("--fit-steps", "fit_steps", type=int, default=0, show_default=True,
+@click.option("--quality", default="fast", show_default=True,
+              help="fast, balanced or best: presets of --fit-steps and --texture-size (fast: 0 and 0, balanced: 50 "
+                   "and 1024, best: 200 and 2048; README, 'How good is it').")
+@click.option("--fit-steps", "fit_steps", type=int, default=None,
               help="Steps of fitting mesh, proportions, camera and texture to the photo through the differentiable "
-                   "renderer (0 to 2000; 0 = the network's prediction; 100 take about a second on a CPU). It "
-                   "matches the photo better but, on held-out world cars, the shape worse (README).")
+                   "renderer (0 to 2000; 0 = the network's prediction; 100 take about a second on a CPU) "
+                   "[default: --quality's].")
 @click.option("--texture-size", "texture_size", type=int, default=None,
-              help="Bake the photo itself into a texture this many pixels high and twice as wide (512 to 4096): "
-                   "the faces the photo sees take its pixels, the hidden side the mirrored side's, the rest the "
-                   "network's texture [default: the network's 64 x 32 texture].")
+              help="Bake the photo itself into a texture this many pixels high and twice as wide (512 to 4096; 0 = "
+                   "the network's 64 x 32 texture): the faces the photo sees take its pixels, the hidden side the "
+                   "mirrored side's, the rest the network's texture [default: --quality's].")
 @device_option
-def reconstruct(photo, out_path, mask, model, segmenter, fit_steps, texture_size, device):
+def reconstruct(photo, out_path, mask, model, segmenter, quality, fit_steps, texture_size, device):
     """Reconstruct a textured 3D mesh of the one car in PHOTO.
 
     Reads any common image (EXIF orientation honoured; an alpha channel marks the car), frames the car
@@ -34,16 +37,19 @@ def reconstruct(photo, out_path, mask, model, segmenter, fit_steps, texture_size
     Examples:
       ganverse3d reconstruct photo.jpg -o car.glb
       ganverse3d reconstruct photo.jpg --mask photo_mask.png --model gan -o car.obj
-      ganverse3d reconstruct photo.jpg --fit-steps 100 -o car.glb
-      ganverse3d reconstruct photo.jpg --texture-size 1024 -o car.glb
+      ganverse3d reconstruct photo.jpg --quality best -o car.glb
+      ganverse3d reconstruct photo.jpg --fit-steps 100 --texture-size 1024 -o car.glb
     """
-    from ..api import (check_mesh_output, check_texture_size, describe_camera, reconstruct as reconstruct_photo,
-                       write_reconstruction)
+    from ..api import (check_fit_steps, check_mesh_output, check_quality, check_texture_size, describe_camera,
+                       reconstruct as reconstruct_photo, write_reconstruction)
 
+    check_quality(quality)
+    if fit_steps is not None:
+        check_fit_steps(fit_steps)
     check_texture_size(texture_size)
     check_mesh_output(out_path, inputs={"photo": photo, "mask": mask})
     result = reconstruct_photo(photo, mask=mask, model=model, segmenter=segmenter, device=device,
-                               fit_steps=fit_steps, texture_size=texture_size)
+                               quality=quality, fit_steps=fit_steps, texture_size=texture_size)
     written = write_reconstruction(result, out_path)
     click.echo(f"Camera: {describe_camera(result.camera)}.")
     click.echo(f"Wrote {', '.join(str(path) for path in written)}.")
