@@ -554,5 +554,8 @@ def test_quality_fit_steps_and_texture_size_reach_the_reconstruction(monkeypatch
     assert json.loads(lines[-1])["type"] == "result"
     assert [call[name] for call in calls] == [expected]
     texture = Image.open(tmp_path / "out" / "texture.png")
-    height = {"texture_size": expected, "quality": api.QUALITIES[expected].texture_size or None}.get(name) if expected else None
+    if name == "quality":
+        height = api.QUALITIES[expected].texture_size or None
+    else:
+        height = expected if name == "texture_size" else None
     assert texture.size == ((64, 32) if height is None else (2 * height, height))
