@@ -48,7 +48,8 @@ ALLOWED: dict[str, set[str]] = {
     "files": {"errors"},
     "bundle": {"errors", "files", "devices", "ganverse3d"},
     "assets": {"errors", "files", "bundle", "ganverse3d"},  # the asset registry (assets/manifest.json)
-    "runs": {"errors", "files", "bundle", "devices", "ganverse3d"},
+    "distributed": {"errors"},                             # torch.distributed: process group, DDP, sharding
+    "runs": {"errors", "files", "bundle", "devices", "distributed", "ganverse3d"},
     # pure math and the renderer: nothing of networks, training or data
     "geometry": {"errors"},
     "render": {"geometry", "errors", "devices"},

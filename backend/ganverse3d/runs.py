@@ -38,6 +38,17 @@ interruption, and is refused.
 Resuming deletes the temporaries that interrupted atomic writes left in the run folder (hidden files, see
 :func:`~ganverse3d.files.remove_temp_files`).
 
+**Several processes.** Under ``torchrun --nproc_per_node=N`` a run trains data-parallel (the conventions are in
+:mod:`ganverse3d.distributed`): ``batch`` stays the global batch, each rank trains on its rows of it
+(:meth:`RunTrainer.shard`) and a trainer's step runs its networks through :meth:`RunTrainer.parallel`
+(``DistributedDataParallel``). Every rank builds the trainer and reads the inputs; only rank 0 makes the run
+folder (the others learn it from rank 0) and writes ``config.json``, ``metrics.jsonl``, samples, checkpoints and
+bundles, and runs the periodic actions; the losses in ``metrics.jsonl`` are rank 0's share of the batch. A
+checkpoint holds, beside rank 0's RNG states as ever, every rank's torch RNG state (``rng_torch_*_ranks``): a
+resume with as many processes continues bit for bit, a resume with another number of processes seeds each
+rank's torch RNG from (seed, rank, step) and continues from the same weights, optimiser states and shared
+generators. With one process nothing of this happens: checkpoints and weights are those of a plain run.
+
 **Checkpoints of the trainers before the run kit.** Up to commit 62517ea every trainer wrote its own
 checkpoint layout: torch's global RNG as ``rng.torch``, its own RNGs under other names, and the optimisers'
 and ``random.Random`` states at the top of the metadata instead of under ``optimizers`` and ``random``.
@@ -65,6 +76,7 @@ from typing import Callable, ClassVar
 import torch
 from tqdm import tqdm
 
+from . import distributed
 from .bundle import flatten_optimizer, load_state, restore_optimizer, save_state
 from .devices import resolve_device
 from .errors import InputError, setting
@@ -74,6 +86,8 @@ from .files import (check_output_file, is_file, new_run_dir, remove_temp_files, 
 # Checkpoint entries of torch's global RNG state (CPU, and the run's CUDA device when it has one).
 _GLOBAL_RNG = "rng_torch_global"
 _CUDA_RNG = "rng_torch_cuda"
+# Every rank's global (and CUDA) RNG state, [ranks, state bytes], in checkpoints of runs on several processes.
+_RANK_RNGS = {_GLOBAL_RNG: "rng_torch_global_ranks", _CUDA_RNG: "rng_torch_cuda_ranks"}
 # The global RNG's entry in checkpoints of the trainers before the run kit (module docstring).
 _OLD_GLOBAL_RNG = "rng.torch"
 # How much of a bad value a message repeats.
@@ -317,6 +331,7 @@ class RunTrainer(abc.ABC):
         self.device = torch.device(device)
         self.progress = progress
         self.step = 0
+        self.ranks = distributed.size()  # processes training together (distributed.join, in train())
 
     # -- starting and resuming -----------------------------------------------------------------------------
     @classmethod
@@ -334,7 +349,7 @@ class RunTrainer(abc.ABC):
             changes: when resuming, new values of config fields (None = keep): the :attr:`resumable` fields and,
                 unless :attr:`fixed_length`, the length may change (module docstring).
         """
-        device = resolve_device(device)
+        device = distributed.join(resolve_device(device))
         changes = {name: value for name, value in changes.items() if value is not None}
         if resume is not None:
             return cls._resume(Path(resume), device, progress, changes)
@@ -344,9 +359,17 @@ class RunTrainer(abc.ABC):
             raise TypeError(f"Changes ({', '.join(changes)}) apply to resumed runs; a new run takes them in its "
                             f"config.")
         config.check()
+        _check_batch(config)
         trainer = cls(config, None, device, progress)
-        trainer.run_dir = new_run_dir(runs_root, cls.stage, cls.run_name(config))
-        write_json(trainer.run_dir / "config.json", dataclasses.asdict(config))
+
+        def make_run_dir() -> Path:
+            run_dir = new_run_dir(runs_root, cls.stage, cls.run_name(config))
+            write_json(run_dir / "config.json", dataclasses.asdict(config))
+            return run_dir
+
+        trainer.run_dir = distributed.on_main(make_run_dir)
+        if trainer.ranks > 1:  # the networks are initialised alike everywhere; from here each rank draws its own
+            torch.manual_seed(distributed.rank_seed(config.seed, distributed.rank(), 0))
         return trainer.run()
 
     @classmethod
@@ -365,9 +388,12 @@ class RunTrainer(abc.ABC):
             raise InputError(f"A resumed run keeps its {', '.join(map(setting, refused))}{why}{rest}")
         config = dataclasses.replace(config, **changed)
         config.check()
+        _check_batch(config)
         trainer = cls(config, run_dir, device, progress)
         if is_file(trainer.state_path):
             trainer.load_checkpoint()
+        elif trainer.ranks > 1:
+            torch.manual_seed(distributed.rank_seed(config.seed, distributed.rank(), 0))
         if trainer.step > trainer.total_steps:
             length = cls.length_field
             reached = ", ".join(f"{name} {value}" for name, value in trainer.progress_fields().items())
@@ -375,13 +401,17 @@ class RunTrainer(abc.ABC):
                              f"{setting(length)} {getattr(config, length):g} would end it at step "
                              f"{trainer.total_steps}: a resume never shortens a run, so give a larger "
                              f"{setting(length)} or leave it out.")
-        remove_temp_files(run_dir)
-        keep_metrics_until(trainer.metrics_path, trainer.step)
-        if changed:
-            write_json(config_path, dataclasses.asdict(config))
-            recorded = {name: value for name, value in changed.items() if name != cls.length_field}
-            if recorded:
-                trainer.log(recorded)
+
+        def tidy_run_dir() -> None:
+            remove_temp_files(run_dir)
+            keep_metrics_until(trainer.metrics_path, trainer.step)
+            if changed:
+                write_json(config_path, dataclasses.asdict(config))
+                recorded = {name: value for name, value in changed.items() if name != cls.length_field}
+                if recorded:
+                    trainer.log(recorded)
+
+        distributed.on_main(tidy_run_dir)
         return trainer.run()
 
     # -- what a trainer defines ----------------------------------------------------------------------------
@@ -432,6 +462,22 @@ class RunTrainer(abc.ABC):
         """What the progress bar shows after a step."""
         return {}
 
+    # -- several processes (module docstring) --------------------------------------------------------------
+    @staticmethod
+    def shard(tensor: torch.Tensor) -> torch.Tensor:
+        """This rank's rows of a tensor [B, ...] drawn for the whole (global) batch; the tensor itself on one
+        process. Draw a step's random choices for the global batch from a shared generator, then shard them."""
+        return distributed.shard(tensor)
+
+    def parallel(self, network: torch.nn.Module, compute: Callable | None = None):
+        """What a training step calls to run ``network`` so that its gradients are averaged over the ranks: on one
+        process ``network`` (or ``compute``) itself, else ``network`` (or a module whose forward is ``compute``,
+        a pass that calls ``network``, perhaps several times, and returns its losses) in
+        ``DistributedDataParallel``. Each step must give every trainable parameter of ``network`` a gradient."""
+        if self.ranks == 1:
+            return network if compute is None else compute
+        return distributed.wrap(network if compute is None else _Pass(network, compute), self.device)
+
     # -- run folder ----------------------------------------------------------------------------------------
     @property
     def metrics_path(self) -> Path:
@@ -456,8 +502,10 @@ class RunTrainer(abc.ABC):
         def log_line() -> dict:  # called after a step: reads that step's stats and the timing so far
             return {"sec_per_step": round((time.perf_counter() - started) / steps_timed, 4), **self.log_values(stats)}
 
-        actions = [Periodic(config.log_every, log_line), *self.periodic()]
-        with progress_bar(self.total_steps, self.stage + " train", self.step, self.progress) as bar:
+        # Rank 0 alone logs, samples and measures; the others wait for it in their next step's gradient exchange.
+        main = distributed.is_main()
+        actions = [Periodic(config.log_every, log_line), *self.periodic()] if main else []
+        with progress_bar(self.total_steps, self.stage + " train", self.step, self.progress and main) as bar:
             while self.step < self.total_steps:
                 stats = self.train_step()
                 steps_timed += 1
@@ -474,11 +522,15 @@ class RunTrainer(abc.ABC):
                     self.log(values)
                 if self.step % config.checkpoint_every == 0 or last:
                     self.save_checkpoint()
+        distributed.barrier()  # every rank returns once rank 0's last files are written
         return self.output_path
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
-        """Write the training state, then the trainer's outputs."""
+        """Write the training state, then the trainer's outputs (rank 0; every rank takes part)."""
+        rank_states = distributed.gather(self._global_rng_states())
+        if not distributed.is_main():
+            return
         tensors, optimizers, randoms = {}, {}, {}
         for name, part in self.checkpointed().items():
             if isinstance(part, torch.nn.Module):
@@ -495,9 +547,10 @@ class RunTrainer(abc.ABC):
                 tensors[name] = part
             else:
                 raise TypeError(f"Cannot checkpoint {name}, a {type(part).__name__}.")
-        tensors[_GLOBAL_RNG] = torch.get_rng_state()
-        if self.device.type == "cuda":
-            tensors[_CUDA_RNG] = torch.cuda.get_rng_state(self.device)
+        tensors.update(rank_states[0])
+        if len(rank_states) > 1:
+            tensors.update({_RANK_RNGS[name]: torch.stack([states[name] for states in rank_states])
+                            for name in rank_states[0]})
         save_state(self.state_path, tensors, {"step": self.step, "optimizers": optimizers, "random": randoms})
         self.write_outputs()
 
@@ -521,13 +574,32 @@ class RunTrainer(abc.ABC):
                     part.setstate((version, tuple(internal), gauss))
                 elif isinstance(part, torch.Tensor):
                     part.copy_(tensors[name])
-            torch.set_rng_state(tensors[_GLOBAL_RNG].cpu())
-            if self.device.type == "cuda" and _CUDA_RNG in tensors:
-                torch.cuda.set_rng_state(tensors[_CUDA_RNG].cpu(), self.device)
             self.step = int(meta["step"])
+            self._set_global_rng_states(tensors)
         except (KeyError, RuntimeError, ValueError, TypeError):
             raise InputError(f"{self.state_path} does not fit this {self.stage} run: it was written by another "
                              f"version of ganverse3d or for another configuration.") from None
+
+    def _global_rng_states(self) -> dict[str, torch.Tensor]:
+        """This rank's torch RNG states: the global one, and the device's on CUDA."""
+        states = {_GLOBAL_RNG: torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states[_CUDA_RNG] = torch.cuda.get_rng_state(self.device)
+        return states
+
+    def _set_global_rng_states(self, tensors: dict) -> None:
+        """Restore this rank's torch RNG states from a checkpoint's ``tensors`` (module docstring: with several
+        ranks, each its own when the checkpoint has as many, else seeded from the seed, its rank and the step)."""
+        if self.ranks > 1:
+            saved = tensors.get(_RANK_RNGS[_GLOBAL_RNG])
+            if saved is None or len(saved) != self.ranks:
+                torch.manual_seed(distributed.rank_seed(self.config.seed, distributed.rank(), self.step))
+                return
+            tensors = {name: tensors[ranks_name][distributed.rank()] for name, ranks_name in _RANK_RNGS.items()
+                       if ranks_name in tensors}
+        torch.set_rng_state(tensors[_GLOBAL_RNG].cpu())
+        if self.device.type == "cuda" and _CUDA_RNG in tensors:
+            torch.cuda.set_rng_state(tensors[_CUDA_RNG].cpu(), self.device)
 
     def _from_old_layout(self, tensors: dict, meta: dict) -> tuple[dict, dict]:
         """A checkpoint of a trainer before the run kit (module docstring) in the layout of :meth:`save_checkpoint`."""
@@ -540,6 +612,27 @@ class RunTrainer(abc.ABC):
             "optimizers": {name: meta[name] for name, part in parts.items() if isinstance(part, torch.optim.Optimizer)},
             "random": {name: meta[name] for name, part in parts.items() if isinstance(part, random.Random)},
         }
+
+
+class _Pass(torch.nn.Module):
+    """A trainer's forward pass ``compute`` as the forward of a module that owns ``network``, so that
+    ``DistributedDataParallel`` can wrap the whole pass (:meth:`RunTrainer.parallel`)."""
+
+    def __init__(self, network: torch.nn.Module, compute: Callable):
+        super().__init__()
+        self.network = network
+        self.compute = compute
+
+    def forward(self, *args, **kwargs):
+        return self.compute(*args, **kwargs)
+
+
+def _check_batch(config) -> None:
+    """InputError unless the global batch ``config.batch`` splits evenly among the processes (several of them)."""
+    ranks = distributed.size()
+    if ranks > 1 and config.batch % ranks:
+        raise InputError(f"{setting('batch')} {config.batch} is the global batch, split evenly among the {ranks} "
+                         f"processes, so it must be a multiple of {ranks}.")
 
 
 class EpochTrainer(RunTrainer):
@@ -595,7 +688,11 @@ class EpochTrainer(RunTrainer):
         if in_epoch == 0:
             self.epoch_order.copy_(torch.randperm(len(self.epoch_order), generator=self.rng))
         lr = self.schedule.get_last_lr()[0]
-        stats = self.train_batch(self.epoch_order[in_epoch * batch:(in_epoch + 1) * batch])
+        items = self.epoch_order[in_epoch * batch:(in_epoch + 1) * batch]
+        # An epoch's short last batch is filled up from the epoch's start, as torch's DistributedSampler does, so
+        # that every rank trains on as many items.
+        items = torch.cat((items, self.epoch_order[:-len(items) % self.ranks]))
+        stats = self.train_batch(self.shard(items))
         self.schedule.step()
         self.step += 1
         return {**stats, "lr": lr}
@@ -612,5 +709,6 @@ class EpochTrainer(RunTrainer):
         """:meth:`RunTrainer.train`, then copy the run's model bundle to ``out`` (checked before the run starts,
         written atomically); returns ``out``."""
         out = check_output_file(out, (".safetensors",))
-        write_bytes(out, cls.train(config, runs_root, resume, device, progress, **changes).read_bytes())
+        bundle = cls.train(config, runs_root, resume, device, progress, **changes)
+        distributed.on_main(lambda: write_bytes(out, bundle.read_bytes()))
         return out

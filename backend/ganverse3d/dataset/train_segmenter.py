@@ -168,6 +168,7 @@ class SegmenterTrainer(runs.EpochTrainer):
         self.schedule = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=config.learning_rate,
                                                             total_steps=self.total_steps)
         self.epoch_order = torch.zeros_like(self.train_index)
+        self.train_net = self.parallel(self.net)  # the net, its gradients averaged over the ranks
 
     @property
     def output_path(self) -> Path:
@@ -186,7 +187,7 @@ class SegmenterTrainer(runs.EpochTrainer):
         batch = self.train_index[items]
         images, masks = _augment(self.images[batch].float() / 255, self.masks[batch, None].float(), self.rng)
         self.net.train()
-        loss = _loss(self.net(images.to(self.device)), masks.to(self.device))
+        loss = _loss(self.train_net(images.to(self.device)), masks.to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

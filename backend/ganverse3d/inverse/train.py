@@ -262,6 +262,8 @@ class Trainer(RunTrainer):
         spread = spread_over_contents(monitor, self.data.content_ids)
         self.monitor_indices = spread[:_MONITOR_ITEMS]
         self.sample_indices = spread[:_SAMPLE_ITEMS]
+        # The step's forward pass, with the network's and the cameras' gradients averaged over the ranks.
+        self.loss_pass = self.parallel(torch.nn.ModuleList([self.model, self.cameras]), self.losses)
 
     # -- cameras --------------------------------------------------------------------------------------------
     def cameras_of(self, indices: torch.Tensor):
@@ -314,17 +316,30 @@ class Trainer(RunTrainer):
 
     # -- training -------------------------------------------------------------------------------------------
     def train_step(self) -> dict:
-        config, model = self.config, self.model
+        config = self.config
+        # The global batch's items (and their other views) from the shared generators; this rank trains on its rows.
         picks = torch.randint(len(self.train_indices), (config.batch,), generator=self.rng_batches)
         first = self.train_indices[picks]
         indices = [first]
         if config.multiview:
             indices.append(torch.tensor([self.dataset.other_view(int(i), self.rng_views) for i in first]))
+        indices = [self.shard(view_indices) for view_indices in indices]
+        self.model.train()
+        loss, stats = self.loss_pass(indices)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return stats
+
+    def losses(self, indices: list[torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        """Eq. 2's loss of the dataset items ``indices`` (one tensor [B] per view: the images, and their other
+        views when multi-view) and its statistics."""
+        config, model = self.config, self.model
         targets = [self.data.batch(view_indices, self.device) for view_indices in indices]
         images, masks = targets[0]
-        model.train()
         view_cameras = concat_cameras([self.cameras_of(i) for i in indices])
-        views, batch = len(indices), config.batch
+        views, batch = len(indices), len(indices[0])
         prediction = model(images, masks)
         image_cameras = self.image_cameras_active()
         if image_cameras:
@@ -351,15 +366,10 @@ class Trainer(RunTrainer):
                        "flatten": flatten_loss(prediction.verts, model.faces, self.edges, self.edge_faces),
                        "move": move_loss(prediction.offsets)}
         loss, stats = total_loss(terms, shape_terms, camera_term, self.weights)
-
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.step += 1
         stats["train_iou"] = float(mask_iou(rendered.mask[:batch], masks).mean())
         if image_cameras:
             stats["image_cameras_kept"] = float(kept.float().mean())
-        return stats
+        return loss, stats
 
     def image_cameras_active(self) -> bool:
         return self.config.image_cameras and self.step >= self.config.image_cameras_start

@@ -105,15 +105,6 @@ def load_image_folder(folder, resolution: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
 
 
-def _mapping_with_mixing(G: Generator, z: torch.Tensor, probability: float, rng: torch.Generator):
-    ws = G.mapping(z, update_w_avg=True)
-    if probability > 0 and torch.rand([], generator=rng).item() < probability:
-        cutoff = int(torch.randint(1, G.num_ws, [], generator=rng))
-        z_other = torch.randn(z.shape, generator=rng).to(z.device)
-        ws = torch.cat((ws[:, :cutoff], G.mapping(z_other, update_w_avg=False)[:, cutoff:]), dim=1)
-    return ws
-
-
 class Trainer(RunTrainer):
     """The networks, optimizers and data of one StyleGAN2 run (the loop and checkpoints: :mod:`ganverse3d.runs`)."""
 
@@ -145,6 +136,9 @@ class Trainer(RunTrainer):
         self.fid = None
         self.view_reader = (_load_view_reader(config.feature_net, device).requires_grad_(False)
                             if config.view_mixing > 0 else None)
+        # G's and D's passes of a step, with their gradients averaged over the ranks (runs.RunTrainer.parallel).
+        self.generator_pass = self.parallel(self.G, self.generator_loss)
+        self.discriminator_pass = self.parallel(self.D, self.discriminator_loss)
 
     @classmethod
     def run_name(cls, config: TrainConfig) -> str:
@@ -191,34 +185,47 @@ class Trainer(RunTrainer):
         return {"G": f"{stats['loss_G']:.3f}", "D": f"{stats['loss_D']:.3f}", "kimg": f"{self.kimg:.1f}"}
 
     # -- training ----------------------------------------------------------------------------------------
+    # Every draw is made for the global batch from the shared ``rng`` and sharded: this rank's rows of it.
     def real_batch(self) -> torch.Tensor:
-        index = torch.randint(len(self.reals), (self.config.batch,), generator=self.rng)
+        """This rank's share of a global batch of training images, [B / ranks, 3, R, R] in [-1, 1]."""
+        index = self.shard(torch.randint(len(self.reals), (self.config.batch,), generator=self.rng))
         images = self.reals[index].to(self.device, torch.float32) / 127.5 - 1
         if self.config.mirror:
-            flip = torch.rand(self.config.batch, generator=self.rng).to(self.device) < 0.5
+            flip = self.shard(torch.rand(self.config.batch, generator=self.rng)).to(self.device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(-1), images)
         return images
 
     def latents(self, count: int) -> torch.Tensor:
-        return torch.randn(count, self.config.z_dim, generator=self.rng).to(self.device)
+        """This rank's rows of ``count`` latents [count, z_dim] drawn for all ranks."""
+        return self.shard(torch.randn(count, self.config.z_dim, generator=self.rng)).to(self.device)
 
-    def train_step(self) -> dict:
+    def mapping(self, count: int) -> torch.Tensor:
+        """ws [count / ranks, num_ws, w_dim] of new latents, mixed with a second set's from a random layer on
+        (with probability ``style_mixing``, one cutoff for the whole batch)."""
+        G = self.G
+        ws = G.mapping(self.latents(count), update_w_avg=True)
+        if self.config.style_mixing > 0 and torch.rand([], generator=self.rng).item() < self.config.style_mixing:
+            cutoff = int(torch.randint(1, G.num_ws, [], generator=self.rng))
+            ws = torch.cat((ws[:, :cutoff], G.mapping(self.latents(count), update_w_avg=False)[:, cutoff:]), dim=1)
+        return ws
+
+    def generator_loss(self) -> tuple[torch.Tensor, dict]:
+        """G's loss on this rank's share of a batch: non-saturating logistic, plus lazy path length and the
+        view-mixing loss when on; and its statistics."""
         config, G, D = self.config, self.G, self.D
         stats = {}
-
-        # Generator: non-saturating logistic loss, plus lazy path-length regularisation.
-        G.requires_grad_(True)
-        D.requires_grad_(False)
-        ws = _mapping_with_mixing(G, self.latents(config.batch), config.style_mixing, self.rng)
+        # Halves of the batch, never less than a row per rank.
+        half = max(config.batch // 2, self.ranks)
+        ws = self.mapping(config.batch)
         with self.autocast():
             logits = D(G.synthesis(ws, noise_mode="random")).float()
         loss_G = F.softplus(-logits).mean()
         stats["loss_G"] = loss_G.item()
         if config.pl_weight > 0 and self.step % config.pl_interval == 0:
-            pl_ws = _mapping_with_mixing(G, self.latents(max(config.batch // 2, 1)), config.style_mixing, self.rng)
+            pl_ws = self.mapping(half)
             # Always float32: in bfloat16 this second-order term came out 7 % off (the losses 0.1-0.4 %).
             images = G.synthesis(pl_ws, noise_mode="random")
-            noise = torch.randn(images.shape, generator=self.rng).to(self.device) / math.sqrt(
+            noise = self.shard(torch.randn((half, *images.shape[1:]), generator=self.rng)).to(self.device) / math.sqrt(
                 images.shape[2] * images.shape[3])
             (grad,) = torch.autograd.grad((images * noise).sum(), pl_ws, create_graph=True)
             lengths = grad.square().sum(2).mean(1).sqrt()
@@ -227,25 +234,18 @@ class Trainer(RunTrainer):
             loss_G = loss_G + penalty * config.pl_weight * config.pl_interval
             stats["pl_penalty"] = penalty.item()
         if self.view_reader is not None:
-            half = max(config.batch // 2, 1)
             ws_view, ws_content = (G.mapping(self.latents(half), update_w_avg=False) for _ in range(2))
             with self.autocast():
                 mixing, mixing_stats = view_mixing_loss(G, self.view_reader, ws_view, ws_content, config.view_layers)
             loss_G = loss_G + mixing * config.view_mixing
             stats.update(view_mixing=mixing.item(), **mixing_stats)
-        self.opt_G.zero_grad(set_to_none=True)
-        loss_G.backward()
-        self.opt_G.step()
+        return loss_G, stats
 
-        # Discriminator: logistic loss on fakes and reals, plus lazy R1 on reals.
-        G.requires_grad_(False)
-        D.requires_grad_(True)
-        with torch.no_grad():
-            ws = _mapping_with_mixing(G, self.latents(config.batch), config.style_mixing, self.rng)
-            with self.autocast():
-                fakes = G.synthesis(ws, noise_mode="random").float()
-        do_r1 = config.r1_gamma > 0 and self.step % config.r1_interval == 0
-        reals = self.real_batch().requires_grad_(do_r1)
+    def discriminator_loss(self, fakes: torch.Tensor, reals: torch.Tensor, do_r1: bool) -> tuple[torch.Tensor, dict]:
+        """D's logistic loss on this rank's ``fakes`` and ``reals`` [B / ranks, 3, R, R], plus lazy R1 on the reals
+        (``do_r1``: reals require a gradient), and its statistics."""
+        config, D = self.config, self.D
+        stats = {}
         with self.autocast():
             fake_logits, real_logits = D(fakes).float(), D(reals).float()
         loss_D = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
@@ -255,6 +255,28 @@ class Trainer(RunTrainer):
             penalty = grad.square().sum((1, 2, 3)).mean()
             loss_D = loss_D + penalty * (config.r1_gamma / 2) * config.r1_interval
             stats["r1_penalty"] = penalty.item()
+        return loss_D, stats
+
+    def train_step(self) -> dict:
+        config, G, D = self.config, self.G, self.D
+
+        G.requires_grad_(True)
+        D.requires_grad_(False)
+        loss_G, stats = self.generator_pass()
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_G.backward()
+        self.opt_G.step()
+
+        G.requires_grad_(False)
+        D.requires_grad_(True)
+        with torch.no_grad():
+            ws = self.mapping(config.batch)
+            with self.autocast():
+                fakes = G.synthesis(ws, noise_mode="random").float()
+        do_r1 = config.r1_gamma > 0 and self.step % config.r1_interval == 0
+        reals = self.real_batch().requires_grad_(do_r1)
+        loss_D, stats_D = self.discriminator_pass(fakes, reals, do_r1)
+        stats.update(stats_D)
         self.opt_D.zero_grad(set_to_none=True)
         loss_D.backward()
         self.opt_D.step()

@@ -224,6 +224,7 @@ class FeatureNetTrainer(runs.EpochTrainer):
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
         self.epoch_order = torch.zeros(len(self.training.images), dtype=torch.int64)
+        self.train_net = self.parallel(self.net)  # the net, its gradients averaged over the ranks
 
     @property
     def output_path(self) -> Path:
@@ -243,7 +244,7 @@ class FeatureNetTrainer(runs.EpochTrainer):
         flip = torch.rand(len(items), generator=self.rng) < 0.5
         images, azimuth = _mirror(training.images[items].float() / 255, training.azimuth[items], flip)
         self.net.train()
-        body_logits, azimuth_logits, elevation = self.net(images.to(device))
+        body_logits, azimuth_logits, elevation = self.train_net(images.to(device))
         loss_body = F.cross_entropy(body_logits, training.body[items].to(device))
         loss_azimuth = F.cross_entropy(azimuth_logits, _azimuth_bin(azimuth, self.net.azimuth_bins).to(device))
         loss_elevation = F.mse_loss(elevation / _ELEVATION_UNIT_DEG,
