@@ -34,11 +34,46 @@ LENGTH = bpy.props.FloatProperty(name="Length", description="Real-world length o
 CREATE_CAMERA = bpy.props.BoolProperty(name="Create Matching Camera", default=True,
                                        description="Add a camera that sees the car as the photo does and make it "
                                                    "the scene camera; the render resolution becomes square, as the "
-                                                   "framed photo is (keeping its larger side)")
+                                                   "framed photo is (keeping its larger side). Off: the render "
+                                                   "resolution is left as it is")
 PHOTO_BACKGROUND = bpy.props.BoolProperty(name="Photo as Camera Background", default=True,
                                           description="Show the framed photo behind the car in the camera view")
+# The worker's quality presets (ganverse3d.api.QUALITIES, which the add-on cannot import: it never loads the
+# backend) by name: fitting steps, texture height (0 = the network's 64 x 32 texture; a baked one is twice as
+# wide as high, width x height as Blender writes image sizes) and what a warm import
+# of docs/example_car.png took on one CPU core. tests/blender_addon pins names and numbers to api.QUALITIES.
+QUALITIES = {"fast": (0, 0, "well under a second"), "balanced": (50, 1024, "about 10 s"),
+             "best": (200, 2048, "about 20 s")}
+DEFAULT_QUALITY = "fast"  # api.DEFAULT_QUALITY: the worker's own default
+TEXTURE_SIZES = (512, 1024, 2048, 4096)  # api.MIN_TEXTURE_SIZE .. api.MAX_TEXTURE_SIZE, in powers of two
+
+
+def _quality_description(fit_steps: int, texture_size: int, cost: str) -> str:
+    fitting = (f"{fit_steps} steps of fitting mesh, proportions and camera to the photo" if fit_steps else
+               "The network's prediction, no fitting")
+    texture = (f"the photo baked into a {2 * texture_size} x {texture_size} texture" if texture_size else
+               "its 64 x 32 texture")
+    return f"{fitting}, {texture}: {cost} on a CPU"
+
+
+QUALITY = bpy.props.EnumProperty(
+    name="Quality",
+    description="How hard the backend works on the car: fitting it to the photo and baking the photo into its "
+                "texture take longer and follow the photo more closely",
+    items=[(name.upper(), name.title(), _quality_description(*preset)) for name, preset in QUALITIES.items()],
+    default=DEFAULT_QUALITY.upper())
+TEXTURE_SIZE = bpy.props.EnumProperty(
+    name="Texture Size",
+    description="Height in pixels of the texture baked from the photo (it is twice as wide)",
+    items=[("AUTO", "Auto", "The Quality's: " + ", ".join(
+               (f"{2 * size} x {size}" if size else "the network's 64 x 32") + f" for {name.title()}"
+               for name, (_, size, _) in QUALITIES.items()))]
+          + [(str(size), str(size), f"The photo baked into a {2 * size} x {size} texture, whatever the Quality")
+             for size in TEXTURE_SIZES],
+    default="AUTO")
 # The panel's settings (GANVERSE3D_PG_import_settings) -> the import operator's properties that they set.
-IMPORT_OPTIONS = {"photo": "filepath", "mask": "mask", "length": "length", "create_camera": "create_camera",
+IMPORT_OPTIONS = {"photo": "filepath", "mask": "mask", "length": "length", "quality": "quality",
+                  "texture_size": "texture_size", "create_camera": "create_camera",
                   "photo_background": "photo_background"}
 
 
@@ -159,15 +194,19 @@ class GANVERSE3D_OT_import_photo(WorkerRequestOperator, bpy.types.Operator):
     """Reconstruct the car in a photo as a textured mesh, with a camera that sees it as the photo does.
 
     Each import goes into a collection of its own, named after the photo (one undo step removes it all). With
-    Create Matching Camera the render resolution becomes square, keeping the larger of its width and height:
-    the worker frames the car in a square crop of the photo and returns a square camera (sensor_fit VERTICAL),
-    so in a 1920 x 1080 frame the camera would see past the photo's sides and the render would not be the
-    photo's framing; a square frame shows exactly what the framed photo shows.
+    Create Matching Camera the render resolution takes the framed photo's aspect, keeping the larger of its
+    width and height: the worker frames the car in a square crop of the photo and returns a camera whose
+    vertical field of view spans that crop (sensor_fit VERTICAL), so in a 1920 x 1080 frame the camera would see
+    past the photo's sides and the render would not be the photo's framing; a square frame shows exactly what
+    the framed photo shows. The resolution is the scene's, shared by all its cameras, so it changes only with
+    the camera the import makes the scene camera: an import without a camera leaves the scene's render alone.
     """
 
     bl_idname = "ganverse3d.import_photo"
     bl_label = "Import Car from Photo"
-    bl_description = "Reconstruct the car in a photo as a textured mesh, with a camera that sees it as the photo does"
+    bl_description = ("Reconstruct the car in a photo as a textured mesh, with a camera that sees it as the photo "
+                      "does; with that camera the render resolution takes the framed photo's (square) aspect, "
+                      "without it the render is left as it is")
     bl_options = {"REGISTER", "UNDO"}
     status_line = "import_status"
 
@@ -175,6 +214,8 @@ class GANVERSE3D_OT_import_photo(WorkerRequestOperator, bpy.types.Operator):
     filter_glob: bpy.props.StringProperty(default=";".join(_PHOTO_EXTENSIONS), options={"HIDDEN"})
     mask: MASK
     length: LENGTH
+    quality: QUALITY
+    texture_size: TEXTURE_SIZE
     create_camera: CREATE_CAMERA
     photo_background: PHOTO_BACKGROUND
 
@@ -224,7 +265,10 @@ class GANVERSE3D_OT_import_photo(WorkerRequestOperator, bpy.types.Operator):
         self._photo = photo
         self._started = time.monotonic()
         self._out_dir = tempfile.mkdtemp(prefix="ganverse3d_import_")
+        # texture_size None: the quality's; fit_steps left out: the quality's too (the panel does not set it).
+        texture_size = None if self.texture_size == "AUTO" else int(self.texture_size)
         return session.worker_client(context).request("reconstruct", photo=photo, mask=mask, length=self.length,
+                                                      quality=self.quality.lower(), texture_size=texture_size,
                                                       out_dir=self._out_dir)
 
     def cleanup(self):

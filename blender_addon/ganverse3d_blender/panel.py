@@ -1,6 +1,6 @@
 """The "GANverse3D" tab of the 3D viewport's sidebar: photo, mask, options, Import button, status line.
 
-The field names (Photo, Mask, Length) are the words the backend's error messages use.
+The field names (Photo, Mask, Length, Quality, Texture Size) are the words the backend's error messages use.
 """
 
 import bpy
@@ -14,6 +14,8 @@ class GANVERSE3D_PG_import_settings(bpy.types.PropertyGroup):
     photo: operators.PHOTO
     mask: operators.MASK
     length: operators.LENGTH
+    quality: operators.QUALITY
+    texture_size: operators.TEXTURE_SIZE
     create_camera: operators.CREATE_CAMERA
     photo_background: operators.PHOTO_BACKGROUND
 
@@ -31,6 +33,8 @@ class GANVERSE3D_PT_import(bpy.types.Panel):
         layout.prop(settings, "photo")
         layout.prop(settings, "mask")
         layout.prop(settings, "length")
+        layout.prop(settings, "quality")
+        layout.prop(settings, "texture_size")
         layout.prop(settings, "create_camera")
         row = layout.row()
         row.active = settings.create_camera

@@ -13,6 +13,7 @@ car's texture is named after the car and packed into the .blend, and the car is 
 
 import json
 import os
+import struct
 
 import bpy
 
@@ -70,6 +71,20 @@ def _load_packed_image(path: str, name: str, created: list):
     return image
 
 
+def _png_aspect(path: str) -> float:
+    """Width / height of the PNG file at ``path``, from its header (the image need not be loaded into Blender)."""
+    try:
+        with open(path, "rb") as file:
+            header = file.read(24)
+    except OSError as error:
+        raise BuildError(f"The backend's image {path} cannot be read: {error.strerror or error}.") from None
+    # The 8-byte signature, then the IHDR chunk: length, type, width and height (big-endian).
+    width, height = struct.unpack(">II", header[16:24]) if len(header) == 24 else (0, 0)
+    if header[:8] != b"\x89PNG\r\n\x1a\n" or header[12:16] != b"IHDR" or not width or not height:
+        raise BuildError(f"The backend's image {path} is not a PNG file.")
+    return width / height
+
+
 def _car_material(name: str, texture, created: list) -> bpy.types.Material:
     """A Principled BSDF whose base colour is ``texture`` through the mesh's UVs."""
     material = bpy.data.materials.new(name)
@@ -85,7 +100,7 @@ def _car_material(name: str, texture, created: list) -> bpy.types.Material:
     return material
 
 
-def _car_object(name: str, mesh_path: str, material, created: list) -> bpy.types.Object:
+def _car_object(name: str, mesh_path: str, created: list) -> bpy.types.Object:
     vertices, faces, uvs = _read_mesh(mesh_path)
     mesh = bpy.data.meshes.new(name)
     created.append(mesh)
@@ -94,7 +109,6 @@ def _car_object(name: str, mesh_path: str, material, created: list) -> bpy.types
     mesh.uv_layers.new(name="UVMap").data.foreach_set("uv", uvs)
     # use_smooth rather than Mesh.shade_smooth(): the latter only exists from Blender 4.1 on.
     mesh.polygons.foreach_set("use_smooth", [True] * len(mesh.polygons))
-    mesh.materials.append(material)
     mesh.update()
     car = bpy.data.objects.new(name, mesh)
     created.append(car)
@@ -158,7 +172,7 @@ def build_car(context, result: dict, photo_path: str, create_camera: bool, photo
 
     The collection is named after the photo (Blender makes the name unique) and is a child of the active
     collection. Returns (car object, camera object or None). The car is selected and active; the camera becomes
-    the scene camera and the render resolution takes the camera's aspect (see :func:`match_render_aspect`).
+    the scene camera and the render resolution takes the framed photo's aspect (see :func:`match_render_aspect`).
     Raises :class:`BuildError` (or, for a bug, anything else) after removing whatever it had created.
     """
     stem = os.path.splitext(os.path.basename(photo_path))[0]
@@ -166,16 +180,21 @@ def build_car(context, result: dict, photo_path: str, create_camera: bool, photo
     parent = context.view_layer.active_layer_collection.collection
     created = []
     try:
-        texture = _load_packed_image(_field(result, "texture"), f"car_{stem}_texture", created)
-        material = _car_material(f"car_{stem}", texture, created)
-        car = _car_object(f"car_{stem}", _field(result, "mesh"), material, created)
+        car = _car_object(f"car_{stem}", _field(result, "mesh"), created)
+        # Texture and material are named after the car as Blender named it (a second import of a photo makes
+        # car_<photo>.001), so that each car's texture is found by its name in the .blend.
+        texture = _load_packed_image(_field(result, "texture"), f"{car.name}_texture", created)
+        car.data.materials.append(_car_material(car.name, texture, created))
         camera = None
         if create_camera:
-            photo = (_load_packed_image(_field(result, "framed_photo"), f"photo_{stem}", created)
-                     if photo_background else None)
+            framed_photo = _field(result, "framed_photo")
+            # The reconstruction's camera saw the framed photo and nothing else: its vertical field of view spans
+            # the photo's height (sensor_fit VERTICAL), and the sensor's width says nothing (the worker sends a
+            # square sensor whatever the frame). Blender widens the frame to the render's aspect, so only a render
+            # of the framed photo's aspect (square: the worker crops the car square) shows what that camera saw.
+            aspect = _png_aspect(framed_photo)
+            photo = _load_packed_image(framed_photo, f"photo_{stem}", created) if photo_background else None
             camera = _camera_object(f"camera_{stem}", _field(result, "camera"), photo, created)
-            # The camera's film back is the framed photo's shape (square: 36 x 36 mm); Blender clamps both to >= 1.
-            aspect = camera.data.sensor_width / camera.data.sensor_height
     except BaseException:
         bpy.data.batch_remove(created)  # objects, meshes, materials, images, cameras made so far
         raise

@@ -1,8 +1,9 @@
 """A stand-in for ``python -m ganverse3d.worker`` that misbehaves on purpose, for the add-on's tests.
 
 Run as ``fake_worker.py BEHAVIOUR STARTS_FILE [worker options...]``; every start appends a line to STARTS_FILE
-(so tests can count restarts). :func:`write_launcher` makes an executable that tests give the add-on as its
-backend Python. Behaviours:
+(so tests can count restarts), every request its JSON to a file beside it (:func:`received`, so tests see what
+the add-on sent). :func:`write_launcher` makes an executable that tests give the add-on as its backend Python.
+Behaviours:
 
 * ``echo``: a well-behaved worker: every request gets two progress events, then a result
   ``{"op": ..., "arguments": {...}, "pid": ...}``; ``shutdown`` exits 0; ``fail`` gets an "input" error reply.
@@ -42,6 +43,16 @@ def write_launcher(folder: Path, behaviour: str) -> tuple[str, Path]:
     return str(launcher), starts
 
 
+def requests_file(starts: Path) -> Path:
+    return starts.with_name(starts.name.replace("_starts.txt", "_requests.jsonl"))
+
+
+def received(starts: Path) -> list[dict]:
+    """The requests that the workers of the launcher with starts file ``starts`` have read, in order."""
+    path = requests_file(starts)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
 def reply(message):
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
@@ -69,6 +80,8 @@ def main(behaviour: str, starts_file: str, options: list[str]) -> None:
         sys.exit(1)
     for line in sys.stdin:
         request = json.loads(line)
+        with open(requests_file(Path(starts_file)), "a") as requests:
+            requests.write(json.dumps(request) + "\n")
         request_id, op = request["id"], request["op"]
         if behaviour == "crash":
             sys.stderr.write("Fatal Python error: Segmentation fault\n")

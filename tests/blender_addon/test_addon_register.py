@@ -12,6 +12,8 @@ import addon_utils  # Blender's own module: importable once bpy is
 import pytest
 
 import ganverse3d_blender
+from ganverse3d import api
+from ganverse3d.worker import addon_setting
 
 ADDON = "ganverse3d_blender"
 PACKAGE_DIR = Path(ganverse3d_blender.__file__).parent
@@ -55,7 +57,8 @@ def test_register_adds_everything_and_unregister_leaves_no_trace():
             assert (preferences.python, preferences.model, preferences.device, preferences.timeout) == \
                    ("", "", "AUTO", 300)
             settings = bpy.context.scene.ganverse3d
-            assert (settings.length, settings.create_camera, settings.photo_background) == (4.5, True, True)
+            assert (settings.length, settings.quality, settings.texture_size, settings.create_camera,
+                    settings.photo_background) == (4.5, "FAST", "AUTO", True, True)
             assert bpy.types.GANVERSE3D_OT_import_photo.bl_options == {"REGISTER", "UNDO"}
         finally:
             addon_utils.disable(ADDON, default_set=True, handle_error=None)
@@ -178,26 +181,66 @@ def enabled():
 
 
 def test_the_settings_have_the_names_the_backends_messages_use(enabled):
-    """The worker's errors speak of "the Photo", "the Mask", "the Length", "the Device setting", ..."""
+    """The worker's errors speak of "the Photo", "the Mask", "the Length", "the Quality", "the Device", ..."""
     def names(rna, identifiers):
         return [rna.properties[identifier].name for identifier in identifiers]
-    assert names(bpy.context.scene.ganverse3d.bl_rna, ("photo", "mask", "length")) == \
-        ["Photo", "Mask", "Length"]
+    panel_settings = ("photo", "mask", "length", "quality", "texture_size")
+    assert names(bpy.context.scene.ganverse3d.bl_rna, panel_settings) == \
+        [addon_setting(name) for name in panel_settings] == ["Photo", "Mask", "Length", "Quality", "Texture Size"]
     assert names(bpy.context.preferences.addons[ADDON].preferences.bl_rna,
                  ("python", "model", "device", "timeout")) == ["Backend Python", "Model", "Device", "Timeout"]
+
+
+def enum_items(identifier: str) -> list:
+    return list(bpy.context.scene.ganverse3d.bl_rna.properties[identifier].enum_items)
+
+
+def test_the_quality_presets_are_the_backends(enabled):
+    """The add-on cannot import ganverse3d.api (it never loads the backend), so its copy of api.QUALITIES is
+    pinned here: names, fitting steps, texture sizes, default, and the descriptions that state them."""
+    operators = enabled.operators
+    assert {name: steps_and_size for name, (*steps_and_size, _) in operators.QUALITIES.items()} == \
+        {name: [quality.fit_steps, quality.texture_size] for name, quality in api.QUALITIES.items()}
+    assert operators.DEFAULT_QUALITY == api.DEFAULT_QUALITY
+    items = enum_items("quality")
+    assert [item.identifier.lower() for item in items] == list(api.QUALITIES)
+    assert bpy.context.scene.ganverse3d.quality.lower() == api.DEFAULT_QUALITY
+    for item in items:
+        preset = api.QUALITIES[item.identifier.lower()]
+        steps = f"{preset.fit_steps} steps of fitting" if preset.fit_steps else "no fitting"
+        texture = (f"{2 * preset.texture_size} x {preset.texture_size} texture" if preset.texture_size else
+                   "64 x 32 texture")
+        assert steps in item.description and texture in item.description, item.description
+        assert " s on a CPU" in item.description or "second on a CPU" in item.description, "and what it costs"
+
+
+def test_the_texture_sizes_are_auto_or_sizes_the_backend_accepts(enabled):
+    items = enum_items("texture_size")
+    assert [item.identifier for item in items] == ["AUTO", "512", "1024", "2048", "4096"]
+    assert all(api.MIN_TEXTURE_SIZE <= int(item.identifier) <= api.MAX_TEXTURE_SIZE for item in items[1:])
+    auto = items[0].description
+    for name, quality in api.QUALITIES.items():
+        size = f"{2 * quality.texture_size} x {quality.texture_size}" if quality.texture_size else "64 x 32"
+        assert f"{size} for {name.title()}" in auto, auto
+    for item in items[1:]:
+        size = int(item.identifier)
+        assert f"{2 * size} x {size} texture" in item.description
 
 
 def test_the_panel_and_the_preferences_draw_their_options_and_status(enabled):
     bpy.context.window_manager.ganverse3d.import_status = "Imported car_x and camera_x (4.50 m long) in 1.0 s."
     settings = bpy.context.scene.ganverse3d
     settings.photo, settings.mask, settings.length = "/photos/car.jpg", "/photos/car_mask.png", 3.5
+    settings.quality, settings.texture_size = "BEST", "4096"
     items = []
     enabled.panel.GANVERSE3D_PT_import.draw(RecordingLayoutOwner(items), bpy.context)
-    assert items == [("prop", "photo"), ("prop", "mask"), ("prop", "length"), ("prop", "create_camera"),
+    assert items == [("prop", "photo"), ("prop", "mask"), ("prop", "length"), ("prop", "quality"),
+                     ("prop", "texture_size"), ("prop", "create_camera"),
                      ("prop", "photo_background"), ("operator", "ganverse3d.import_photo"),
                      ("label", "Imported car_x and camera_x (4.50 m long) in 1.0 s.", "INFO")]
     assert OperatorButton.last.values == {"filepath": "/photos/car.jpg", "mask": "/photos/car_mask.png", "length": 3.5,
-                                          "create_camera": True, "photo_background": True}
+                                          "quality": "BEST", "texture_size": "4096", "create_camera": True,
+                                          "photo_background": True}
     items = []
     preferences = bpy.context.preferences.addons[ADDON].preferences
     enabled.preferences.GANVERSE3D_AddonPreferences.draw(RecordingLayoutOwner(items, preferences), bpy.context)
