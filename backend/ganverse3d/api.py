@@ -391,10 +391,12 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
                               prediction.scale, prediction.translation, texture, camera, net_image, net_mask,
                               FitSettings(steps=fit_steps))
         verts, texture, camera = fitted.verts, fitted.texture, fitted.camera
+    face_uvs = net.face_uvs
     if texture_size:
-        texture = _photo_texture(photo, car_image, box, verts[0], net.faces, net.face_uvs, camera, texture[0],
-                                 texture_size)[None]
-    mesh = TexturedMesh(verts[0].detach(), net.faces.cpu(), net.face_uvs.cpu(), texture[0].detach())
+        face_uvs, texture = _photo_texture(photo, car_image, box, verts[0], net.faces, net.face_uvs, camera,
+                                           texture[0], texture_size)
+        texture = texture[None]
+    mesh = TexturedMesh(verts[0].detach(), net.faces.cpu(), face_uvs.cpu(), texture[0].detach())
     camera = camera.to(device="cpu")
     sources = {what: Path(source) for what, source in (("photo", image), ("mask", mask))
                if isinstance(source, (str, os.PathLike))}
@@ -403,15 +405,20 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
 
 
 def _photo_texture(photo: Image.Image, car: Image.Image, box, verts, faces, face_uvs, camera: Camera, texture,
-                   texture_size: int) -> torch.Tensor:
-    """The photo baked into a [3, texture_size, 2 texture_size] texture (``ganverse3d.render.projection``): the
-    crop ``box`` the camera sees, resampled to its own pixels but at most ``texture_size`` (a texture's half
-    width covers the half of the car a photo shows), with the car's mask."""
+                   texture_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A UV atlas of the mesh (``ganverse3d.render.atlas``), per-face UVs [F, 3, 2], and the photo baked into a
+    [3, texture_size, 2 texture_size] texture on it (``ganverse3d.render.projection``): the crop ``box`` the
+    camera sees, resampled to its own pixels but at most ``texture_size`` (about the texels the half of the
+    car a photo shows gets), with the car's mask; the network's ``texture`` (on ``face_uvs``) where it says
+    nothing."""
+    from .render.atlas import uv_atlas
     from .render.projection import project_photo
 
     side = max(FRAMED_SIZE, min(round(box[2]), texture_size))
     region, region_mask = _framed(photo, car, box, side, verts.device)
-    return project_photo(verts, faces, face_uvs, camera[:1], region, texture, texture_size, mask=region_mask)
+    atlas_uvs = uv_atlas(verts, faces)
+    return atlas_uvs, project_photo(verts, faces, face_uvs, camera[:1], region, texture, atlas_uvs, texture_size,
+                                    mask=region_mask)
 
 
 def turntable_sheet(reconstruction: Reconstruction, size: int = 128) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Texture from the photo: bake a photo, seen through a camera, into a mesh's UV texture (issue 18, section 2).
 
-:func:`project_photo` makes a texture of ``texture_size`` x 2 ``texture_size`` texels in the mesh's own UV
-layout (the template sphere's, 2 : 1). Each texel is a point of the surface (the UV triangles are rasterised
-in texture space; a texel takes the point its face's barycentrics give). Its colour is, blended by weights:
+:func:`project_photo` makes a texture of ``texture_size`` x 2 ``texture_size`` texels in a UV layout of the
+mesh given for it (``atlas_uvs``: in use, ``render.atlas.uv_atlas`` of the mesh, each texel about the same
+patch of surface). Each texel is a point of the surface (the UV triangles are rasterised in texture space; a
+texel takes the point its face's barycentrics give). Its colour is, blended by weights:
 
 1. **the photo** where the point is visible from the camera — in front of the z-buffer of the mesh rendered
    at the photo's resolution, inside the photo's car mask when one is given — weighted by how squarely it
@@ -10,11 +11,12 @@ in texture space; a texel takes the point its face's barycentrics give). Its col
 2. what is left, **the mirrored point** (x -> -x, its normal mirrored too) when *it* is visible, with its
    own weight, in the photo's colour there: cars are mirror-symmetric (any UV layout will do, the mesh
    itself must be symmetric in x, as the network's and the fitted meshes are);
-3. what is left after that, **the predicted texture** (the network's, upsampled by sampling it as the
-   renderer does: wrapping in u, clamped in v).
+3. what is left after that, **the predicted texture**, sampled as the renderer does (wrapping in u, clamped
+   in v) at the point's UV in the predicted texture's own layout (``face_uvs``, the template's).
 
-Texels no face covers (the gutters near the poles) take the mean of their covered neighbours, repeated
-``dilate`` times, so bilinear and mipmapped sampling across a face's edge does not read black.
+Texels no face covers (the gutters between charts) take the mean of their covered neighbours, repeated
+``dilate_steps`` times, and then the rest the mean colour of ever larger blocks around them, so bilinear and
+mipmapped sampling across a chart's edge reads the chart's colours, not black.
 
 Tensors in, tensors out; no networks, no files. Vectorised torch: about a second for 1024 x 2048 on one CPU core.
 """
@@ -72,8 +74,15 @@ def _ramp(value: torch.Tensor, low: float, high: float) -> torch.Tensor:
 
 
 def dilate(texture: torch.Tensor, covered: torch.Tensor, steps: int) -> torch.Tensor:
-    """Fill uncovered texels of ``texture`` [C, H, W] (``covered`` [H, W] bool) with the mean of their covered
-    3 x 3 neighbours, ``steps`` times (wrapping in u, as the texture does)."""
+    """Fill the uncovered texels of ``texture``: ``steps`` times with the mean of their covered 3 x 3 neighbours
+    (wrapping in u, as the texture does), then every one still uncovered from :func:`_pull_push`.
+
+    Args:
+        texture: [C, H, W] float; covered: [H, W] bool, the texels whose colour is known.
+
+    Returns:
+        [C, H, W] the texture with every texel filled (uncovered texels of an all-uncovered texture stay 0).
+    """
     values = texture * covered
     weight = covered.to(texture.dtype)[None]
     for _ in range(steps):
@@ -84,27 +93,48 @@ def dilate(texture: torch.Tensor, covered: torch.Tensor, steps: int) -> torch.Te
         fill = (weight == 0) & (count > 0)
         values = torch.where(fill, total / count.clamp_min(1e-12), values)
         weight = torch.where(fill, torch.ones_like(weight), weight)
-    return values
+    return _pull_push(values, weight)
+
+
+def _pull_push(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``values`` [C, H, W] (0 where unknown) with each texel where ``weight`` [1, H, W] is 0 replaced by the
+    covered mean of the 2 x 2 block above it, recursively (the block's own gaps filled the same way): the
+    gutters of a mip level then hold their charts' colours."""
+    if bool((weight > 0).all()) or not bool((weight > 0).any()):
+        return values
+    # The same window over both: the average's divisor cancels, also in the partial blocks of odd sizes.
+    total = F.avg_pool2d((values * weight)[None], 2, ceil_mode=True)[0]
+    count = F.avg_pool2d(weight[None], 2, ceil_mode=True)[0]
+    coarse_weight = (count > 0).to(values.dtype)
+    coarse = _pull_push(total / count.clamp_min(1e-12) * coarse_weight, coarse_weight)
+    height, width = values.shape[-2:]
+    upsampled = coarse.repeat_interleave(2, -2).repeat_interleave(2, -1)[..., :height, :width]
+    return torch.where(weight > 0, values, upsampled)
 
 
 def project_photo(verts: torch.Tensor, faces: torch.Tensor, face_uvs: torch.Tensor, camera: Camera,
-                  photo: torch.Tensor, texture: torch.Tensor, texture_size: int, mask: torch.Tensor | None = None,
-                  min_cos: float = 0.1, full_cos: float = 0.3, mirror: bool = True, dilate_steps: int = 4,
-                  depth_tolerance: float = 0.01) -> torch.Tensor:
+                  photo: torch.Tensor, texture: torch.Tensor, atlas_uvs: torch.Tensor, texture_size: int,
+                  mask: torch.Tensor | None = None, min_cos: float = 0.1, full_cos: float = 0.3,
+                  mirror: bool = True, dilate_steps: int = 4, depth_tolerance: float = 0.01) -> torch.Tensor:
     """Bake ``photo`` into a UV texture of the mesh (see the module docstring).
 
     Args:
-        verts: [V, 3] object-space vertices; faces [F, 3] int64; face_uvs [F, 3, 2] (the template's layout).
+        verts: [V, 3] float object-space vertices; faces [F, 3] int64.
+        face_uvs: [F, 3, 2] float per-face UVs of ``texture`` ((0, 0) the top-left; u may run past 1).
         camera: a :class:`Camera` of batch size 1 that sees the mesh as the photo shows it.
-        photo: [3, R, R] the square region the camera sees, in [0, 1], at any resolution.
-        texture: [3, Ht, Wt] the predicted texture, the fallback where the photo says nothing.
+        photo: [3, R, R] float the square region the camera sees, in [0, 1], at any resolution.
+        texture: [3, Ht, Wt] float the predicted texture on ``face_uvs``, the fallback where the photo says
+            nothing.
+        atlas_uvs: [F, 3, 2] float per-face UVs of the output, the layout baked into (no two faces sharing a
+            texel; ``render.atlas.uv_atlas``); may be ``face_uvs`` itself.
         texture_size: the output's height; its width is twice that.
         mask: optional [1, R, R] or [R, R] the car in ``photo`` (> 0.5 = car); texels seen outside it take
             no colour from the photo.
         min_cos, full_cos: the photo's weight ramps from 0 at cos(angle to the camera) = ``min_cos`` to 1 at
             ``full_cos``.
         mirror: fill from the mirrored point (needs a mesh mirror-symmetric in x).
-        dilate_steps: texels of gutter filled around the covered texels.
+        dilate_steps: texels of gutter filled around the covered texels from their neighbours (the rest of
+            the gutters from ever coarser blocks, :func:`dilate`).
         depth_tolerance: how far behind the z-buffer (in units of the point's depth, plus a pixel's footprint
             at the surface's slope) a point still counts as visible.
 
@@ -122,7 +152,7 @@ def project_photo(verts: torch.Tensor, faces: torch.Tensor, face_uvs: torch.Tens
 
     with torch.no_grad():
         # Every texel's surface point and normal.
-        texel, face, bary = uv_texels(face_uvs.to(device), texture_size)
+        texel, face, bary = uv_texels(atlas_uvs.to(device), texture_size)
         bary = bary.to(dtype)
         corners = faces[face]  # [N, 3]
         points = (bary[..., None] * verts[corners]).sum(1)
@@ -157,8 +187,8 @@ def project_photo(verts: torch.Tensor, faces: torch.Tensor, face_uvs: torch.Tens
             return colour, weight
 
         colour, weight = photo_samples(points, normals)
-        texel_uv = torch.stack(((texel % width + 0.5) / width, (texel // width + 0.5) / height), -1).to(dtype)
-        fallback = sample_texture(texture[None].to(device=device, dtype=dtype), texel_uv, torch.zeros_like(texel))
+        texture_uv = (bary[..., None] * face_uvs.to(device=device, dtype=dtype)[face]).sum(1)
+        fallback = sample_texture(texture[None].to(device=device, dtype=dtype), texture_uv, torch.zeros_like(texel))
         if mirror:
             flip = points.new_tensor([-1.0, 1.0, 1.0])
             mirrored_colour, mirrored_weight = photo_samples(points * flip, normals * flip)
