@@ -139,3 +139,16 @@ def test_same_generator_state_same_car_and_body_types_are_distinct():
     assert ratio["sports"] < ratio["sedan"] < ratio["hatchback"] and ratio["pickup"] < ratio["suv"]
     with pytest.raises(ValueError):
         sample_car_spec(np.random.default_rng(0), "tractor")
+
+
+def test_fixed_parameters_replace_their_draws_and_keep_the_rest_of_the_car():
+    drawn = sample_car_spec(np.random.default_rng(3), "sedan")
+    long_low = sample_car_spec(np.random.default_rng(3), "sedan", fixed={"length": 6.2, "height": 1.05})
+    assert long_low.params["length"] == 6.2 and long_low.params["height"] == 1.05
+    assert long_low.paint == drawn.paint and long_low.params["width"] == drawn.params["width"]
+    car = build_car(long_low)
+    extent = car.verts.max(0).values - car.verts.min(0).values  # x width, y height, z length (normalised units)
+    drawn_extent = (lambda v: v.max(0).values - v.min(0).values)(build_car(drawn).verts)
+    assert float(extent[2] / extent[1]) > 5 > 3.5 > float(drawn_extent[2] / drawn_extent[1])
+    with pytest.raises(ValueError, match="Unknown car parameters"):
+        sample_car_spec(np.random.default_rng(3), "sedan", fixed={"lenght": 6.2})

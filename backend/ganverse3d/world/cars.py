@@ -202,13 +202,22 @@ class Car:
     spec: CarSpec = field(repr=False)
 
 
-def sample_car_spec(rng: np.random.Generator, body_type: str | None = None) -> CarSpec:
-    """Draw a car: a body type (uniform unless given), its parameters and colours."""
+def sample_car_spec(rng: np.random.Generator, body_type: str | None = None, fixed: dict | None = None) -> CarSpec:
+    """Draw a car: a body type (uniform unless given), its parameters and colours.
+
+    ``fixed``: parameters (of the body type's ranges, e.g. ``length``, ``width``, ``height``) given instead of
+    drawn, inside the ranges or not: how a test makes cars of proportions the world never samples. The draws
+    are the same either way, so the rest of the car is the one the same ``rng`` gives without them.
+    """
     if body_type is None:
         body_type = BODY_TYPES[int(rng.integers(len(BODY_TYPES)))]
     if body_type not in _RANGES:
         raise ValueError(f"Unknown body type {body_type!r}; expected one of {', '.join(BODY_TYPES)}.")
     params = {name: float(rng.uniform(low, high)) for name, (low, high) in _RANGES[body_type].items()}
+    unknown = set(fixed or {}) - set(params)
+    if unknown:
+        raise ValueError(f"Unknown car parameters {sorted(unknown)}; expected some of {sorted(params)}.")
+    params.update(fixed or {})
     segment_scale = params["length"] / sum(params[name] for name in _SEGMENTS)
     for name in _SEGMENTS:
         params[name] *= segment_scale
