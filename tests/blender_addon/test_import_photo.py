@@ -23,6 +23,8 @@ from ganverse3d.api import reconstruct
 from ganverse3d.geometry import object_to_blender
 from ganverse3d_blender import scene_build, session
 
+import fake_worker
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "blender_conventions"))
 from blender_scene import iou, our_mask, render_cycles_alpha  # noqa: E402  (the convention tests' helpers)
 
@@ -333,6 +335,10 @@ def test_one_undo_step_removes_the_whole_import(imported):
     assert set(after["collections"]) - set(before["collections"]) == {"example_car.001"}
     assert sorted(bpy.data.collections["example_car.001"].objects.keys()) == [
         "camera_example_car.001", "car_example_car.001"]
+    material = bpy.data.objects["car_example_car.001"].active_material
+    textures = [node.image.name for node in material.node_tree.nodes if node.type == "TEX_IMAGE"]
+    assert (material.name, textures) == ("car_example_car.001", ["car_example_car.001_texture"]), \
+        "the second car's texture is named after it, not after the first car"
     assert before["render"] == (2 * RESOLUTION, RESOLUTION) and after["render"] == (2 * RESOLUTION, 2 * RESOLUTION)
     assert after["scene camera"] == "camera_example_car.001"
     assert bpy.ops.ed.undo() == {"FINISHED"}
@@ -371,6 +377,54 @@ def test_the_render_becomes_square_keeping_its_larger_side_when_the_camera_is_cr
     assert renders == {((1920, 1080), True): (1920, 1920), ((1080, 1920), True): (1920, 1920),
                        ((640, 640), True): (640, 640), ((1920, 1080), False): (1920, 1080)}
     assert scene.render.resolution_percentage == 100
+
+
+@pytest.mark.parametrize("framed_size, expected", [((300, 200), (1920, 1280)), ((200, 300), (1280, 1920))])
+def test_the_render_takes_the_framed_photos_aspect_not_the_sensors(fake_python, tmp_path, framed_size, expected):
+    """The worker's sensor is square whatever the frame; the framed photo is what the camera saw. The fake worker
+    returns the photo it is given as the framed photo, so a non-square photo stands in for a non-square crop."""
+    preferences().python, _ = fake_python("car")
+    scene = clear_scene()
+    scene.render.resolution_x, scene.render.resolution_y = 1920, 1080
+    photo = tmp_path / "wide_car.png"
+    Image.new("RGB", framed_size, (200, 30, 30)).save(photo)
+    assert import_photo(filepath=str(photo))[0] == {"FINISHED"}
+    assert (scene.camera.data.sensor_width, scene.camera.data.sensor_height) == (36, 36)
+    assert (scene.render.resolution_x, scene.render.resolution_y) == expected
+
+
+def test_a_framed_photo_that_is_not_a_png_fails_and_changes_nothing(fake_python, tmp_path):
+    preferences().python, _ = fake_python("car")
+    clear_scene()
+    photo = tmp_path / "car.jpg"
+    Image.open(PHOTO).convert("RGB").save(photo)  # the fake worker copies it into photo_framed.png as it is
+    expect_untouched_failure("The backend's image ", filepath=str(photo))
+    assert bpy.context.window_manager.ganverse3d.import_status.endswith("photo_framed.png is not a PNG file.")
+
+
+def test_quality_and_texture_size_go_to_the_worker(fake_python):
+    preferences().python, starts = fake_python("car")
+    clear_scene()
+    for options in ({}, {"quality": "BALANCED"}, {"quality": "BEST", "texture_size": "512"},
+                    {"texture_size": "4096"}):
+        assert import_photo(**options)[0] == {"FINISHED"}
+    requests = [request for request in fake_worker.received(starts) if request["op"] == "reconstruct"]
+    assert [(request["quality"], request["texture_size"]) for request in requests] == \
+        [("fast", None), ("balanced", None), ("best", 512), ("fast", 4096)]
+    assert not any("fit_steps" in request for request in requests), "fitting steps are the quality's"
+
+
+def test_the_backend_bakes_the_texture_that_quality_and_texture_size_ask_for():
+    """Through the real worker: Balanced bakes the photo at its 1024 pixels high (twice as wide), an explicit
+    Texture Size overrides Fast's network texture, which Fast alone keeps (the `imported` fixture)."""
+    sizes = {}
+    for options in ({"quality": "BALANCED"}, {"quality": "FAST", "texture_size": "512"}):
+        clear_scene()
+        assert import_photo(**options)[0] == {"FINISHED"}
+        texture = bpy.data.images["car_example_car_texture"]
+        sizes[tuple(options.values())] = tuple(texture.size)
+        assert texture.packed_file is not None
+    assert sizes == {("BALANCED",): (2048, 1024), ("FAST", "512"): (1024, 512)}
 
 
 def test_a_square_frame_with_non_square_pixels_allows_for_the_pixel_aspect():

@@ -23,7 +23,7 @@ def main() -> None:
     bpy.context.preferences.addons["ganverse3d_blender"].preferences.python = backend_python
     before = {obj.name for obj in bpy.data.objects}
     try:
-        bpy.ops.ganverse3d.import_photo(filepath=photo, length=4.0)
+        bpy.ops.ganverse3d.import_photo(filepath=photo, length=4.0, texture_size="512")
         error = None
     except RuntimeError as failure:
         error = str(failure).strip()
@@ -42,7 +42,8 @@ def main() -> None:
                          uv_layers=len(obj.data.uv_layers), smooth=all(p.use_smooth for p in obj.data.polygons),
                          min_z=min(zs), length_y=max(ys) - min(ys),
                          packed_textures=sum(image.packed_file is not None for image in images),
-                         textures=[image.name for image in images])
+                         textures=[image.name for image in images],
+                         texture_sizes=[list(image.size) for image in images])
         if obj.type == "CAMERA":
             entry.update(scene_camera=bpy.context.scene.camera == obj,
                          backgrounds=len(obj.data.background_images))

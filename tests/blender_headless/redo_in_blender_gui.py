@@ -9,8 +9,8 @@ The steps, in order, each on the car names and lengths the scene then holds:
 * ``invoke``: the Import button (``'INVOKE_DEFAULT'``): a modal run, driven by Blender's timer events, with
   what the sidebar showed the last time it was drawn (nothing moves the mouse here: only a redraw that the
   add-on asked for updates it);
-* ``redo``: Adjust Last Operation with Length 5 m (``ed.undo_redo`` after editing the last operator's
-  properties, which is what the redo panel does);
+* ``redo``: Adjust Last Operation with Length 5 m, Quality Best and Texture Size 2048 (``ed.undo_redo`` after
+  editing the last operator's properties, which is what the redo panel does);
 * ``repeat``: Repeat Last (``screen.repeat_last``, what Shift+R runs);
 * ``script``: two scripted calls (``bpy.ops.ganverse3d.import_photo(...)``), each of which must return with
   its car built;
@@ -99,6 +99,7 @@ def steps(photo: str):
 
     last = bpy.context.window_manager.operators[-1]
     last.properties.length = 5.0
+    last.properties.quality, last.properties.texture_size = "BEST", "2048"
     with bpy.context.temp_override(**viewport_context()):
         result = bpy.ops.ed.undo_redo()
     emit("redo", result=sorted(result), last=last.bl_idname)

@@ -28,15 +28,21 @@ def require(program: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def steps(tmp_path_factory) -> dict:
-    """Run the scenario once; its STEP lines by step name."""
-    backend_python, _ = fake_worker.write_launcher(tmp_path_factory.mktemp("backend"), "car")
+def run(tmp_path_factory) -> tuple[dict, list]:
+    """Run the scenario once -> (its STEP lines by step name, the reconstruct requests the fake worker read)."""
+    backend_python, starts = fake_worker.write_launcher(tmp_path_factory.mktemp("backend"), "car")
     done = subprocess.run([require("xvfb-run"), "-a", require("blender"), "--factory-startup", "--enable-event-simulate",
                            "--python", str(REPO / "tests" / "blender_headless" / "redo_in_blender_gui.py"), "--",
                            backend_python, str(PHOTO)], capture_output=True, text=True, timeout=300)
     lines = [json.loads(line[len("STEP "):]) for line in done.stdout.splitlines() if line.startswith("STEP ")]
     assert done.returncode == 0, f"Blender exited with {done.returncode}: " + done.stdout[-3000:] + done.stderr[-2000:]
-    return {line["step"]: line for line in lines}
+    requests = [request for request in fake_worker.received(starts) if request["op"] == "reconstruct"]
+    return {line["step"]: line for line in lines}, requests
+
+
+@pytest.fixture(scope="module")
+def steps(run) -> dict:
+    return run[0]
 
 
 def test_a_modal_import_builds_the_car_and_redraws_the_sidebar(steps):
@@ -53,6 +59,11 @@ def test_adjust_last_operation_reimports_with_the_new_length_in_place(steps):
     assert redo["last"] == "GANVERSE3D_OT_import_photo" and redo["result"] == ["FINISHED"]
     assert redo["cars"] == [["car_example_car", 5.0]], "the redo replaces the car: same name, new length"
     assert redo["collections"] == [["example_car", ["camera_example_car", "car_example_car"]]], "and its collection"
+
+
+def test_adjust_last_operation_sends_the_new_quality_and_texture_size_and_repeat_last_keeps_them(run):
+    options = [(request["quality"], request["texture_size"]) for request in run[1]]
+    assert options[:3] == [("fast", None), ("best", 2048), ("best", 2048)], "invoke, redo, repeat"
 
 
 def test_repeat_last_imports_another_car(steps):
