@@ -495,15 +495,15 @@ class RunTrainer(abc.ABC):
     def run(self) -> Path:
         """Train from the current step to the end; returns the model bundle of the last checkpoint."""
         config = self.config
-        if self.step == 0:
+        # Rank 0 alone logs, samples and measures; the others wait for it in their next step's gradient exchange.
+        main = distributed.is_main()
+        if self.step == 0 and main:
             self.on_start()
         started, steps_timed = time.perf_counter(), 0
 
         def log_line() -> dict:  # called after a step: reads that step's stats and the timing so far
             return {"sec_per_step": round((time.perf_counter() - started) / steps_timed, 4), **self.log_values(stats)}
 
-        # Rank 0 alone logs, samples and measures; the others wait for it in their next step's gradient exchange.
-        main = distributed.is_main()
         actions = [Periodic(config.log_every, log_line), *self.periodic()] if main else []
         with progress_bar(self.total_steps, self.stage + " train", self.step, self.progress and main) as bar:
             while self.step < self.total_steps:
@@ -595,7 +595,8 @@ class RunTrainer(abc.ABC):
             if saved is None or len(saved) != self.ranks:
                 torch.manual_seed(distributed.rank_seed(self.config.seed, distributed.rank(), self.step))
                 return
-            tensors = {name: tensors[ranks_name][distributed.rank()] for name, ranks_name in _RANK_RNGS.items()
+            # A copy: the RNG setters read a state's storage from its start, not a row's offset into it.
+            tensors = {name: tensors[ranks_name][distributed.rank()].clone() for name, ranks_name in _RANK_RNGS.items()
                        if ranks_name in tensors}
         torch.set_rng_state(tensors[_GLOBAL_RNG].cpu())
         if self.device.type == "cuda" and _CUDA_RNG in tensors:

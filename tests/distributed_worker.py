@@ -1,0 +1,44 @@
+"""What each process of the torchrun launches in tests/test_distributed.py runs (not a test module).
+
+``python -m torch.distributed.run --nproc_per_node=N tests/distributed_worker.py SPEC.json`` trains, in order,
+the runs SPEC lists: ``{"trainer": "gan" | "inverse" | "segmenter", "config": {...TrainConfig fields}, "runs_root": ...}``,
+each optionally with ``"resume"`` (a run folder) and ``"kill": [rank, step]``: that rank SIGKILLs itself when
+it is about to train past ``step`` (a kill -9 of one rank in the middle of a run).
+"""
+
+import json
+import os
+import signal
+import sys
+
+import torch
+
+from ganverse3d import distributed
+from ganverse3d.dataset.train_segmenter import SegmenterTrainer
+from ganverse3d.inverse.train import Trainer as InverseTrainer
+from ganverse3d.stylegan2.train import Trainer as GANTrainer
+
+TRAINERS = {"gan": GANTrainer, "inverse": InverseTrainer, "segmenter": SegmenterTrainer}
+
+
+def main(spec_path: str) -> None:
+    torch.set_num_threads(1)
+    for run in json.loads(open(spec_path).read()):
+        trainer_class = TRAINERS[run["trainer"]]
+        if "kill" in run:
+            rank, step = run["kill"]
+            train_step = trainer_class.train_step
+
+            def killing_step(trainer, train_step=train_step, rank=rank, step=step):
+                if distributed.rank() == rank and trainer.step == step:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return train_step(trainer)
+
+            trainer_class.train_step = killing_step
+        config = trainer_class.config_class(**run["config"]) if "config" in run else None
+        trainer_class.train(config, runs_root=run.get("runs_root", "runs"), resume=run.get("resume"), device="cpu",
+                     progress=False)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
