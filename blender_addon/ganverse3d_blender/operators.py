@@ -40,8 +40,8 @@ PHOTO_BACKGROUND = bpy.props.BoolProperty(name="Photo as Camera Background", def
                                           description="Show the framed photo behind the car in the camera view")
 # The worker's quality presets (ganverse3d.api.QUALITIES, which the add-on cannot import: it never loads the
 # backend) by name: fitting steps, texture height (0 = the network's 64 x 32 texture; a baked one is twice as
-# wide as high, width x height as Blender writes image sizes) and what a warm import
-# of docs/example_car.png took on one CPU core. tests/blender_addon pins names and numbers to api.QUALITIES.
+# wide as high, written width x height as Blender writes image sizes) and what a warm reconstruction of
+# docs/example_car.png took on one CPU core. tests/blender_addon pins names and numbers to api.QUALITIES.
 QUALITIES = {"fast": (0, 0, "well under a second"), "balanced": (50, 1024, "about 10 s"),
              "best": (200, 2048, "about 20 s")}
 DEFAULT_QUALITY = "fast"  # api.DEFAULT_QUALITY: the worker's own default

@@ -16,7 +16,9 @@ PHOTO = Path(__file__).resolve().parents[2] / "docs" / "example_car.png"
 
 @pytest.fixture
 def addon_with_fake_backend(fake_python):
-    """The add-on enabled with the fake worker's ``car`` behaviour (a tetrahedron textured with the photo)."""
+    """The add-on enabled with the fake worker's ``car`` behaviour (a tetrahedron textured with the photo), in an
+    empty file (other test files leave their cars behind)."""
+    bpy.ops.wm.read_homefile(use_empty=True)
     addon_utils.enable(ADDON, default_set=True, handle_error=None)
     python, starts = fake_python("car")
     bpy.context.preferences.addons[ADDON].preferences.python = python
