@@ -55,10 +55,10 @@ def _read_mask(path: Path) -> torch.Tensor:
         return torch.from_numpy(np.asarray(image.convert("L")) > 127)[None]
 
 
-def _render(verts, mesh, texture, camera, size):
+def _render(verts, faces, face_uvs, texture, camera, size):
     from ganverse3d.render import render_mesh
 
-    out = render_mesh(verts[None], mesh.faces, mesh.face_uvs, texture[None], camera, size, soft=False)
+    out = render_mesh(verts[None], faces, face_uvs, texture[None], camera, size, soft=False)
     return out.image[0], out.mask[0] > 0.5
 
 
@@ -96,11 +96,12 @@ def measure(data: Path, texture_size: int, fit_steps: int, model) -> dict:
             assert torch.equal(plain.mesh.verts, baked.mesh.verts)
             mesh = plain.mesh
             flat = (plain.image * plain.mask).sum((1, 2)) / plain.mask.sum()
-            textures = {"network": mesh.texture, "photo": baked.mesh.texture,
-                        "flat": flat[:, None, None].expand(3, 1, 1).contiguous()}
+            # Each texture with its UVs: the baked one lies in the mesh's atlas, the others on the template's.
+            textures = {"network": (mesh.face_uvs, mesh.texture), "photo": (baked.mesh.face_uvs, baked.mesh.texture),
+                        "flat": (mesh.face_uvs, flat[:, None, None].expand(3, 1, 1).contiguous())}
 
-            for name, texture in textures.items():
-                image, covered = _render(mesh.verts, mesh, texture, plain.camera, FRAMED_SIZE)
+            for name, (face_uvs, texture) in textures.items():
+                image, covered = _render(mesh.verts, mesh.faces, face_uvs, texture, plain.camera, FRAMED_SIZE)
                 inside = (covered & (plain.mask > 0.5)).expand(3, -1, -1)
                 error = (image - plain.image)[inside]
                 scores[name]["input_psnr"].append(-10 * math.log10(float((error ** 2).mean())))
@@ -110,11 +111,11 @@ def measure(data: Path, texture_size: int, fit_steps: int, model) -> dict:
             centre = (true_verts.min(0).values + true_verts.max(0).values) / 2
             placed = normalise_verts(mesh.verts) * (true_verts - centre).norm(dim=1).max() + centre
             others = [other for other in views_of[item["content_id"]] if other is not item]
-            for name, texture in textures.items():
+            for name, (face_uvs, texture) in textures.items():
                 errors = []
                 for other in others:
                     target, target_mask = _read(data / other["image"]), _read_mask(data / other["mask"])
-                    image, covered = _render(placed, mesh, texture, camera_of(other), target.shape[-1])
+                    image, covered = _render(placed, mesh.faces, face_uvs, texture, camera_of(other), target.shape[-1])
                     inside = (covered & target_mask).expand(3, -1, -1)
                     errors.append(float((image - target)[inside].abs().mean()) * 255)
                 scores[name]["cross_view_rgb"].append(statistics.mean(errors))
