@@ -1,0 +1,100 @@
+"""The paper-scale path (configs/paper/, docs/training_at_scale.md) on the CPU, with randomly initialised
+networks of the paper's shapes, so that it cannot rot unseen: the configs load and pass their checks; StyleGAN2
+config-f at 512 x 384 with 16 W* entries makes a view-mixed image (the first 4 entries the view) and takes a
+training step's forward and backward for G and D on one sample (a whole step at batch 32 would take minutes on a
+CPU); COCO Mask R-CNN segments that image; the inverse network trains two steps with the paper's settings.
+"""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ganverse3d import runs
+from ganverse3d.dataset.segment import MaskRCNNSegmenter
+from ganverse3d.inverse.train import TrainConfig as InverseConfig, Trainer as InverseTrainer, read_config_file
+from ganverse3d.stylegan2.networks import Discriminator, Generator, num_ws_at
+from ganverse3d.stylegan2.train import TrainConfig as GANConfig
+from ganverse3d.stylegan2.views import PAPER_NUM_WS, PAPER_VIEW_LAYERS, mix_view_and_content
+
+from inverse.inverse_helpers import write_multiview_dataset
+
+PAPER = Path(__file__).resolve().parents[1] / "configs" / "paper"
+
+
+def read_toml(name: str) -> dict:
+    return tomllib.loads((PAPER / name).read_text())
+
+
+@pytest.fixture(scope="module")
+def config_f() -> tuple[Generator, Discriminator]:
+    """Config-f generator (512 x 384 content in 512 x 512) and discriminator, randomly initialised."""
+    gan = read_toml("gan.toml")
+    torch.manual_seed(0)
+    G = Generator(z_dim=gan["z_dim"], w_dim=gan["w_dim"], img_resolution=gan["resolution"], img_channels=3,
+                  channel_base=gan["channel_base"], channel_max=gan["channel_max"],
+                  num_mapping_layers=gan["mapping_layers"], img_content_shape=(384, 512))
+    D = Discriminator(img_resolution=gan["resolution"], img_channels=3, channel_base=gan["channel_base"],
+                      channel_max=gan["channel_max"])
+    return G, D
+
+
+def test_paper_configs_load_and_pass_their_checks():
+    gan = GANConfig(data="unused", **runs.check_values(GANConfig, read_toml("gan.toml"), "gan.toml"))
+    gan.check()
+    inverse = InverseConfig(data="unused", **read_config_file(PAPER / "inverse.toml"))
+    inverse.check()
+    assert (inverse.iterations, inverse.batch, inverse.lr, inverse.percept_start) == (200_000, 16, 1e-4, 3000)
+    assert (inverse.iou_weight, inverse.colour_weight, inverse.laplacian_weight, inverse.flatten_weight,
+            inverse.move_weight, inverse.percept_weight) == (3, 20, 5, 5, 2.5, 0.5)
+    dataset = read_toml("dataset.toml")
+    assert num_ws_at(gan.resolution) == dataset["num_ws"] == PAPER_NUM_WS
+    assert dataset["view_layers"] == PAPER_VIEW_LAYERS
+    assert (dataset["views"], dataset["contents"]) == (39, 6000)
+    # The global batches split evenly on 1, 2, 4 and 8 GPUs.
+    assert gan.batch % 8 == 0 and inverse.batch % 8 == 0
+
+
+def test_config_f_mixes_views_and_takes_a_training_step_on_one_sample(config_f):
+    G, D = config_f
+    assert G.num_ws == 16
+    with torch.no_grad():
+        ws_view, ws_content = G.mapping(torch.randn(2, G.z_dim)).split(1)
+        image = G.synthesis.from_styles(mix_view_and_content(G, ws_view, ws_content, PAPER_VIEW_LAYERS))
+    assert image.shape == (1, 3, 512, 512) and torch.isfinite(image).all()
+
+    # G's loss through D, then D's loss with R1 on a real, each backward: every parameter gets a finite gradient.
+    ws = G.mapping(torch.randn(1, G.z_dim))
+    F.softplus(-D(G.synthesis(ws, noise_mode="random"))).mean().backward()
+    real = (torch.rand(1, 3, 512, 512) * 2 - 1).requires_grad_(True)
+    logits = D(real)
+    (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
+    (F.softplus(-logits).mean() + grad.square().sum() * 5).backward()
+    for network in (G, D):
+        for name, parameter in network.named_parameters():
+            assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+
+
+def test_mask_rcnn_segments_a_config_f_image(config_f, tmp_path):
+    from torchvision.models.detection import maskrcnn_resnet50_fpn
+
+    torch.save(maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict(), tmp_path / "maskrcnn.pth")
+    segmenter = MaskRCNNSegmenter(tmp_path / "maskrcnn.pth")
+    G, _ = config_f
+    with torch.no_grad():
+        image = (G(torch.randn(1, G.z_dim))[:, :, 64:448] + 1) / 2  # the 384 x 512 content
+    (found,) = segmenter.segment(image.clamp(0, 1))
+    assert found.masks.shape[-2:] == (384, 512)
+
+
+def test_inverse_network_trains_two_steps_with_the_paper_settings(tmp_path):
+    write_multiview_dataset(tmp_path / "data")
+    settings = {**read_config_file(PAPER / "inverse.toml"), "iterations": 2, "batch": 2, "log_every": 1,
+                "sample_every": 2, "eval_every": 2, "checkpoint_every": 2}
+    bundle = InverseTrainer.train(InverseConfig(data=str(tmp_path / "data"), **settings), runs_root=tmp_path / "runs",
+                                  device="cpu", progress=False)
+    lines = runs.read_metrics(bundle.parents[1] / "metrics.jsonl")
+    assert [line["step"] for line in lines if "loss" in line] == [1, 2]
+    assert all(torch.isfinite(torch.tensor(line["loss"])) for line in lines if "loss" in line)
