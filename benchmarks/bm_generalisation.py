@@ -3,6 +3,7 @@ gets (issue 18, section 3).
 
     python benchmarks/bm_generalisation.py [--cars 8] [--views 4] [--models oracle,gan]
         [--held-out-model data/inverse-without-pickup.safetensors] [--sets world,pickup,beyond]
+        [--figure ../docs/before_after.png]
 
 Test sets (world cars rendered at 256 px from K cameras around each, as ``dataset world`` does; seed 999, which no
 training set uses):
@@ -30,6 +31,11 @@ Baselines: **constant car**, the one of five fixed world cars (one per body type
 whose cross-view IoU on the set is best, given for every photo (placed like the first row's prediction in the
 input view); **flat colour**, the fast row's mesh painted the input's mean colour inside its mask. Prints a
 table per set and model and writes benchmarks/results/bm_generalisation.json.
+
+``--figure`` also draws, for ``docs/example_car.png`` and the first car of each test set (the held-out model's
+reconstruction on pickups), rows of: the input | before (``--quality fast``) | after (``--quality best``), each
+from the input's camera turned by 0, 90, 180 and 270 degrees | the true car's photos from those cameras (for
+the test sets; the reconstructions are placed like the true car there, as the cross-view metrics do).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import dataclasses
 import statistics
 import time
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -234,6 +241,53 @@ def _print(title: str, rows: dict) -> None:
               f"{row['chamfer']:>8.4f} {seconds:>9}")
 
 
+FIGURE_TILE = 128
+
+
+def _tile(image: torch.Tensor) -> torch.Tensor:
+    import torch.nn.functional as F
+
+    return F.interpolate(image[None], size=(FIGURE_TILE, FIGURE_TILE), mode="area")[0]
+
+
+def _views_around(result, view: View | None, cars: list[View]) -> list[torch.Tensor]:
+    """The reconstruction (unlit texture on grey) from the 4 cameras of the figure's row."""
+    from ganverse3d.geometry import Camera
+    from ganverse3d.render.turntable import BACKGROUND_GREY
+
+    mesh, grey = result.mesh, torch.full((3,), BACKGROUND_GREY)
+    if view is None:  # no truth: the reconstruction's own camera, turned
+        camera = result.camera
+        cameras = [Camera(camera.azimuth + turn, camera.elevation, camera.distance, camera.fov_y)
+                   for turn in (0.0, 90.0, 180.0, 270.0)]
+        verts = mesh.verts
+    else:
+        cameras, verts = [_camera(car.camera) for car in cars], _placed_like(mesh.verts, view.verts)
+    from ganverse3d.render import render_mesh
+
+    return [_tile(render_mesh(verts[None], mesh.faces, mesh.face_uvs, mesh.texture[None], camera, RESOLUTION,
+                              background=grey, soft=False).image[0]) for camera in cameras]
+
+
+def write_figure(path: str, rows: list[tuple[View | None, list[View], object, str | None]]) -> None:
+    """``rows``: (the input view or None for the example photo, the views of its car, the photo, the model)."""
+    from PIL import Image
+
+    from ganverse3d.api import reconstruct
+    from ganverse3d.files import image_grid, save_png
+
+    tiles = []
+    for view, cars, photo, model in rows:
+        mask = None if view is None else view.mask
+        before = reconstruct(photo, mask=mask, model=model, device="cpu", quality="fast")
+        after = reconstruct(photo, mask=mask, model=model, device="cpu", quality="best")
+        truth = ([torch.full((3, FIGURE_TILE, FIGURE_TILE), 1.0)] * 4 if view is None else
+                 [_tile(torch.from_numpy(car.image).permute(2, 0, 1).float() / 255) for car in cars])
+        tiles += [_tile(before.image), *_views_around(before, view, cars), *_views_around(after, view, cars), *truth]
+    save_png(path, image_grid(torch.stack(tiles), columns=13))
+    Image.open(path).verify()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cars", type=int, default=8, help="Cars per test set.")
@@ -242,11 +296,20 @@ def main():
     parser.add_argument("--held-out-model", default=None,
                         help="The oracle trained without pickups, also measured on the pickup set.")
     parser.add_argument("--sets", default="world,pickup,beyond")
+    parser.add_argument("--figure", default=None, help="Also write the before/after figure to this PNG.")
     args = parser.parse_args()
     description = machine()
     results = {"machine": description, "cars": args.cars, "views": args.views, "seed": SEED, "sets": {}}
-    for kind in args.sets.split(","):
-        views = make_set(kind, args.cars, args.views)
+    sets = {kind: make_set(kind, args.cars, args.views) for kind in args.sets.split(",")}
+    if args.figure:
+        example = Path(__file__).resolve().parent.parent / "docs" / "example_car.png"
+        rows = [(None, [], example, None)]
+        for kind, views in sets.items():
+            first_car = [view for view in views if view.car == views[0].car]
+            model = args.held_out_model if kind == "pickup" and args.held_out_model else None
+            rows.append((first_car[1], first_car, first_car[1].image, model))
+        write_figure(args.figure, rows)
+    for kind, views in sets.items():
         models = args.models.split(",") + ([args.held_out_model] if kind == "pickup" and args.held_out_model else [])
         results["sets"][kind] = {}
         for model in models:

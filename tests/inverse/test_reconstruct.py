@@ -106,14 +106,14 @@ def test_texture_size_bakes_the_photo_into_a_larger_texture_and_changes_nothing_
     baked = api.reconstruct(rgb, mask=mask, model=model_path, device="cpu", texture_size=512)
     assert baked.mesh.texture.shape == (3, 512, 1024)
     assert torch.equal(baked.mesh.verts, plain.mesh.verts) and torch.equal(baked.camera.azimuth, plain.camera.azimuth)
-    # The untrained network's texture is noise; the baked one shows the photo's car where the camera sees it.
-    def seen_error(texture):
-        image = render_mesh(baked.mesh.verts[None], baked.mesh.faces, baked.mesh.face_uvs, texture[None],
-                            baked.camera, api.FRAMED_SIZE, soft=False)
+    # The untrained network's texture is noise; the baked one (in its own UV atlas) shows the photo's car where
+    # the camera sees it.
+    def seen_error(mesh):
+        image = render_mesh(mesh.verts[None], mesh.faces, mesh.face_uvs, mesh.texture[None], baked.camera,
+                            api.FRAMED_SIZE, soft=False)
         inside = (image.mask[0] > 0.5) & (baked.mask > 0.5)
         return float((image.image[0] - baked.image).abs()[inside.expand(3, -1, -1)].mean())
-    assert seen_error(baked.mesh.texture) < 0.5 * seen_error(plain.mesh.texture), \
-        (seen_error(baked.mesh.texture), seen_error(plain.mesh.texture))
+    assert seen_error(baked.mesh) < 0.5 * seen_error(plain.mesh), (seen_error(baked.mesh), seen_error(plain.mesh))
 
 
 def test_a_quality_sets_fit_steps_and_texture_size_unless_they_are_given(model_path, monkeypatch):
