@@ -50,7 +50,7 @@ MAX_PIXELS = 50_000_000
 MIN_PHOTO_SIDE = 32
 # Side of the framed crop returned as the image / background / mask of a reconstruction.
 FRAMED_SIZE = 256
-# Most test-time fitting steps: a few hundred suffice (benchmarks/bm_fitting.py); more is a typo or minutes of CPU.
+# Most test-time fitting steps: a few hundred suffice (benchmarks/bm_generalisation.py); more is a typo or minutes of CPU.
 MAX_FIT_STEPS = 2000
 # Heights of a texture baked from the photo (its width is twice that): 4096 x 8192 is already 100 MB of floats.
 MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE = 512, 4096

@@ -40,7 +40,7 @@ class FitSettings:
     """How :func:`fit_to_photo` fits (learning rates are Adam's, in the unit of each parameter).
 
     The learning rates of shape and proportions are small on purpose. One photo does not fix a shape: on
-    held-out world cars (benchmarks/bm_fitting.py), every freedom given to the mesh raised the input view's IoU
+    held-out world cars (benchmarks/bm_generalisation.py), every freedom given to the mesh raised the input view's IoU
     and lowered the IoU of the normalised shape against the truth. At 100 steps, offsets at 2e-3 and scale at
     1e-2 took the input IoU from 0.70 to 0.94 and the shape's from 0.89 to 0.76; the camera and texture alone
     reached 0.81 with the shape untouched; these defaults reach 0.84 for a shape IoU of 0.885.
