@@ -6,7 +6,7 @@ import torch
 
 from ganverse3d.geometry import face_normals
 from ganverse3d.world import BODY_TYPES, PART_LABELS, TEXTURE_SIZE, UNIT_SPHERE_RADIUS, build_car, car_faces, sample_car
-from ganverse3d.world.cars import LIGHT, PLATE, WHEEL, WINDOW, batch_cars, sample_car_spec
+from ganverse3d.world.cars import HEADLIGHT, PLATE, TAILLIGHT, WHEEL, WINDOW, batch_cars, sample_car_spec
 
 SEEDS = (0, 1, 2)
 
@@ -107,9 +107,10 @@ def test_the_front_faces_plus_z_white_head_lights_red_tail_lights_plates_at_both
         centre = car.verts[car.faces].mean(1)
         normal = face_normals(car.verts, car.faces)
         z_min, z_max = car.verts[:, 2].min(), car.verts[:, 2].max()
-        lights = car.part_labels == LIGHT
-        front_lights = lights & (centre[:, 2] > 0)
-        rear_lights = lights & (centre[:, 2] < 0)
+        front_lights = car.part_labels == HEADLIGHT
+        rear_lights = car.part_labels == TAILLIGHT
+        # Head lights are all at the front, tail lights all at the rear (DatasetGAN's classes tell them apart).
+        assert (centre[front_lights, 2] > 0).all() and (centre[rear_lights, 2] < 0).all()
         # The light faces facing outward sit at the very ends of the car.
         assert centre[front_lights & (normal[:, 2] > 0.9), 2].min() > z_max - 0.02
         assert centre[rear_lights & (normal[:, 2] < -0.9), 2].max() < z_min + 0.02

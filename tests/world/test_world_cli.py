@@ -142,6 +142,15 @@ def test_unusable_output_folders_exit_2_and_are_left_untouched(tmp_path, capsys)
     errors = capsys.readouterr().err
     assert "Traceback" not in errors and errors.count("Error:") == 6
 
+    # A dataset of the five labels before the lights were split (light = 4, plate = 5) is not extended.
+    manifest = json.loads((existing / "manifest.json").read_text())
+    manifest["part_labels"] = ["body", "window", "wheel", "light", "plate"]
+    (existing / "manifest.json").write_text(json.dumps(manifest))
+    before = files_under(existing)
+    assert world_render(existing, count=3, seed=1) == 2
+    assert files_under(existing) == before
+    assert "part labels of an older version" in capsys.readouterr().err
+
 
 def test_help_shows_a_worked_example(capsys):
     assert main(["world", "render", "--help"]) == 0

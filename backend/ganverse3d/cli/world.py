@@ -23,7 +23,7 @@ def world_render(count, resolution, seed, out_dir):
     """Render N procedural cars in random scenes into a dataset folder.
 
     Each item gets images/ID.png, masks/ID.png (255 = car), parts/ID.png (part label + 1: body, window,
-    wheel, light, plate; 0 = background) and meshes/ID.glb (the ground-truth car), plus a line in
+    wheel, headlight, taillight, plate; 0 = background) and meshes/ID.glb (the ground-truth car), plus a line in
     meta.jsonl (body type, shape parameters, camera azimuth / elevation / distance / fov). manifest.json
     describes the folder and sheet.png shows the first 64 images. The same seed gives the same files;
     running the command again on the folder skips finished items, so an interrupted run resumes.

@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-PART_LABELS = ("body", "window", "wheel", "light", "plate")
-BODY, WINDOW, WHEEL, LIGHT, PLATE = range(len(PART_LABELS))
+PART_LABELS = ("body", "window", "wheel", "headlight", "taillight", "plate")
+BODY, WINDOW, WHEEL, HEADLIGHT, TAILLIGHT, PLATE = range(len(PART_LABELS))
 
 BODY_TYPES = ("sedan", "hatchback", "suv", "pickup", "sports")
 
@@ -539,7 +539,7 @@ def _add_fittings(builder, spec: CarSpec, body: dict) -> None:
     light_y = top - 0.05 - 0.5 * light_h
     for side in (1.0, -1.0):
         _add_slab(builder, np.array([side * (w - 0.07 - 0.5 * light_w), light_y, 0.0]),
-                  0.5 * light_w, 0.5 * light_h, front, 0.012, 0.03, LIGHT, "headlight")
+                  0.5 * light_w, 0.5 * light_h, front, 0.012, 0.03, HEADLIGHT, "headlight")
     plate_y = floor + 0.095
     _add_slab(builder, np.array([0.0, plate_y, 0.0]), 0.26, 0.055, front, 0.016, 0.03, PLATE, "plate")
     grille_bottom, grille_top = plate_y + 0.075, top - 0.04
@@ -554,7 +554,7 @@ def _add_fittings(builder, spec: CarSpec, body: dict) -> None:
         tail_w, tail_h = light_w, 1.3 * light_h
     for side in (1.0, -1.0):
         _add_slab(builder, np.array([side * (w - 0.06 - 0.5 * tail_w), top - 0.04 - 0.5 * tail_h, -p["length"]]),
-                  0.5 * tail_w, 0.5 * tail_h, back, 0.012, 0.03, LIGHT, "taillight")
+                  0.5 * tail_w, 0.5 * tail_h, back, 0.012, 0.03, TAILLIGHT, "taillight")
     _add_slab(builder, np.array([0.0, floor + 0.4 * (top - floor), -p["length"]]), 0.26, 0.055, back, 0.016, 0.03,
               PLATE, "plate")
 

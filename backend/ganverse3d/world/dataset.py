@@ -5,7 +5,7 @@ Layout of a dataset folder (ids are zero-padded to six digits):
 * ``images/000000.png`` - the render, 8-bit RGB, ``resolution`` x ``resolution``.
 * ``masks/000000.png`` - the car's silhouette, 8-bit grey, 255 = car, 0 = background.
 * ``parts/000000.png`` - the part label map, 8-bit grey, value = label + 1 with labels indexing
-  ``manifest["part_labels"]`` (body, window, wheel, light, plate), 0 = background.
+  ``manifest["part_labels"]`` (body, window, wheel, headlight, taillight, plate), 0 = background.
 * ``meshes/000000.glb`` - the ground-truth textured car in object space (+Y up, front +Z, in the unit
   sphere), with per-face part labels (see :mod:`ganverse3d.export`).
 * ``meta.jsonl`` - one JSON object per item, ordered by id: ``id`` (int), ``image`` (its path),
@@ -41,7 +41,7 @@ from ..files import check_output_folder_writable, image_grid, remove_temp_files,
 from .cars import BODY_TYPES, PART_LABELS
 from .scene import CAMERA_DISTANCE, CAMERA_FOV_Y, render_items
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the lights split into headlight and taillight
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 2048
 SHEET_ITEMS, SHEET_COLUMNS = 64, 8
 # Pixels rendered per batch: bounds memory at large resolutions, amortises overhead at small ones.
@@ -124,6 +124,9 @@ def _check_arguments(out: Path, count: int, resolution: int, seed: int) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         raise InputError(f"{manifest_path} is not a readable world manifest; give a new output folder.") from None
     generator, previous_seed, previous_resolution, previous_count = fields
+    if generator == "world" and previous.get("part_labels") != list(PART_LABELS):
+        raise InputError(f"{out} holds a dataset with the part labels of an older version "
+                         f"({', '.join(map(str, previous.get('part_labels') or []))}); give a new output folder.")
     if generator != "world" or previous_seed != seed or previous_resolution != resolution:
         raise InputError(f"{out} holds a dataset made with other settings (generator {generator}, seed "
                          f"{previous_seed}, resolution {previous_resolution}); resume it with those or give a new folder.")

@@ -63,8 +63,8 @@ _SCENERY = {
     "trees": ((0.14, 0.24, 0.12), (0.8, 2.5), 0.2),
     "buildings": ((0.45, 0.46, 0.5), (0.8, 3.0), 0.3),
 }
-# Specular strength per part label (body, window, wheel, light, plate).
-_SPECULAR = (0.25, 0.45, 0.03, 0.3, 0.05)
+# Specular strength per part label (body, window, wheel, headlight, taillight, plate).
+_SPECULAR = (0.25, 0.45, 0.03, 0.3, 0.3, 0.05)
 _NOISE_SIZE = 32
 _SCENERY_SAMPLES = 2048
 
