@@ -113,3 +113,33 @@ def test_input_sizes_other_than_configured_are_refused():
         InverseGraphicsNet(resolution=48)
     with pytest.raises(AssertionError):
         tiny_net()(*inputs(1, resolution=32))
+
+
+def test_the_car_template_starts_as_the_mean_car_on_the_spheres_topology():
+    sphere, car = InverseGraphicsNet(), InverseGraphicsNet(template="car")
+    assert torch.equal(car.faces, sphere.faces) and torch.equal(car.face_uvs, sphere.face_uvs)
+    assert torch.equal(car.mirror, sphere.mirror)
+    verts = car.template_verts
+    assert torch.allclose(verts[car.mirror] * torch.tensor([-1.0, 1.0, 1.0]), verts, atol=1e-5)
+    # Each vertex keeps its sphere direction; the car is long in z, low in y, and its farthest vertex is at 1.
+    directions = torch.nn.functional.normalize(verts, dim=1)
+    assert torch.allclose(directions, sphere.template_verts, atol=1e-4)
+    extent = verts.max(0).values - verts.min(0).values
+    assert float(verts.norm(dim=1).max()) == pytest.approx(1.0, abs=1e-5)
+    assert float(extent[2]) > 2.5 * float(extent[1]) and float(extent[2]) > 2 * float(extent[0])
+    with pytest.raises(ValueError, match="template must be one of sphere, car"):
+        InverseGraphicsNet(template="car", subdivisions=2)
+
+
+def test_the_committed_car_template_is_what_its_script_writes():
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from ganverse3d.inverse.model import CAR_TEMPLATE_PATH
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "make_car_template.py"
+    spec = importlib.util.spec_from_file_location("make_car_template", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert json.loads(CAR_TEMPLATE_PATH.read_text())["verts"] == module.car_template()

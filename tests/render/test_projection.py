@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from ganverse3d.geometry import Camera, template_sphere
+from ganverse3d.geometry.mesh import shrink_wrap
 from ganverse3d.render import render_mesh
 from ganverse3d.render.atlas import uv_atlas
 from ganverse3d.render.projection import dilate, project_photo, uv_texels
@@ -239,19 +240,8 @@ def wrapped_world_car(seed):
     centre to the car's farthest surface there): a car's shape on the network's mesh, as fitting makes them.
     Returns verts [V, 3], faces [F, 3] and the template's own face_uvs [F, 3, 2]."""
     car, mesh = world_car(seed), template_sphere()
-    directions = mesh.verts.double()
-    a, b, c = (car.verts.double()[car.faces][:, k] for k in range(3))
-    # Möller-Trumbore, every direction against every triangle of the car.
-    e1, e2 = b - a, c - a
-    p = torch.linalg.cross(directions[:, None], e2[None].expand(directions.shape[0], -1, -1))
-    det = (e1[None] * p).sum(-1)
-    det = torch.where(det.abs() > 1e-12, det, torch.full_like(det, math.inf))  # parallel: no hit
-    s = -a[None]
-    q = torch.linalg.cross(s.expand_as(p), e1[None].expand_as(p))
-    u, v, t = (s * p).sum(-1) / det, (directions[:, None] * q).sum(-1) / det, (e2[None] * q).sum(-1) / det
-    hit = (u >= -1e-9) & (v >= -1e-9) & (u + v <= 1 + 1e-9) & (t > 0)  # rays through an edge hit
-    reach = torch.where(hit, t, torch.zeros_like(t)).max(1).values
-    return (directions * reach[:, None]).float(), mesh.faces, mesh.face_uvs
+    reach = shrink_wrap(mesh.verts, car.verts, car.faces)
+    return (mesh.verts.double() * reach[:, None]).float(), mesh.faces, mesh.face_uvs
 
 
 def test_the_atlas_spends_texels_evenly_and_better_than_the_template_uvs():

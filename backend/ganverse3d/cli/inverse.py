@@ -30,6 +30,9 @@ def inverse():
 @config_option(_TRAIN, "--image-cameras/--view-cameras",
                help="Render each image in the camera head's estimate for it, pulled toward its view's camera (ours), "
                     "or in its view's camera (the paper).")
+@config_option(_TRAIN, "--template", type=click.Choice(["sphere", "car"]),
+               help="The mesh shapes start from: DIB-R's sphere (the paper) or the sphere moved onto the mean world "
+                    "car.")
 @config_option(_TRAIN, "--vgg-weights",
                help="torchvision VGG-16 state dict for LPIPS [default: perceptual loss off].")
 @config_option(_TRAIN, "--seed", type=int, help="Seed for initialisation and batches.")

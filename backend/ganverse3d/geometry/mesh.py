@@ -167,3 +167,27 @@ def template_sphere(subdivisions: int = 3, device="cpu") -> TemplateMesh:
     """
     mesh = _template_sphere_cpu(int(subdivisions))
     return TemplateMesh(*(t.to(device) for t in (mesh.verts, mesh.faces, mesh.face_uvs, mesh.edges, mesh.edge_faces)))
+
+
+def shrink_wrap(directions: torch.Tensor, verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """How far from the origin each ray meets a mesh's outermost surface.
+
+    Args:
+        directions: [N, 3] ray directions from the origin (any length: the result is in units of it).
+        verts: [V, 3] and faces: [F, 3] int64, a mesh around the origin.
+
+    Returns:
+        [N] float64: the largest t with ``t * direction`` on a face (Moller-Trumbore against every face), 0 for
+        a ray that meets none. A template sphere's vertices moved to ``directions * reach`` take the mesh's shape.
+    """
+    directions = directions.double()
+    a, b, c = (verts.double()[faces][:, k] for k in range(3))
+    e1, e2 = b - a, c - a
+    p = torch.linalg.cross(directions[:, None], e2[None].expand(directions.shape[0], -1, -1))
+    det = (e1[None] * p).sum(-1)
+    det = torch.where(det.abs() > 1e-12, det, torch.full_like(det, math.inf))  # parallel: no hit
+    s = -a[None]
+    q = torch.linalg.cross(s.expand_as(p), e1[None].expand_as(p))
+    u, v, t = (s * p).sum(-1) / det, (directions[:, None] * q).sum(-1) / det, (e2[None] * q).sum(-1) / det
+    hit = (u >= -1e-9) & (v >= -1e-9) & (u + v <= 1 + 1e-9) & (t > 0)  # rays through an edge hit
+    return torch.where(hit, t, torch.zeros_like(t)).max(1).values

@@ -9,7 +9,9 @@ Shape parameterisation (object space, +Y up, front +Z):
 
     verts = (template + offsets) * scale + translation
 
-* ``offsets`` [B, 642, 3]: per-vertex displacement of the unit sphere, before scaling; the shape losses
+* ``template``: the unit sphere, or with ``template="car"`` the sphere's vertices moved along their
+  directions onto the mean world car (:data:`CAR_TEMPLATE_PATH`), so that a shape starts as a car, not a ball.
+* ``offsets`` [B, 642, 3]: per-vertex displacement of the template, before scaling; the shape losses
   (Laplacian, move) act on them. With ``symmetric_shape`` they are mirror-symmetric in x (cars are),
   which halves what the network has to get right; the paper does not say, CMR and DIB-R's birds do it.
 * ``scale`` [B, 3]: per-axis scale, ``initial_scale * exp(max_log_scale * tanh(raw))``; cars are long in z.
@@ -21,8 +23,10 @@ layers) with one stride-2 stage per halving down to 4 x 4, so any power-of-two i
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -40,6 +44,24 @@ _MAX_LOG_DISTANCE = 0.7
 MAX_SUBDIVISIONS = 4
 # The azimuth bins the framing is measured in (ganverse3d.geometry.azimuth_bins).
 AZIMUTH_BINS = round(360 / AZIMUTH_BIN_DEG)
+# The car-shaped template (template="car"): the sphere's 642 vertices moved along their directions onto the
+# mean world car (scripts/make_car_template.py), so faces, UVs and mirror pairs are the sphere's.
+CAR_TEMPLATE_PATH = Path(__file__).resolve().parent / "car_template.json"
+TEMPLATES = ("sphere", "car")
+
+
+def template_verts(template: str, subdivisions: int) -> torch.Tensor:
+    """[V, 3] float32 vertices of the named template (farthest vertex at 1): the icosphere, or the car."""
+    sphere = template_sphere(subdivisions).verts
+    if template == "sphere":
+        return sphere
+    if template != "car" or subdivisions != 3:
+        raise ValueError(f"template must be one of {', '.join(TEMPLATES)} (car at 3 subdivisions only), not "
+                         f"{template!r} at {subdivisions}.")
+    verts = torch.tensor(json.loads(CAR_TEMPLATE_PATH.read_text())["verts"], dtype=torch.float32)
+    if verts.shape != sphere.shape:
+        raise ValueError(f"{CAR_TEMPLATE_PATH.name} holds {tuple(verts.shape)} vertices, not {tuple(sphere.shape)}.")
+    return verts
 
 
 @dataclass
@@ -107,6 +129,7 @@ class InverseGraphicsNet(nn.Module):
                  texture_height: int = 32,        # UV texture is texture_height x (2 * texture_height), power of two.
                  texture_channels: int = 128,     # Channels at the 4 x 8 start of the texture decoder; halved per step.
                  subdivisions: int = 3,           # Template icosphere subdivisions (3 -> 642 vertices, DIB-R's).
+                 template: str = "sphere",        # "sphere" (DIB-R's) or "car": the sphere moved onto the mean car.
                  symmetric_shape: bool = True,    # Mirror-symmetric offsets in x (see module docstring).
                  initial_scale: float = 0.6,      # Per-axis scale of the unit sphere before training.
                  max_log_scale: float = 1.0,      # Scale stays within initial_scale * exp(+-max_log_scale).
@@ -124,7 +147,7 @@ class InverseGraphicsNet(nn.Module):
         self.init_kwargs = dict(
             resolution=resolution, mask_input=mask_input, base_channels=base_channels, max_channels=max_channels,
             feature_dim=feature_dim, texture_height=texture_height, texture_channels=texture_channels,
-            subdivisions=subdivisions, symmetric_shape=symmetric_shape, initial_scale=initial_scale,
+            subdivisions=subdivisions, template=template, symmetric_shape=symmetric_shape, initial_scale=initial_scale,
             max_log_scale=max_log_scale, max_translation=max_translation, reference_distance=reference_distance,
             fov_y=fov_y)
         self.resolution = resolution
@@ -137,13 +160,13 @@ class InverseGraphicsNet(nn.Module):
         self.reference_distance = reference_distance
         self.fov_y = fov_y
 
-        template = template_sphere(subdivisions)
+        template_mesh = template_sphere(subdivisions)
         # Topology travels with the module (.to(device)) but is rebuilt from init_kwargs, not saved.
-        self.register_buffer("template_verts", template.verts.clone(), persistent=False)
-        self.register_buffer("faces", template.faces.clone(), persistent=False)
-        self.register_buffer("face_uvs", template.face_uvs.clone(), persistent=False)
-        self.register_buffer("mirror", mirror_permutation(template.verts), persistent=False)
-        num_verts = template.num_verts
+        self.register_buffer("template_verts", template_verts(template, subdivisions).clone(), persistent=False)
+        self.register_buffer("faces", template_mesh.faces.clone(), persistent=False)
+        self.register_buffer("face_uvs", template_mesh.face_uvs.clone(), persistent=False)
+        self.register_buffer("mirror", mirror_permutation(template_mesh.verts), persistent=False)
+        num_verts = template_mesh.num_verts
 
         stages, channels = [], 3 + int(mask_input)
         for stage in range(int(math.log2(resolution // 4))):

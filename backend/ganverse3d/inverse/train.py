@@ -46,7 +46,7 @@ from .cameras import ViewCameras, concat_cameras, within_reach
 from .evaluate import measure_reprojection
 from .losses import (LossWeights, PerceptualLoss, camera_loss, flatten_loss, laplacian_loss, mask_iou, move_loss,
                      total_loss, view_terms)
-from .model import InverseGraphicsNet, camera_to_vector
+from .model import TEMPLATES, InverseGraphicsNet, camera_to_vector
 
 CAMERA_MODES = ("learn", "fixed")
 # Images in the sample grids and in the periodic held-out measurement.
@@ -75,6 +75,7 @@ class TrainConfig:
     image_cameras_start: int = 1000    # ... from this step on (the view's camera before, while the head learns it),
     image_cameras_reach: float = 30.0  # ... when within this many degrees (azimuth, elevation) of the view's camera.
     symmetric_shape: bool = True       # Mirror-symmetric shapes (see model.py).
+    template: str = "sphere"           # The mesh shapes start from: "sphere" (DIB-R's) or "car" (model.py).
     holdout_fraction: float = 0.1      # Contents held out for evaluation (the last ones by id).
     iou_weight: float = 3.0            # Loss weights: the paper's (Sec. 4.1) ...
     colour_weight: float = 20.0
@@ -104,6 +105,7 @@ class TrainConfig:
         runs.check_power_of_two(self, "resolution", 16)
         runs.check_power_of_two(self, "texture_height", 4)
         runs.check_choice(self, "camera_mode", CAMERA_MODES)
+        runs.check_choice(self, "template", TEMPLATES)
         runs.check_at_least(self, 1, "iterations", "batch", "log_every", "sample_every", "eval_every",
                             "checkpoint_every")
         runs.check_at_least(self, 0, "image_cameras_start", "percept_start", "seed", "iou_weight", "colour_weight",
@@ -244,6 +246,7 @@ class Trainer(RunTrainer):
         views = self.dataset.manifest["views"]
         self.model = InverseGraphicsNet(
             resolution=config.resolution, texture_height=config.texture_height, symmetric_shape=config.symmetric_shape,
+            template=config.template,
             reference_distance=float(self.data.cameras[:, 2].mean()), fov_y=float(self.data.cameras[:, 3].mean())
         ).to(device)
         self.cameras = ViewCameras(views, learnable=config.camera_mode == "learn").to(device)
