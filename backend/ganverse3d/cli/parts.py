@@ -1,0 +1,120 @@
+"""``ganverse3d parts``: DatasetGAN part labels (annotate a few generated images, train the interpreter, synthesise)."""
+
+from __future__ import annotations
+
+import click
+
+from .options import config_option, device_option, generator_option, given_options, resume_option, runs_option
+
+_ANNOTATE = "ganverse3d.parts.annotations:write_annotation_templates"
+_TRAIN = "ganverse3d.parts.train:InterpreterTrainConfig"
+_SYNTH = "ganverse3d.parts.synth:synthesize_parts"
+
+
+@click.group()
+def parts():
+    """Part labels the DatasetGAN way: annotate a few generated images, train a style interpreter, label thousands."""
+
+
+@parts.command("annotate")
+@generator_option
+@config_option(_ANNOTATE, "--n", "count", type=int, help="Images to annotate.")
+@click.option("--out", "out", required=True, help="New folder for the images, label templates and legend.")
+@config_option(_ANNOTATE, "--seed", type=int, help="Image i draws its code from (seed, i).")
+@config_option(_ANNOTATE, "--truncation", type=float, help="Truncation psi of the codes.")
+@device_option
+@click.pass_context
+def parts_annotate(ctx, generator, out, device, **_settings):
+    """Write N generated images and blank label templates to paint in any image editor.
+
+    labels/NAME.png are indexed PNGs with the class palette (legend.png: background, body, window, wheel,
+    headlight, taillight, plate); paint each image's parts with those colours and save (indexed, RGB or grey =
+    class index). Delete a label file to leave its image out. latents.safetensors keeps the images' codes.
+
+    \b
+    Example:
+      ganverse3d parts annotate --generator world64 --n 16 --out annotations
+      (paint annotations/labels/*.png)
+      ganverse3d parts train --annotations annotations --generator world64 --out interpreter.safetensors
+    """
+    from ..parts.annotations import write_annotation_templates
+
+    manifest = write_annotation_templates(out, generator, device=device, **given_options(ctx))
+    click.echo(f"Wrote {manifest['count']} images and label templates to {out}; paint {out}/labels/*.png "
+               f"(colours in {out}/legend.png).")
+
+
+@parts.command("train")
+@click.option("--annotations", default=None, help="Annotation folder (`parts annotate`, labels painted).")
+@click.option("--generator", "generator", default=None,
+              help="The generator the annotations were made with (a shipped name or weights) [default: world64].")
+@click.option("--out", "out_path", required=True, help="Output interpreter bundle, .safetensors.")
+@config_option(_TRAIN, "--members", type=int, help="Pixel classifiers in the ensemble.")
+@config_option(_TRAIN, "--steps", type=int, help="The most steps (batches) any member trains.")
+@config_option(_TRAIN, "--batch", type=int, help="Pixels per step and member.")
+@config_option(_TRAIN, "--learning-rate", type=float, help="Adam learning rate.")
+@config_option(_TRAIN, "--min-epochs", type=int, help="Epochs over the pixels before a member may stop early.")
+@config_option(_TRAIN, "--patience", type=int, help="Steps without a lower loss that stop a member.")
+@config_option(_TRAIN, "--seed", type=int, help="Seed of the initialisation and pixel orders.")
+@config_option(_TRAIN, "--checkpoint-every", type=int, help="Steps between checkpoints.")
+@runs_option("parts")
+@resume_option("it may raise --steps.")
+@device_option
+@click.pass_context
+def parts_train(ctx, annotations, generator, out_path, runs_root, resume_dir, device, **_config_fields):
+    """Train the style interpreter (an ensemble of pixel classifiers on the generator's features) on painted labels.
+
+    Writes runs/parts/NNNNN-NAME/ (config.json, metrics.jsonl, samples/*.png, checkpoints/; kill it at any time
+    and --resume the run folder), then copies the interpreter to --out.
+
+    \b
+    Example:
+      ganverse3d parts train --annotations annotations --generator world64 --out interpreter.safetensors
+    """
+    from ..errors import InputError
+    from ..parts.train import InterpreterTrainConfig, train_interpreter
+
+    settings = given_options(ctx)
+    config = None
+    if resume_dir is None:
+        if annotations is None:
+            raise InputError("Give --annotations (a folder from `parts annotate`) or --resume (a run folder).")
+        config = InterpreterTrainConfig(annotations=annotations, **({"generator": generator} if generator else {}),
+                                        **settings)
+        settings = {}
+    provenance = train_interpreter(config, out_path, device=device, runs_root=runs_root, resume=resume_dir,
+                                   **settings)
+    fit = provenance["fit"]
+    click.echo(f"Wrote {out_path}: {provenance['images']} annotated images, {provenance['steps']} steps "
+               f"({provenance['stopped_early']} members stopped early); on the annotations: pixel accuracy "
+               f"{fit['accuracy']:.4f}, mIoU {fit['miou']:.4f}.")
+
+
+@parts.command("synth")
+@generator_option
+@click.option("--interpreter", required=True, help="Interpreter bundle (`parts train`).")
+@click.option("--n", "count", type=int, required=True, help="Images to generate (the most uncertain are dropped).")
+@click.option("--out", "out", required=True, help="Dataset folder: new, empty, or one to resume or extend.")
+@config_option(_SYNTH, "--seed", type=int, help="Image i draws its code from (seed, i).")
+@config_option(_SYNTH, "--truncation", type=float, help="Truncation psi of the codes.")
+@config_option(_SYNTH, "--drop", type=float, help="Share of the most uncertain images dropped.")
+@config_option(_SYNTH, "--batch", type=int, help="Images per generator batch.")
+@device_option
+@click.pass_context
+def parts_synth(ctx, generator, interpreter, count, out, device, **_settings):
+    """Generate N images, label them by the interpreter's majority vote, drop the most uncertain.
+
+    The folder holds images/, parts/ (indexed PNGs, value = class index), meta.jsonl (each image's uncertainty,
+    kept or not), manifest.json (with the filtered count) and sheet.png. The same seed gives the same files;
+    rerun to resume, or with a larger --n to extend.
+
+    \b
+    Example:
+      ganverse3d parts synth --generator world64 --interpreter interpreter.safetensors --n 10000 --out parts-data
+    """
+    from ..parts.synth import synthesize_parts
+
+    manifest = synthesize_parts(out, generator, interpreter, count, device=device, **given_options(ctx))
+    counts = manifest["counts"]
+    click.echo(f"Wrote {out}: kept {counts['kept']} of {counts['generated']} images; dropped the {counts['filtered']} "
+               f"most uncertain.")
