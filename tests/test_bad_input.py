@@ -127,6 +127,19 @@ CASES = {
     "world render n 0": ["world", "render", "--n", "0", "--out", "w"],
     "world render on garbage meta.jsonl": ["world", "render", "--n", "2", "--resolution", "16", "--out", "garbage-meta"],
     "dataset world cars 0": ["dataset", "world", "--cars", "0", "--out", "w"],
+    # part labels
+    "parts annotate of an image": ["parts", "annotate", "--generator", "car.png", "--n", "2", "--out", "a"],
+    "parts annotate to an over-long name": ["parts", "annotate", "--generator", "world64", "--n", "1", "--out", LONG],
+    "parts annotate into a dataset": ["parts", "annotate", "--generator", "world64", "--n", "1", "--out", "broken-data"],
+    "parts train missing annotations": ["parts", "train", "--annotations", "no-such-folder", "--out", "p.safetensors"],
+    "parts train on a world dataset": ["parts", "train", "--annotations", "garbage-meta", "--out", "p.safetensors"],
+    "parts train resume an over-long name": ["parts", "train", "--resume", LONG, "--out", "p.safetensors"],
+    "parts synth without interpreter": ["parts", "synth", "--generator", "world64", "--interpreter", "none.safetensors",
+                                        "--n", "2", "--out", "d"],
+    "parts synth with an image as interpreter": ["parts", "synth", "--generator", "world64", "--interpreter", "car.png",
+                                                 "--n", "2", "--out", "d"],
+    "parts synth to an over-long name": ["parts", "synth", "--generator", "world64", "--interpreter", "car.png",
+                                         "--n", "2", "--out", LONG],
 }
 
 
@@ -175,7 +188,7 @@ def test_the_table_covers_every_command():
             else:
                 yield " ".join(prefix + (name,))
 
-    covered = {" ".join(arguments[:2]) if arguments[0] in ("gan", "inverse", "segmenter", "world", "dataset")
+    covered = {" ".join(arguments[:2]) if arguments[0] in ("gan", "inverse", "segmenter", "world", "dataset", "parts")
                else arguments[0] for arguments in CASES.values()}
     missing = sorted(set(leaves(cli)) - covered)
     assert not missing, f"commands without a bad-input case: {missing}"

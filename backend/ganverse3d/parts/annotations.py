@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -107,9 +108,17 @@ def write_annotation_templates(out, generator, count: int = 16, seed: int = 0, t
     contents[out / "legend.png"] = legend_png_bytes()
     contents[out / "sheet.png"] = sheet_png_bytes(images, torch.zeros(count, height, width, dtype=torch.int64))
     contents[out / "latents.safetensors"] = _latents_bytes(ws)
-    for path in contents:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    write_files(contents)
+    created = not is_dir(out)
+    try:
+        for path in contents:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        write_files(contents)
+    except (OSError, InputError) as error:  # all files or none: a folder this call made goes too
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        if isinstance(error, InputError):
+            raise
+        raise InputError(f"Cannot write {shown_path(out)}: {error.strerror or error}.") from None
     return manifest
 
 
