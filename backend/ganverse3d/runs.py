@@ -426,8 +426,10 @@ class RunTrainer(abc.ABC):
         """The step at which the run ends."""
 
     @abc.abstractmethod
-    def train_step(self) -> dict[str, float]:
-        """Train one step (advancing ``self.step``); returns the step's statistics."""
+    def train_step(self) -> dict[str, float | torch.Tensor]:
+        """Train one step (advancing ``self.step``); returns the step's statistics: numbers, or detached tensors
+        (a loss as it is, on the device), which the loop reads as numbers (:func:`read_stats`) only for the steps
+        whose metrics line or progress bar it writes: reading a CUDA tensor waits for the device."""
 
     @abc.abstractmethod
     def checkpointed(self) -> dict[str, object]:
@@ -451,7 +453,7 @@ class RunTrainer(abc.ABC):
         """Called before the first step of a new run (not on resume past step 0): reference samples, notes."""
 
     def log_values(self, stats: dict[str, float]) -> dict:
-        """A step's statistics as they go to its metrics line."""
+        """A step's statistics (read as numbers) as they go to its metrics line."""
         return stats
 
     def progress_fields(self) -> dict:
@@ -459,7 +461,7 @@ class RunTrainer(abc.ABC):
         return {}
 
     def postfix(self, stats: dict[str, float]) -> dict[str, str]:
-        """What the progress bar shows after a step."""
+        """What the progress bar shows after a step whose statistics (read as numbers) are logged, and the last."""
         return {}
 
     # -- several processes (module docstring) --------------------------------------------------------------
@@ -510,8 +512,11 @@ class RunTrainer(abc.ABC):
                 stats = self.train_step()
                 steps_timed += 1
                 bar.update(1)
-                bar.set_postfix(self.postfix(stats))
                 last = self.step == self.total_steps
+                if main and (last or (config.log_every > 0 and self.step % config.log_every == 0)):
+                    # Read only here: a CUDA tensor's value waits for the device, so reading every step would stall it.
+                    stats = read_stats(stats)
+                    bar.set_postfix(self.postfix(stats))
                 lines: dict[str, dict] = {}
                 for periodic in actions:
                     if periodic.every > 0 and (self.step % periodic.every == 0 or last):
@@ -613,6 +618,11 @@ class RunTrainer(abc.ABC):
             "optimizers": {name: meta[name] for name, part in parts.items() if isinstance(part, torch.optim.Optimizer)},
             "random": {name: meta[name] for name, part in parts.items() if isinstance(part, random.Random)},
         }
+
+
+def read_stats(stats: dict) -> dict:
+    """A step's statistics with each tensor read as a number (a 0-dim tensor) or a list of numbers."""
+    return {name: value.tolist() if isinstance(value, torch.Tensor) else value for name, value in stats.items()}
 
 
 class _Pass(torch.nn.Module):

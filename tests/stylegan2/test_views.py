@@ -101,6 +101,7 @@ def test_view_mixing_loss_is_a_kl_and_trains_only_the_generator():
     G, reader = tiny_generator(), tiny_reader()
     ws_a, ws_b = G.mapping(torch.randn(4, 8)), G.mapping(torch.randn(4, 8))
     loss, stats = view_mixing_loss(G, reader, ws_a, ws_b, 3)
+    stats = {name: value.item() for name, value in stats.items()}
     assert loss.item() == pytest.approx(stats["view_mixing_azimuth_kl"] + stats["view_mixing_body_kl"]
                                         + stats["view_mixing_elevation_deg"] / 10, rel=1e-5)
     # The azimuth term by hand: KL(view image's bins || mix's bins), averaged over the batch.

@@ -191,7 +191,7 @@ class SegmenterTrainer(runs.EpochTrainer):
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return {"loss": loss.item()}
+        return {"loss": loss.detach()}
 
     def measure(self) -> dict:
         return evaluate_segmenter(WorldSegmenter(self.net), self.images[self.test_index], self.masks[self.test_index])

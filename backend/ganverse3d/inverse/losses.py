@@ -181,25 +181,25 @@ def view_terms(rendered_image: torch.Tensor, soft_mask: torch.Tensor, target_ima
 
 
 def total_loss(views: list[ViewTerms], shape_terms: dict[str, torch.Tensor], camera_term: torch.Tensor,
-               weights: LossWeights) -> tuple[torch.Tensor, dict[str, float]]:
+               weights: LossWeights) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Eq. 2: the sum over the rendered views (the input view i and the other view j) of Eq. 1, each with
     the shape regularisers of the one predicted shape, plus the camera head's term.
 
     shape_terms: {"laplacian", "flatten", "move"} scalars. A view's perceptual term counts when it was
     computed (the caller passes no perceptual loss before ``weights.percept_start``). Returns
-    (loss, {name: float} for logging).
+    (loss, {name: detached scalar tensor} for logging, read when a line is written rather than every step).
     """
     loss = weights.camera * camera_term
-    stats = {"camera": camera_term.item()}
+    stats = {"camera": camera_term.detach()}
     for name, value in shape_terms.items():
         loss = loss + len(views) * getattr(weights, name) * value
-        stats[name] = value.item()
+        stats[name] = value.detach()
     for index, terms in enumerate(views):
         loss = loss + weights.iou * terms.iou + weights.colour * terms.colour
-        stats[f"iou_loss_view{index}"] = terms.iou.item()
-        stats[f"colour_view{index}"] = terms.colour.item()
+        stats[f"iou_loss_view{index}"] = terms.iou.detach()
+        stats[f"colour_view{index}"] = terms.colour.detach()
         if terms.percept is not None:
             loss = loss + weights.percept * terms.percept
-            stats[f"percept_view{index}"] = terms.percept.item()
-    stats["loss"] = loss.item()
+            stats[f"percept_view{index}"] = terms.percept.detach()
+    stats["loss"] = loss.detach()
     return loss, stats

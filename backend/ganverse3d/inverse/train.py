@@ -369,9 +369,9 @@ class Trainer(RunTrainer):
                        "flatten": flatten_loss(prediction.verts, model.faces, self.edges, self.edge_faces),
                        "move": move_loss(prediction.offsets)}
         loss, stats = total_loss(terms, shape_terms, camera_term, self.weights)
-        stats["train_iou"] = float(mask_iou(rendered.mask[:batch], masks).mean())
+        stats["train_iou"] = mask_iou(rendered.mask[:batch].detach(), masks).mean()
         if image_cameras:
-            stats["image_cameras_kept"] = float(kept.float().mean())
+            stats["image_cameras_kept"] = kept.float().mean()
         return loss, stats
 
     def image_cameras_active(self) -> bool:

@@ -116,10 +116,10 @@ class InterpreterTrainer(runs.RunTrainer):
         return {"epoch": round(self.step / self.steps_per_epoch, 3)}
 
     def log_values(self, stats: dict) -> dict:
-        return {"loss": round(stats["loss"], 6), "training": int(stats["training"])}
+        return {"loss": round(_mean(stats["losses"]), 6), "training": int(stats["training"])}
 
     def postfix(self, stats: dict) -> dict:
-        return {"loss": f"{stats['loss']:.3f}", "training": int(stats["training"])}
+        return {"loss": f"{_mean(stats['losses']):.3f}", "training": int(stats["training"])}
 
     def train_step(self) -> dict:
         config = self.config
@@ -138,9 +138,9 @@ class InterpreterTrainer(runs.RunTrainer):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            value = loss.item()
-            losses.append(value)
-            if may_stop:
+            losses.append(loss.detach())
+            if may_stop:  # the early stop decides on the host: only then is the loss read every step
+                value = loss.item()
                 if value < self.best[index]:
                     self.best[index], self.since_best[index] = value, 0
                 else:
@@ -149,7 +149,8 @@ class InterpreterTrainer(runs.RunTrainer):
         self.step += 1
         if bool(self.stopped.all()):  # every member has stopped early: the run is done
             self.step = self.total_steps
-        return {"loss": sum(losses) / max(len(losses), 1), "training": int((~self.stopped).sum())}
+        # The members' losses [members training], read when logged (runs.read_stats).
+        return {"losses": torch.stack(losses) if losses else torch.zeros(0), "training": int((~self.stopped).sum())}
 
     @torch.no_grad()
     def predicted(self) -> torch.Tensor:
@@ -178,6 +179,11 @@ class InterpreterTrainer(runs.RunTrainer):
         columns = torch.stack((self.images[shown], colourise(self.labels[shown]), colourise(self.predicted()[shown])),
                               dim=1).flatten(0, 1)
         save_png(self.run_dir / "samples" / f"step{self.step:07d}.png", image_grid(columns, columns=3))
+
+
+def _mean(losses: list[float]) -> float:
+    """The mean of the members' losses of a step (0 when every member has stopped)."""
+    return sum(losses) / max(len(losses), 1)
 
 
 def train_interpreter(config: InterpreterTrainConfig | None, out, device="auto", progress: bool = True,

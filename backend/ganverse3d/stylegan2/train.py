@@ -220,7 +220,7 @@ class Trainer(RunTrainer):
         with self.autocast():
             logits = D(G.synthesis(ws, noise_mode="random")).float()
         loss_G = F.softplus(-logits).mean()
-        stats["loss_G"] = loss_G.item()
+        stats["loss_G"] = loss_G.detach()
         if config.pl_weight > 0 and self.step % config.pl_interval == 0:
             pl_ws = self.mapping(half)
             # Always float32: in bfloat16 this second-order term came out 7 % off (the losses 0.1-0.4 %).
@@ -232,13 +232,13 @@ class Trainer(RunTrainer):
             self.pl_mean.copy_(self.pl_mean.lerp(lengths.mean().detach(), 0.01))
             penalty = (lengths - self.pl_mean).square().mean()
             loss_G = loss_G + penalty * config.pl_weight * config.pl_interval
-            stats["pl_penalty"] = penalty.item()
+            stats["pl_penalty"] = penalty.detach()
         if self.view_reader is not None:
             ws_view, ws_content = (G.mapping(self.latents(half), update_w_avg=False) for _ in range(2))
             with self.autocast():
                 mixing, mixing_stats = view_mixing_loss(G, self.view_reader, ws_view, ws_content, config.view_layers)
             loss_G = loss_G + mixing * config.view_mixing
-            stats.update(view_mixing=mixing.item(), **mixing_stats)
+            stats.update(view_mixing=mixing.detach(), **mixing_stats)
         return loss_G, stats
 
     def discriminator_loss(self, fakes: torch.Tensor, reals: torch.Tensor, do_r1: bool) -> tuple[torch.Tensor, dict]:
@@ -249,12 +249,12 @@ class Trainer(RunTrainer):
         with self.autocast():
             fake_logits, real_logits = D(fakes).float(), D(reals).float()
         loss_D = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
-        stats.update(loss_D=loss_D.item(), D_real=real_logits.mean().item(), D_fake=fake_logits.mean().item())
+        stats.update(loss_D=loss_D.detach(), D_real=real_logits.detach().mean(), D_fake=fake_logits.detach().mean())
         if do_r1:
             (grad,) = torch.autograd.grad(real_logits.sum(), reals, create_graph=True)
             penalty = grad.square().sum((1, 2, 3)).mean()
             loss_D = loss_D + penalty * (config.r1_gamma / 2) * config.r1_interval
-            stats["r1_penalty"] = penalty.item()
+            stats["r1_penalty"] = penalty.detach()
         return loss_D, stats
 
     def train_step(self) -> dict:

@@ -67,7 +67,8 @@ def view_mixing_loss(G: Generator, reader: WorldFeatureNet, ws_view: torch.Tenso
         view_layers: the view's share of W, 1 .. num_ws - 1.
     Returns:
         The loss (scalar: azimuth-bin KL + body-type KL + elevation error in tens of degrees) and its parts
-        as floats (``view_mixing_azimuth_kl``, ``view_mixing_body_kl``, ``view_mixing_elevation_deg``).
+        as detached scalar tensors (``view_mixing_azimuth_kl``, ``view_mixing_body_kl``,
+        ``view_mixing_elevation_deg``), read only when logged.
     """
     if not 1 <= view_layers < G.num_ws:
         raise ValueError(f"view_layers must be from 1 to {G.num_ws - 1}, not {view_layers}.")
@@ -82,8 +83,8 @@ def view_mixing_loss(G: Generator, reader: WorldFeatureNet, ws_view: torch.Tenso
     body_kl = _kl(body, content_body)
     elevation_deg = (elevation.float() - view_elevation.float()).abs().mean()
     loss = azimuth_kl + body_kl + elevation_deg / 10.0
-    return loss, {"view_mixing_azimuth_kl": azimuth_kl.item(), "view_mixing_body_kl": body_kl.item(),
-                  "view_mixing_elevation_deg": elevation_deg.item()}
+    return loss, {"view_mixing_azimuth_kl": azimuth_kl.detach(), "view_mixing_body_kl": body_kl.detach(),
+                  "view_mixing_elevation_deg": elevation_deg.detach()}
 
 
 def _to_unit(images: torch.Tensor) -> torch.Tensor:

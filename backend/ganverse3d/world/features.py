@@ -252,7 +252,7 @@ class FeatureNetTrainer(runs.EpochTrainer):
         self.optimizer.zero_grad(set_to_none=True)
         (loss_body + loss_azimuth + loss_elevation).backward()
         self.optimizer.step()
-        return {"body": loss_body.item(), "azimuth": loss_azimuth.item(), "elevation": loss_elevation.item()}
+        return {"body": loss_body.detach(), "azimuth": loss_azimuth.detach(), "elevation": loss_elevation.detach()}
 
     def measure(self) -> dict:
         return evaluate_feature_net(self.net, self.heldout)
