@@ -119,6 +119,18 @@ def test_run_folder_holds_metrics_samples_cameras_and_a_self_describing_bundle(m
     assert len(config["view_cameras"]) == 4 and len(config["framing"]["bin_fill"]) == 12
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_on_cuda_starts_from_the_losses_of_the_cpu(multiview_dataset, tmp_path):
+    losses = {}
+    for device in ("cpu", "cuda"):
+        bundle = train(tiny_config(multiview_dataset), runs_root=tmp_path / device, device=device, progress=False)
+        lines = [json.loads(line) for line in (bundle.parent.parent / "metrics.jsonl").read_text().splitlines()]
+        assert [line["step"] for line in lines] == [1, 2, 3, 4]
+        losses[device] = lines[0]["loss"]  # the initial weights' loss (the same weights on both devices)
+    # cuDNN's convolutions (TF32 on Ampere and later) round otherwise than the CPU's.
+    assert losses["cuda"] == pytest.approx(losses["cpu"], rel=0.02)
+
+
 def test_fixed_cameras_stay_put_and_single_view_training_renders_one_view(multiview_dataset, tmp_path):
     bundle = train(tiny_config(multiview_dataset, iterations=2, camera_mode="fixed", multiview=False),
                    runs_root=tmp_path, device="cpu", progress=False)

@@ -134,6 +134,16 @@ def test_training_moves_the_generator_and_tracks_w_avg(tiny_dataset, tmp_path):
     assert trainer.G.mapping.w_avg.abs().sum() > 0
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_on_cuda_logs_finite_losses_and_writes_the_bundle(tiny_dataset, tmp_path):
+    for precision in ("float32", "bfloat16"):
+        bundle = train(tiny_config(tiny_dataset, precision=precision), runs_root=tmp_path / precision, device="cuda")
+        lines = [json.loads(line) for line in (bundle.parent.parent / "metrics.jsonl").read_text().splitlines()]
+        assert [line["step"] for line in lines if "loss_G" in line] == [1, 2, 3, 4]
+        assert all(np.isfinite(line[name]) for line in lines for name in ("loss_G", "loss_D") if name in line)
+        assert bundle.is_file()
+
+
 def test_bfloat16_autocast_changes_the_numbers_but_not_the_losses(tiny_dataset, tmp_path):
     losses = {}
     for precision in ("float32", "bfloat16"):

@@ -28,6 +28,7 @@ from PIL import Image
 
 from .. import runs
 from ..bundle import read_metadata, save_module
+from ..devices import to_device
 from ..errors import InputError, setting
 from ..files import check_dataset_complete, image_grid, png_files, read_image, save_png
 from .segment import Segmenter, WorldSegmenter, WorldSegmenterNet
@@ -187,7 +188,7 @@ class SegmenterTrainer(runs.EpochTrainer):
         batch = self.train_index[items]
         images, masks = _augment(self.images[batch].float() / 255, self.masks[batch, None].float(), self.rng)
         self.net.train()
-        loss = _loss(self.train_net(images.to(self.device)), masks.to(self.device))
+        loss = _loss(self.train_net(to_device(images, self.device)), to_device(masks, self.device))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

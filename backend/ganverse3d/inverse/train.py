@@ -36,6 +36,7 @@ from tqdm import tqdm
 from .. import runs
 from ..bundle import save_module
 from ..dataset import MultiViewDataset, cameras_from_batch
+from ..devices import to_device
 from ..errors import InputError
 from ..files import image_grid, save_png, write_json
 from ..geometry import AZIMUTH_BIN_DEG, azimuth_bins, template_sphere
@@ -152,7 +153,8 @@ class LoadedImages:
 
     def batch(self, indices: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:
         """Float images [B, 3, R, R] and masks [B, 1, R, R] in [0, 1] of dataset indices [B]."""
-        return (self.images[indices].to(device, torch.float32) / 255, self.masks[indices].to(device, torch.float32) / 255)
+        return (to_device(self.images[indices], device, torch.float32) / 255,
+                to_device(self.masks[indices], device, torch.float32) / 255)
 
 
 def load_images(dataset: MultiViewDataset, resolution: int, progress: bool = True) -> LoadedImages:
@@ -272,8 +274,8 @@ class Trainer(RunTrainer):
     def cameras_of(self, indices: torch.Tensor):
         """The cameras the images at dataset ``indices`` [B] were taken with, as training believes them."""
         if self.config.camera_mode == "fixed":
-            return cameras_from_batch(self.data.cameras[indices].to(self.device))
-        return self.cameras(self.data.view_ids[indices].to(self.device))
+            return cameras_from_batch(to_device(self.data.cameras[indices], self.device))
+        return self.cameras(to_device(self.data.view_ids[indices], self.device))
 
     # -- the run kit's parts ----------------------------------------------------------------------------------
     @classmethod

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from .. import runs
 from ..bundle import read_metadata, save_module
+from ..devices import to_device
 from ..files import check_output_file, image_grid, save_png, write_bytes
 from ..stylegan2.load import load_generator
 from .annotations import read_annotations
@@ -134,7 +135,8 @@ class InterpreterTrainer(runs.RunTrainer):
             if self.stopped[index] or len(items) < 2:  # BatchNorm needs two pixels: an epoch's last lone one waits
                 continue
             member.train()
-            loss = F.cross_entropy(member(self.pixels[items].to(self.device)), self.pixel_labels[items].to(self.device))
+            loss = F.cross_entropy(member(to_device(self.pixels[items], self.device)),
+                                   to_device(self.pixel_labels[items], self.device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from .. import runs
 from ..bundle import save_module
+from ..devices import to_device
 from ..errors import InputError, setting
 from ..files import image_grid, image_paths, read_image, save_png
 from ..runs import Periodic, RunTrainer, seeded_rng
@@ -189,15 +190,15 @@ class Trainer(RunTrainer):
     def real_batch(self) -> torch.Tensor:
         """This rank's share of a global batch of training images, [B / ranks, 3, R, R] in [-1, 1]."""
         index = self.shard(torch.randint(len(self.reals), (self.config.batch,), generator=self.rng))
-        images = self.reals[index].to(self.device, torch.float32) / 127.5 - 1
+        images = to_device(self.reals[index], self.device, torch.float32) / 127.5 - 1
         if self.config.mirror:
-            flip = self.shard(torch.rand(self.config.batch, generator=self.rng)).to(self.device) < 0.5
+            flip = to_device(self.shard(torch.rand(self.config.batch, generator=self.rng)), self.device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(-1), images)
         return images
 
     def latents(self, count: int) -> torch.Tensor:
         """This rank's rows of ``count`` latents [count, z_dim] drawn for all ranks."""
-        return self.shard(torch.randn(count, self.config.z_dim, generator=self.rng)).to(self.device)
+        return to_device(self.shard(torch.randn(count, self.config.z_dim, generator=self.rng)), self.device)
 
     def mapping(self, count: int) -> torch.Tensor:
         """ws [count / ranks, num_ws, w_dim] of new latents, mixed with a second set's from a random layer on
@@ -225,7 +226,7 @@ class Trainer(RunTrainer):
             pl_ws = self.mapping(half)
             # Always float32: in bfloat16 this second-order term came out 7 % off (the losses 0.1-0.4 %).
             images = G.synthesis(pl_ws, noise_mode="random")
-            noise = self.shard(torch.randn((half, *images.shape[1:]), generator=self.rng)).to(self.device) / math.sqrt(
+            noise = to_device(self.shard(torch.randn((half, *images.shape[1:]), generator=self.rng)), self.device) / math.sqrt(
                 images.shape[2] * images.shape[3])
             (grad,) = torch.autograd.grad((images * noise).sum(), pl_ws, create_graph=True)
             lengths = grad.square().sum(2).mean(1).sqrt()

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from .. import runs
 from ..bundle import read_metadata, save_module
+from ..devices import to_device
 from ..errors import InputError
 from ..files import check_dataset_complete, read_image
 
@@ -244,11 +245,11 @@ class FeatureNetTrainer(runs.EpochTrainer):
         flip = torch.rand(len(items), generator=self.rng) < 0.5
         images, azimuth = _mirror(training.images[items].float() / 255, training.azimuth[items], flip)
         self.net.train()
-        body_logits, azimuth_logits, elevation = self.train_net(images.to(device))
-        loss_body = F.cross_entropy(body_logits, training.body[items].to(device))
-        loss_azimuth = F.cross_entropy(azimuth_logits, _azimuth_bin(azimuth, self.net.azimuth_bins).to(device))
+        body_logits, azimuth_logits, elevation = self.train_net(to_device(images, device))
+        loss_body = F.cross_entropy(body_logits, to_device(training.body[items], device))
+        loss_azimuth = F.cross_entropy(azimuth_logits, to_device(_azimuth_bin(azimuth, self.net.azimuth_bins), device))
         loss_elevation = F.mse_loss(elevation / _ELEVATION_UNIT_DEG,
-                                    training.elevation[items].to(device) / _ELEVATION_UNIT_DEG)
+                                    to_device(training.elevation[items], device) / _ELEVATION_UNIT_DEG)
         self.optimizer.zero_grad(set_to_none=True)
         (loss_body + loss_azimuth + loss_elevation).backward()
         self.optimizer.step()
