@@ -1,7 +1,7 @@
-"""`ganverse3d reconstruct` on CPU: cold and warm latency for a 512-px photo, phone-size photos, the
+"""`ganverse3d reconstruct` on CPU (or CUDA): cold and warm latency for a 512-px photo, phone-size photos, the
 inverse-graphics training step, and peak memory.
 
-    python benchmarks/bm_reconstruct.py [--repeat 5] [--model PATH] [--only TEXT]
+    python benchmarks/bm_reconstruct.py [--repeat 5] [--model PATH] [--only TEXT] [--device cpu|cuda|auto]
 
 ``--only TEXT`` runs the cases whose name contains TEXT (``--only photo`` runs the photo sizes).
 
@@ -20,7 +20,8 @@ Cases (each in a fresh subprocess, so its peak resident memory above the size af
   world dataset made in a temporary folder, and one with `--image-cameras` (the other view's images also go
   through the encoder for their cameras).
 The photo is docs/example_car.png scaled to 512 x 512. Target (issue 5): warm ≤ 0.5 s (SF3D: 0.5 s on an A100).
-Prints a table and writes benchmarks/results/bm_reconstruct.json.
+On CUDA the table adds each case's peak GPU memory allocated (torch.cuda.max_memory_allocated; not for the
+cold CLI, a process of its own). Prints a table and writes benchmarks/results/bm_reconstruct.json.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import case_result, machine, run_case_in_subprocess, timed, write_results
+from common import (add_device_option, case_result, machine, memory_baseline, memory_cells, memory_header,
+                    resolve_device, run_case_in_subprocess, timed, write_results)
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = ("cold CLI (process, 512 px, writes .glb)", "cold API (first call, torch already loaded)",
@@ -81,18 +83,19 @@ def photo_path(folder: Path, name: str) -> Path:
     return REPO / "docs" / "example_car.png" if size is None else folder / f"phone{size[0]}x{size[1]}.jpg"
 
 
-def run_case(name: str, repeat: int, model: str | None, folder: Path) -> dict:
+def run_case(name: str, repeat: int, model: str | None, folder: Path, device: str) -> dict:
     photo, mask = folder / "car512.png", folder / "car512_mask.png"
     if name in PHOTO_SIZES:
         from ganverse3d.api import reconstruct
 
-        reconstruct(REPO / "docs" / "example_car.png", model=model, device="cpu")  # models loaded, a 256-px call
-        baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        reconstruct(REPO / "docs" / "example_car.png", model=model, device=device)  # models loaded, a 256-px call
+        baseline_kib = memory_baseline(device)
         case_photo = photo_path(folder, name)
-        times = timed(lambda: reconstruct(case_photo, model=model, device="cpu"), repeat)
-        return case_result(name, times, baseline_kib)
+        times = timed(lambda: reconstruct(case_photo, model=model, device=device), repeat, device)
+        return case_result(name, times, baseline_kib, device)
     if name == CASES[0]:
-        command = [sys.executable, "-m", "ganverse3d.cli", "reconstruct", str(photo), "-o", str(folder / "car.glb")]
+        command = [sys.executable, "-m", "ganverse3d.cli", "reconstruct", str(photo), "-o", str(folder / "car.glb"),
+                   "--device", device]
         command += ["--model", model] if model else []
         times = []
         for _ in range(repeat):
@@ -102,18 +105,18 @@ def run_case(name: str, repeat: int, model: str | None, folder: Path) -> dict:
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the whole CLI process
         return {"case": name, "median_s": statistics.median(times), "min_s": min(times), "peak_extra_mib": peak}
 
-    baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    baseline_kib = memory_baseline(device)
     if name == CASES[1]:
         start = time.perf_counter()
         from ganverse3d.api import reconstruct
 
-        reconstruct(photo, model=model, device="cpu")
+        reconstruct(photo, model=model, device=device)
         times = [time.perf_counter() - start]
     elif name in CASES[2:4]:
         from ganverse3d.api import reconstruct
 
         given = mask if name == CASES[3] else None
-        times = timed(lambda: reconstruct(photo, mask=given, model=model, device="cpu"), repeat)
+        times = timed(lambda: reconstruct(photo, mask=given, model=model, device=device), repeat, device)
     else:
         from ganverse3d.inverse.train import Trainer, TrainConfig
 
@@ -124,10 +127,10 @@ def run_case(name: str, repeat: int, model: str | None, folder: Path) -> dict:
 
         image_cameras = name == CASES[5]
         config = TrainConfig(data=str(data), holdout_fraction=0.0, image_cameras=image_cameras, image_cameras_start=0)
-        trainer = Trainer(config, folder / f"run-{int(image_cameras)}", torch.device("cpu"), progress=False)
-        baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        times = timed(trainer.train_step, repeat)
-    return case_result(name, times, baseline_kib)
+        trainer = Trainer(config, folder / f"run-{int(image_cameras)}", torch.device(device), progress=False)
+        baseline_kib = memory_baseline(device)
+        times = timed(trainer.train_step, repeat, device)
+    return case_result(name, times, baseline_kib, device)
 
 
 def main():
@@ -135,12 +138,14 @@ def main():
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--model", default=None, help="Inverse-graphics bundle [default: the embedded one].")
     parser.add_argument("--only", default="", help="Run only the cases whose name contains this text.")
+    add_device_option(parser)
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--make-photos", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    device = resolve_device(args.device)
     if args.case:
-        print(json.dumps(run_case(args.case, args.repeat, args.model, Path(args.folder))))
+        print(json.dumps(run_case(args.case, args.repeat, args.model, Path(args.folder), device)))
         return
     if args.make_photos:
         make_photo(Path(args.folder))
@@ -151,17 +156,18 @@ def main():
         # process must stay small for the cases' peaks to be their own.
         subprocess.run([sys.executable, __file__, "--make-photos", "--folder", folder], check=True)
         model = ["--model", args.model] if args.model else []
-        results = [run_case_in_subprocess(__file__, name, "--repeat", str(args.repeat), "--folder", folder, *model)
+        results = [run_case_in_subprocess(__file__, name, "--repeat", str(args.repeat), "--folder", folder,
+                                          "--device", device, *model)
                    for name in (*CASES, *PHOTO_SIZES) if args.only in name]
-    description = machine()
-    print(f"bm_reconstruct — cpu ({description})")
-    print(f"{'case':<44} {'median s':>9} {'min s':>8} {'peak MiB':>9}")
+    description = machine(device)
+    print(f"bm_reconstruct — {device} ({description})")
+    print(f"{'case':<44} {'median s':>9} {'min s':>8} {memory_header(device)}")
     for row in results:
-        print(f"{row['case']:<44} {row['median_s']:>9.3f} {row['min_s']:>8.3f} {row['peak_extra_mib']:>9.0f}")
+        print(f"{row['case']:<44} {row['median_s']:>9.3f} {row['min_s']:>8.3f} {memory_cells(row)}")
     print("peak MiB: the whole process for the cold CLI, above a 256-px call for the photo sizes, else above the "
           "size after set-up")
-    write_results("bm_reconstruct", {"machine": description, "model": args.model or "embedded", "only": args.only,
-                                     "results": results})
+    write_results("bm_reconstruct", {"machine": description, "device": device, "model": args.model or "embedded",
+                                     "only": args.only, "results": results})
 
 
 if __name__ == "__main__":
