@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Trains the oracle inverse-graphics net as scripts/make_inverse_oracle.sh does, but on a world without one body
+# Trains the oracle inverse-graphics net as scripts/make_inverse_oracle.sh does (from the sphere template, as
+# the README measured it), but on a world without one body
 # type (default: pickup), for benchmarks/bm_generalisation.py: a test of designs the training never saw.
 # 750 cars with the held-out type left out give about the 600 cars the default oracle sees. Not shipped: the
 # weights go to WORK_DIR/inverse-without-BODY_TYPE.safetensors. About an hour on 2 CPU cores with one thread;

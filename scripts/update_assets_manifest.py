@@ -19,7 +19,8 @@ SOURCES = {
     "inverse.safetensors": dict(
         kind="inverse", name="oracle", default=True, script="scripts/make_inverse_oracle.sh",
         description="default inverse-graphics net (`--model oracle`): trained on world renders with exact cameras "
-                    "(Table 1 (b)), until one trained on GAN data comes within 5 % of it"),
+                    "(Table 1 (b)) from the car-shaped template, until one trained on GAN data comes within 5 % of "
+                    "it"),
     "inverse_gan.safetensors": dict(
         kind="inverse", name="gan", default=False, script="scripts/make_inverse_gan.sh",
         description="inverse-graphics net trained the paper's way (`--model gan`): on the default generator's "
