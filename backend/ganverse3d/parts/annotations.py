@@ -73,6 +73,17 @@ def sheet_png_bytes(images: torch.Tensor, labels: torch.Tensor, columns: int = 4
     return png_bytes(image_grid(pairs, columns=2 * columns))
 
 
+def check_sampling(count: int, seed: int, truncation: float) -> None:
+    """InputError (one sentence naming the setting) unless ``count`` >= 1, ``seed`` >= 0 and ``truncation`` in
+    (0, 1]: how many generator samples, from which seed, how truncated."""
+    if count < 1:
+        raise InputError(f"{setting('count')} must be at least 1, not {count}.")
+    if not 0 < truncation <= 1:
+        raise InputError(f"{setting('truncation')} must be in (0, 1], not {truncation}.")
+    if seed < 0:
+        raise InputError(f"{setting('seed')} must be 0 or more, not {seed}.")
+
+
 def write_annotation_templates(out, generator, count: int = 16, seed: int = 0, truncation: float = 0.7,
                                device="auto") -> dict:
     """Write ``count`` images of ``generator`` (a name or a file, as ``stylegan2.load.load_generator`` reads) with
@@ -82,12 +93,7 @@ def write_annotation_templates(out, generator, count: int = 16, seed: int = 0, t
     from ..stylegan2.load import load_generator
 
     out = Path(out)
-    if count < 1:
-        raise InputError(f"{setting('count')} must be at least 1, not {count}.")
-    if not 0 < truncation <= 1:
-        raise InputError(f"{setting('truncation')} must be in (0, 1], not {truncation}.")
-    if seed < 0:
-        raise InputError(f"{setting('seed')} must be 0 or more, not {seed}.")
+    check_sampling(count, seed, truncation)
     check_output_folder_writable(out)
     if is_dir(out) and any(out.iterdir()):
         raise InputError(f"The output folder {shown_path(out)} is not empty; give a new folder for the annotations.")

@@ -24,7 +24,6 @@ and ``complete`` turns true; a dropped item that an extension keeps is made agai
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from ..errors import InputError, setting
 from ..files import (check_output_folder_writable, is_dir, is_file, png_bytes, remove_temp_files, shown_path,
                      write_files, write_json, write_text)
 from ..runs import progress_bar
-from .annotations import label_png_bytes, sheet_png_bytes
+from .annotations import check_sampling, label_png_bytes, sheet_png_bytes
 from .interpreter import CLASSES, PALETTE, StyleInterpreter, pixel_features
 
 FORMAT = "ganverse3d-parts-dataset"
@@ -67,14 +66,9 @@ def synthesize_parts(out, generator, interpreter, count: int, seed: int = 0, tru
     from ..stylegan2.load import load_generator
 
     out = Path(out)
-    if count < 1:
-        raise InputError(f"{setting('count')} must be at least 1, not {count}.")
-    if not 0 < truncation <= 1:
-        raise InputError(f"{setting('truncation')} must be in (0, 1], not {truncation}.")
+    check_sampling(count, seed, truncation)
     if not 0 <= drop < 1:
         raise InputError(f"{setting('drop')} must be from 0 to below 1, not {drop}.")
-    if seed < 0:
-        raise InputError(f"{setting('seed')} must be 0 or more, not {seed}.")
     if batch < 1:
         raise InputError(f"{setting('batch')} must be at least 1, not {batch}.")
     settings = {"generator": str(generator), "interpreter": str(interpreter), "seed": seed,
