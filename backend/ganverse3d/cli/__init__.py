@@ -19,6 +19,7 @@ from ..errors import InputError
 from .dataset import dataset
 from .gan import gan
 from .inverse import inverse
+from .neural import neural
 from .parts import parts
 from .reconstruct import reconstruct
 from .render import render
@@ -40,7 +41,7 @@ def cli():
     """
 
 
-for command in (world, gan, dataset, segmenter, parts, inverse, render, reconstruct):
+for command in (world, gan, dataset, segmenter, parts, inverse, neural, render, reconstruct):
     cli.add_command(command)
 
 def flag_namer(argv: list[str]) -> Callable[[str], str]:
