@@ -74,7 +74,7 @@ ALLOWED: dict[str, set[str]] = {
 
 # Rooms that ARCHITECTURE.md plans but that have no code yet (a listed room that is neither here nor on disk
 # is a stale line of the table).
-PLANNED = {"neural"}
+PLANNED = set()
 
 # The user path (what `reconstruct`, the worker and the add-on run) and what it must never load.
 USER_PATH_ROOMS = {"api", "worker"}

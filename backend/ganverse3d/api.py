@@ -84,6 +84,8 @@ class Reconstruction:
         image: [3, S, S] float32, the framed crop.
         crop: (left, top, size) of the square crop in the (EXIF-oriented) photo's pixels; it may reach past
             the photo's border, where edge pixels were repeated.
+        network_texture: [3, Ht, 2 Ht] float32 in [0, 1], the texture on the inverse network's template UVs
+            (after fitting, before any baking): what StyleGAN-R reads as the car's texture.
         sources: the files it was made from, ``{"photo": path, "mask": path}`` for those given as paths
             (:func:`write_reconstruction` never replaces them).
     """
@@ -94,6 +96,7 @@ class Reconstruction:
     mask: torch.Tensor
     image: torch.Tensor
     crop: tuple[float, float, float]
+    network_texture: torch.Tensor
     sources: dict[str, Path] = field(default_factory=dict)
 
 
@@ -391,7 +394,7 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
                               prediction.scale, prediction.translation, texture, camera, net_image, net_mask,
                               FitSettings(steps=fit_steps))
         verts, texture, camera = fitted.verts, fitted.texture, fitted.camera
-    face_uvs = net.face_uvs
+    face_uvs, network_texture = net.face_uvs, texture[0].detach().cpu()
     if texture_size:
         face_uvs, texture = _photo_texture(photo, car_image, box, verts[0], net.faces, net.face_uvs, camera,
                                            texture[0], texture_size)
@@ -401,7 +404,7 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
     sources = {what: Path(source) for what, source in (("photo", image), ("mask", mask))
                if isinstance(source, (str, os.PathLike))}
     return Reconstruction(mesh=mesh, camera=camera, background=image_crop * (mask_crop <= 0.5), mask=mask_crop,
-                          image=image_crop, crop=box, sources=sources)
+                          image=image_crop, crop=box, network_texture=network_texture, sources=sources)
 
 
 def _photo_texture(photo: Image.Image, car: Image.Image, box, verts, faces, face_uvs, camera: Camera, texture,
@@ -521,3 +524,141 @@ def write_render(mesh_path, out, camera: Camera, resolution: int, mask_out=None,
     outputs = check_render_outputs(out, mask_out)
     image, mask = render_mesh_file(mesh_path, camera, resolution, **options)
     return write_files(dict(zip(outputs, (png_bytes(image), png_bytes(mask)))))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Neural rendering (StyleGAN-R, paper Sec. 3.3 and 4.3)
+
+# What api.swap exchanges between two reconstructions.
+SWAP_PARTS = ("shape", "texture", "background")
+_NEURAL_CACHE: dict[tuple, object] = {}
+
+
+def load_neural_model(neural_model=None, device="auto"):
+    """The StyleGAN-R bundle (a path or a shipped model's name, see :func:`ganverse3d.assets.resolve`), cached
+    per file and device."""
+    from .assets import resolve
+    from .bundle import load_module
+    from .devices import resolve_device
+    from .neural import StyleGANR
+
+    path, device = resolve("neural", neural_model), resolve_device(device)
+    key = (str(path.resolve()), path.stat().st_mtime_ns, str(device))
+    if key not in _NEURAL_CACHE:
+        _NEURAL_CACHE.clear()
+        _NEURAL_CACHE[key] = load_module(path, StyleGANR, device=device).requires_grad_(False)
+    return _NEURAL_CACHE[key]
+
+
+def neural_teacher(neural_model=None) -> str:
+    """The inverse-graphics model a StyleGAN-R bundle was trained with, as its training config names it (a
+    shipped name or a path): reconstructions it renders should come from that model."""
+    from .assets import resolve
+    from .bundle import read_metadata
+
+    return str(read_metadata(resolve("neural", neural_model))["config"].get("inverse", "default"))
+
+
+def _square_background(image, size: int) -> torch.Tensor:
+    """A background photo (path, PIL image, [3, H, W] tensor in [0, 1]) as [3, size, size]: the centred square."""
+    if isinstance(image, torch.Tensor):
+        pixels = image.float().clamp(0, 1)
+    else:
+        rgb, _ = _load_photo(image)
+        pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255).permute(2, 0, 1)
+    if pixels.ndim != 3 or pixels.shape[0] != 3:
+        raise InputError(f"{setting('background')} must be an RGB image, not one of shape {tuple(pixels.shape)}.")
+    height, width = pixels.shape[1:]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = pixels[:, top:top + side, left:left + side]
+    return torch.nn.functional.interpolate(square[None], size=(size, size), mode="bilinear", align_corners=False,
+                                           antialias=True)[0]
+
+
+@dataclass
+class NeuralScene:
+    """A reconstruction's shape, texture and background encoded by StyleGAN-R: render it from any camera.
+
+    ``content`` [1, num_ws - view_layers, w_dim] is the content part of W*; only the view part depends on the
+    camera, so a preview re-renders a scene without encoding it again.
+    """
+
+    model: object
+    content: torch.Tensor
+
+    @torch.no_grad()
+    def render(self, camera: Camera) -> torch.Tensor:
+        """[3, R, R] float32 in [0, 1] on the CPU: the scene from ``camera`` (a :class:`Camera` of batch size 1;
+        degrees and object units, any field of view), R the generator's resolution."""
+        model = self.model
+        device = self.content.device
+        vector = model.camera_vector(camera.azimuth.to(device), camera.elevation.to(device),
+                                     camera.distance.to(device), camera.fov_y.to(device))
+        ws = torch.cat((model.mapping.view_codes(vector), self.content), dim=1)
+        return model.synthesize(ws)[0].clamp(0, 1).cpu()
+
+
+@torch.no_grad()
+def neural_scene(reconstruction: Reconstruction, background=None, neural_model=None, device="auto") -> NeuralScene:
+    """Encode ``reconstruction`` for StyleGAN-R (:class:`NeuralScene`).
+
+    Args:
+        reconstruction: from :func:`reconstruct` (ideally with the model the StyleGAN-R was trained with,
+            :func:`neural_teacher`).
+        background: None for the reconstruction's own (its framed photo with the car masked out), or a photo
+            (path, PIL image or [3, H, W] tensor in [0, 1]) whose centred square becomes the background.
+        neural_model: a StyleGAN-R bundle or shipped name (None: the default).
+    """
+    model = load_neural_model(neural_model, device)
+    device = next(model.parameters()).device
+    size, mapping = model.resolution, model.mapping
+    verts = reconstruction.mesh.verts
+    texture = reconstruction.network_texture
+    if verts.shape != (mapping.num_verts, 3) or texture.shape[1:] != (mapping.texture_height, 2 * mapping.texture_height):
+        raise InputError(f"The reconstruction has {verts.shape[0]} vertices and a {tuple(texture.shape[1:])} texture; "
+                         f"this StyleGAN-R reads {mapping.num_verts} and ({mapping.texture_height}, "
+                         f"{2 * mapping.texture_height}): reconstruct with the model it was trained with "
+                         f"({neural_teacher(neural_model)}).")
+
+    def resized(image: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False,
+                                               antialias=True)[0]
+
+    if background is None:
+        mask = (resized(reconstruction.mask) > 0.5).float()
+        pixels = resized(reconstruction.background) * (1 - mask)
+    else:
+        pixels, mask = _square_background(background, size), torch.zeros(1, size, size)
+    codes = mapping.property_codes(verts[None].to(device), texture[None].to(device), pixels[None].to(device),
+                                   mask[None].to(device))
+    return NeuralScene(model=model, content=mapping.mix(*codes))
+
+
+def neural_render(reconstruction: Reconstruction, camera: Camera, background=None, neural_model=None,
+                  device="auto") -> torch.Tensor:
+    """StyleGAN-R's image [3, R, R] (float32 in [0, 1], CPU) of a reconstructed car from ``camera`` (a
+    :class:`Camera` of batch size 1), on its own background or ``background`` (:func:`neural_scene`)."""
+    return neural_scene(reconstruction, background, neural_model, device).render(camera)
+
+
+def swap(a: Reconstruction, b: Reconstruction, parts=SWAP_PARTS) -> Reconstruction:
+    """``a`` with ``parts`` (of :data:`SWAP_PARTS`) taken from ``b`` (paper Fig. 10): its camera stays.
+
+    "shape" takes b's vertices (the faces are shared), "texture" b's textures (network texture, and the mesh's
+    texture with its UVs), "background" b's background and mask.
+    """
+    parts = tuple(parts)
+    unknown = [part for part in parts if part not in SWAP_PARTS]
+    if unknown or not parts:
+        raise InputError(f"{setting('parts')} must be some of {', '.join(SWAP_PARTS)}, not {', '.join(unknown) or 'none'}.")
+    mesh = a.mesh
+    if "shape" in parts:
+        mesh = TexturedMesh(b.mesh.verts, mesh.faces, mesh.face_uvs, mesh.texture)
+    network_texture = a.network_texture
+    if "texture" in parts:
+        mesh = TexturedMesh(mesh.verts, mesh.faces, b.mesh.face_uvs, b.mesh.texture)
+        network_texture = b.network_texture
+    background, mask = (b.background, b.mask) if "background" in parts else (a.background, a.mask)
+    return Reconstruction(mesh=mesh, camera=a.camera, background=background, mask=mask, image=a.image, crop=a.crop,
+                          network_texture=network_texture, sources=dict(a.sources))

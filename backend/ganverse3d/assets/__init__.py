@@ -9,6 +9,7 @@ and under which ``kind`` and ``name`` a user picks it:
     generator    generator               world64 (default)
     segmenter    segmenter               world (default)
     feature_net  feature_net             world (default)
+    neural       neural_model            oracle (default)
 
 ``default`` is a name too: it picks the kind's default entry. :func:`resolve` is the one way the library
 turns what a user set (a name or a file path) into a file; the registry lives in the folder it lists so
@@ -29,9 +30,9 @@ MANIFEST_FORMAT_VERSION = 1
 
 # Every kind of shipped model, with the setting (library name) through which a user picks one.
 KIND_SETTINGS = {"inverse": "model", "generator": "generator", "segmenter": "segmenter",
-                 "feature_net": "feature_net"}
+                 "feature_net": "feature_net", "neural": "neural_model"}
 _KIND_WORDS = {"inverse": "inverse-graphics model", "generator": "generator", "segmenter": "segmenter",
-               "feature_net": "feature net"}
+               "feature_net": "feature net", "neural": "StyleGAN-R model"}
 DEFAULT = "default"
 
 
@@ -104,6 +105,8 @@ def is_shipped(path) -> bool:
 def describe(kind: str) -> str:
     """The names of ``kind`` for messages and help texts: ``"oracle (the default) or gan"``, ``"world64"``."""
     models = shipped(kind)
+    if not models:
+        return "none is shipped"
     if len(models) == 1:
         return models[0].name
     words = [f"{asset.name} (the default)" if asset.default else asset.name for asset in models]
