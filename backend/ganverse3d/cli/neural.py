@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import click
 
-from ..errors import InputError
-from .options import config_option, device_option, given_options, resume_option, runs_option
+from ..errors import InputError, setting
+from ..files import is_file, shown_path
+from .options import (config_option, device_option, given_options, neural_model_option, resume_option, runs_option,
+                      segmenter_option)
 
 _TRAIN = "ganverse3d.neural.train:TrainConfig"
+# Largest tile of the sheets, which hold several: a 4096-px tile is a preview no screen shows.
+MAX_TILE = 1024
+MAX_AZIMUTHS = 36
 
 
 @click.group()
@@ -56,3 +61,233 @@ def neural_train(ctx, runs_root, resume_dir, device, **_config_fields):
     config = None if resume_dir is not None else TrainConfig(**settings)
     changes = settings if resume_dir is not None else {}
     click.echo(f"Wrote {train(config, runs_root=runs_root, resume=resume_dir, device=device, **changes)}.")
+
+
+def _reconstruction_options(command):
+    """--model, --segmenter, --quality, --neural-model and --device: how a photo becomes what StyleGAN-R reads."""
+    options = (
+        click.option("--model", "model", default=None,
+                     help="Inverse-graphics model that reconstructs the photo: a shipped name or a bundle "
+                          "[default: the one the StyleGAN-R was trained with]."),
+        segmenter_option,
+        click.option("--quality", default="fast", show_default=True,
+                     help="fast, balanced or best: 0, 50 or 200 steps of fitting mesh, camera and texture to "
+                          "the photo (StyleGAN-R reads the network's texture: no photo is baked into it)."),
+        neural_model_option,
+        device_option,
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _size_option(default: int, largest: int, what: str):
+    return click.option("--size", type=int, default=default, show_default=True,
+                        help=f"{what} in pixels, from 1 to {largest}, StyleGAN-R's images upscaled (bicubic); 0 = "
+                             f"StyleGAN-R's own resolution.")
+
+
+def _check_size(size: int, largest: int) -> None:
+    if not 0 <= size <= largest:
+        raise InputError(f"{setting('size')} must be 0 (StyleGAN-R's own resolution) or from 1 to {largest} pixels, "
+                         f"not {size}.")
+
+
+def _check_png_output(out_path, inputs: dict):
+    """The output PNG, checked before any work: a writable .png that is none of ``inputs``."""
+    from ..files import check_output_file, check_outputs
+
+    out = check_output_file(out_path, (".png",))
+    check_outputs([out], inputs, "out_path")
+    return out
+
+
+def _check_background(background) -> None:
+    if background is not None and not is_file(background):
+        raise InputError(f"The {setting('background')} image {shown_path(background)} does not exist.")
+
+
+def _reconstruct(photo, model, segmenter, quality, neural_model, device):
+    """The photo reconstructed by ``model``, by default the StyleGAN-R's teacher, whose readings it was trained on."""
+    from ..api import describe_camera, neural_teacher, reconstruct
+
+    result = reconstruct(photo, model=model or neural_teacher(neural_model), segmenter=segmenter, device=device,
+                         quality=quality, texture_size=0)
+    click.echo(f"Camera of {shown_path(photo)}: {describe_camera(result.camera)}.")
+    return result
+
+
+def _resized(images, size: int):
+    """Images [N, 3, H, W] in [0, 1] scaled to [N, 3, size, size] (bicubic, antialiased when shrinking)."""
+    import torch.nn.functional as F
+
+    if images.shape[-2:] == (size, size):
+        return images
+    return F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def _write_png(out, image) -> None:
+    from ..files import png_bytes, write_files
+
+    written = write_files({out: png_bytes(image)})
+    click.echo(f"Wrote {', '.join(str(path) for path in written)}.")
+
+
+@neural.command("render")
+@click.argument("photo", metavar="PHOTO")
+@click.option("-o", "--out", "out_path", required=True, help="Output image, .png.")
+@click.option("--azimuth", type=float, default=None,
+              help="Camera azimuth in degrees: 0 sees the car's front, 90 its +X side [default: the photo's].")
+@click.option("--elevation", type=float, default=None,
+              help="Camera elevation in degrees, from -90 to 90 [default: the photo's].")
+@click.option("--distance", type=float, default=None,
+              help="Camera distance from the car's centre, > 0, in object units (a car fits the unit sphere) "
+                   "[default: the photo's].")
+@click.option("--fov", type=float, default=None,
+              help="Vertical field of view in degrees, between 0 and 180; with another than the StyleGAN-R's, the car "
+                   "appears as large as that camera sees it [default: the StyleGAN-R's].")
+@click.option("--background", default=None,
+              help="An image whose centred square becomes the background [default: the photo's own, car removed].")
+@_size_option(256, 4096, "Output width and height")
+@_reconstruction_options
+def neural_render(photo, out_path, azimuth, elevation, distance, fov, background, size, model, segmenter, quality,
+                  neural_model, device):
+    """Reconstruct the car in PHOTO and render it with StyleGAN-R from a camera.
+
+    The camera is given as for `ganverse3d render` (degrees and object units, looking at the car's centre);
+    the values not given are the photo's as reconstructed, printed first.
+
+    \b
+    Examples:
+      ganverse3d neural render photo.jpg --azimuth 90 -o side.png
+      ganverse3d neural render photo.jpg --azimuth 200 --elevation 20 --distance 4.5 --size 512 -o back.png
+      ganverse3d neural render photo.jpg --azimuth 30 --background street.jpg \\
+          --neural-model runs/neural/00000-default-default-v128/checkpoints/stylegan_r.safetensors -o car.png
+    """
+    from ..api import check_quality, load_neural_model, neural_scene
+    from ..geometry import Camera, check_camera_values
+
+    out = _check_png_output(out_path, {"photo": photo, "background": background})
+    # The values given, before any work; the photo's camera fills in the others later.
+    check_camera_values(*(value if value is not None else stand_in
+                          for value, stand_in in zip((azimuth, elevation, distance, fov), (0.0, 0.0, 1.0, 30.0))))
+    _check_size(size, 4096)
+    _check_background(background)
+    check_quality(quality)
+    renderer = load_neural_model(neural_model, device)
+    result = _reconstruct(photo, model, segmenter, quality, neural_model, device)
+    photo_camera = result.camera
+    camera = Camera.create(float(photo_camera.azimuth[0]) if azimuth is None else azimuth,
+                           float(photo_camera.elevation[0]) if elevation is None else elevation,
+                           float(photo_camera.distance[0]) if distance is None else distance,
+                           renderer.fov_y if fov is None else fov)
+    image = neural_scene(result, background, neural_model, device).render(camera)
+    _write_png(out, _resized(image[None], size or renderer.resolution)[0])
+
+
+@neural.command("turntable")
+@click.argument("photo", metavar="PHOTO")
+@click.option("-o", "--out", "out_path", required=True, help="Output sheet, .png.")
+@click.option("--azimuths", type=int, default=8, show_default=True,
+              help=f"StyleGAN-R views after the first three tiles, 1 to {MAX_AZIMUTHS}: 360 / (N + 1) degrees apart "
+                   f"from the photo's azimuth on, at its elevation and distance.")
+@click.option("--background", default=None,
+              help="An image whose centred square becomes StyleGAN-R's background [default: the photo's own, car "
+                   "removed].")
+@_size_option(128, MAX_TILE, "Side of each tile")
+@_reconstruction_options
+def neural_turntable(photo, out_path, azimuths, background, size, model, segmenter, quality, neural_model, device):
+    """Reconstruct the car in PHOTO and turn it with StyleGAN-R: the dual renderer of the paper's Fig. 7.
+
+    One row of square tiles: the photo framed as the reconstruction sees it | the reconstructed mesh (the
+    network's texture, unlit) rendered by DIB-R in the photo's camera over the framed photo, the car's own
+    pixels grey (grey shows where the mesh misses the car) | StyleGAN-R in the photo's camera | StyleGAN-R
+    from --azimuths more azimuths.
+
+    \b
+    Examples:
+      ganverse3d neural turntable photo.jpg -o sheet.png
+      ganverse3d neural turntable photo.jpg --azimuths 11 --size 256 --background street.jpg -o sheet.png
+    """
+    import torch
+
+    from ..api import check_quality, load_neural_model, neural_scene
+    from ..files import image_grid
+    from ..geometry import Camera
+
+    out = _check_png_output(out_path, {"photo": photo, "background": background})
+    if not 1 <= azimuths <= MAX_AZIMUTHS:
+        raise InputError(f"{setting('azimuths')} must be from 1 to {MAX_AZIMUTHS}, not {azimuths}.")
+    _check_size(size, MAX_TILE)
+    _check_background(background)
+    check_quality(quality)
+    renderer = load_neural_model(neural_model, device)
+    result = _reconstruct(photo, model, segmenter, quality, neural_model, device)
+    side = size or renderer.resolution
+    scene = neural_scene(result, background, neural_model, device)
+    camera = result.camera
+    start, elevation, distance, fov_y = (float(value[0]) for value in
+                                         (camera.azimuth, camera.elevation, camera.distance, camera.fov_y))
+    views = torch.stack([scene.render(Camera.create(start + 360 * step / (azimuths + 1), elevation, distance, fov_y))
+                         for step in range(azimuths + 1)])
+    tiles = torch.cat((_resized(result.image[None], side), _mesh_in_photo(result, side)[None], _resized(views, side)))
+    _write_png(out, image_grid(tiles, columns=len(tiles)))
+
+
+def _mesh_in_photo(result, side: int):
+    """[3, side, side]: the reconstructed mesh, unlit, in the photo's camera over the framed photo with its car grey."""
+    import torch
+
+    from ..render import render_mesh
+
+    mesh = result.mesh
+    backdrop = _resized((result.background + 0.5 * result.mask)[None], side)
+    with torch.no_grad():
+        rendered = render_mesh(mesh.verts[None], mesh.faces, mesh.face_uvs, mesh.texture[None], result.camera, side,
+                               background=backdrop, soft=False)
+    return rendered.image[0].clamp(0, 1)
+
+
+@neural.command("swap")
+@click.argument("photo_a", metavar="A")
+@click.argument("photo_b", metavar="B")
+@click.option("--parts", required=True,
+              help="What A takes from B: some of shape, texture and background, comma-separated.")
+@click.option("-o", "--out", "out_path", required=True, help="Output sheet, .png.")
+@_size_option(256, MAX_TILE, "Side of each tile")
+@_reconstruction_options
+def neural_swap(photo_a, photo_b, parts, out_path, size, model, segmenter, quality, neural_model, device):
+    """Reconstruct the cars in photos A and B and give A some of B's parts (the paper's Fig. 10).
+
+    Writes one row of three StyleGAN-R renders: A in A's camera | B in B's camera | A with B's --parts in A's
+    camera (with "background", B's background and where its car stood).
+
+    \b
+    Examples:
+      ganverse3d neural swap red.jpg blue.jpg --parts texture -o swap.png
+      ganverse3d neural swap sedan.jpg suv.jpg --parts shape,background --size 512 -o swap.png
+    """
+    import torch
+
+    from ..api import check_quality, load_neural_model, neural_scene, swap
+    from ..files import image_grid
+
+    chosen = _parse_parts(parts)
+    out = _check_png_output(out_path, {"photo A": photo_a, "photo B": photo_b})
+    _check_size(size, MAX_TILE)
+    check_quality(quality)
+    renderer = load_neural_model(neural_model, device)
+    a, b = (_reconstruct(photo, model, segmenter, quality, neural_model, device) for photo in (photo_a, photo_b))
+    views = torch.stack([neural_scene(item, None, neural_model, device).render(item.camera)
+                         for item in (a, b, swap(a, b, chosen))])
+    _write_png(out, image_grid(_resized(views, size or renderer.resolution), columns=3))
+
+
+def _parse_parts(text: str) -> tuple[str, ...]:
+    from ..api import SWAP_PARTS
+
+    parts = tuple(part.strip() for part in text.split(","))
+    if not all(part in SWAP_PARTS for part in parts):
+        raise InputError(f"{setting('parts')} must be some of {', '.join(SWAP_PARTS)}, comma-separated, not "
+                         f"{shown_path(text)}.")
+    return parts

@@ -39,6 +39,13 @@ def model_option(required: bool):
                              "images) or a bundle such as runs/inverse/.../checkpoints/inverse.safetensors.")
 
 
+# "default" rather than None: while no StyleGAN-R is shipped, a missing one is then one sentence naming the option.
+neural_model_option = click.option(
+    "--neural-model", "neural_model", default="default",
+    help=f"StyleGAN-R: a shipped one ({assets.describe('neural')}) or a bundle such as "
+         f"runs/neural/.../checkpoints/stylegan_r.safetensors [default: the shipped default].")
+
+
 segmenter_option = click.option(
     "--segmenter", default="world", show_default=True,
     help=f"Car segmenter: a shipped one ({assets.describe('segmenter')}), a world segmenter's weights, world:PATH, "
