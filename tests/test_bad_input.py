@@ -18,6 +18,8 @@ from PIL import Image
 
 from ganverse3d.cli import main
 
+from neural.neural_helpers import save_tiny_stylegan_r
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_CAR = REPO / "docs" / "example_car.png"
 
@@ -60,9 +62,11 @@ def _datasets(folder: Path) -> None:
 def _setup(folder: Path) -> None:
     _photos(folder)
     _datasets(folder)
+    save_tiny_stylegan_r(folder / "neural.safetensors")
 
 
 RECONSTRUCT = ["reconstruct", "--device", "cpu"]
+NEURAL = ["--neural-model", "neural.safetensors", "--device", "cpu"]
 # A name the file system refuses (too long): one sentence that shows it shortened, never a traceback.
 LONG = "r" * 5000
 
@@ -91,6 +95,28 @@ CASES = {
     "render fov 200": ["render", "car.glb", "-o", "r.png", "--fov", "200"],
     "render resolution 0": ["render", "car.glb", "-o", "r.png", "--resolution", "0"],
     "render a png as mesh": ["render", "car.png", "-o", "r.png"],
+    # neural rendering
+    "neural render missing photo": ["neural", "render", "nothing.png", "-o", "n.png"] + NEURAL,
+    "neural render azimuth nan": ["neural", "render", "car.png", "--azimuth", "nan", "-o", "n.png"] + NEURAL,
+    "neural render elevation 100": ["neural", "render", "car.png", "--elevation", "100", "-o", "n.png"] + NEURAL,
+    "neural render output is the photo": ["neural", "render", "car.png", "-o", "car.png"] + NEURAL,
+    "neural render output is the background": ["neural", "render", "car.png", "--background", "car_texture.png",
+                                               "-o", "car_texture.png"] + NEURAL,
+    "neural render missing background": ["neural", "render", "car.png", "--background", "none.png",
+                                         "-o", "n.png"] + NEURAL,
+    "neural render size past 4096": ["neural", "render", "car.png", "--size", "5000", "-o", "n.png"] + NEURAL,
+    "neural render an image as model": ["neural", "render", "car.png", "--neural-model", "car.png", "-o", "n.png"],
+    "neural render no model shipped": ["neural", "render", "car.png", "-o", "n.png", "--device", "cpu"],
+    "neural render over-long model name": ["neural", "render", "car.png", "--neural-model", LONG, "-o", "n.png"],
+    "neural turntable azimuths 0": ["neural", "turntable", "car.png", "--azimuths", "0", "-o", "n.png"] + NEURAL,
+    "neural turntable output is the photo": ["neural", "turntable", "car.png", "-o", "car.png"] + NEURAL,
+    "neural turntable output is the mask": ["neural", "turntable", "car.png", "--mask", "car_texture.png",
+                                            "-o", "car_texture.png"] + NEURAL,
+    "neural turntable to a jpg": ["neural", "turntable", "car.png", "-o", "n.jpg"] + NEURAL,
+    "neural swap parts wheels": ["neural", "swap", "car.png", "blue.png", "--parts", "wheels", "-o", "n.png"] + NEURAL,
+    "neural swap output is photo B": ["neural", "swap", "car.png", "car_texture.png", "--parts", "shape",
+                                      "-o", "car_texture.png"] + NEURAL,
+    "neural swap B not a car": ["neural", "swap", "car.png", "blue.png", "--parts", "shape", "-o", "n.png"] + NEURAL,
     # training
     "gan kimg nan": ["gan", "train", "--data", "broken-data", "--kimg", "nan"],
     "gan checkpoint-every 0": ["gan", "train", "--data", "broken-data", "--checkpoint-every", "0"],
@@ -109,6 +135,8 @@ CASES = {
     "feature-net resume an over-long name": ["gan", "feature-net", "--resume", LONG, "--out", "f.safetensors"],
     "inverse train over-long data": ["inverse", "train", "--data", LONG],
     "inverse eval over-long data": ["inverse", "eval", "--data", LONG],
+    "neural train without views": ["neural", "train", "--device", "cpu"],
+    "neural train resume an over-long name": ["neural", "train", "--resume", LONG],
     # weights and sheets
     "gan convert an image": ["gan", "convert", "car.png", "-o", "g.safetensors"],
     "gan convert an over-long name": ["gan", "convert", "g" * 5000 + ".pkl", "-o", "g.safetensors"],
@@ -191,7 +219,8 @@ def test_the_table_covers_every_command():
             else:
                 yield " ".join(prefix + (name,))
 
-    covered = {" ".join(arguments[:2]) if arguments[0] in ("gan", "inverse", "segmenter", "world", "dataset", "parts")
+    covered = {" ".join(arguments[:2]) if arguments[0] in ("gan", "inverse", "segmenter", "world", "dataset", "parts",
+                                                                "neural")
                else arguments[0] for arguments in CASES.values()}
     missing = sorted(set(leaves(cli)) - covered)
     assert not missing, f"commands without a bad-input case: {missing}"

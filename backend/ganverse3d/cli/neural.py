@@ -81,6 +81,11 @@ def _reconstruction_options(command):
     return command
 
 
+_mask_option = click.option(
+    "--mask", default=None,
+    help="The car's mask, same size as PHOTO (white = car) [default: PHOTO's alpha, else the segmenter].")
+
+
 def _size_option(default: int, largest: int, what: str):
     return click.option("--size", type=int, default=default, show_default=True,
                         help=f"{what} in pixels, from 1 to {largest}, StyleGAN-R's images upscaled (bicubic); 0 = "
@@ -107,12 +112,16 @@ def _check_background(background) -> None:
         raise InputError(f"The {setting('background')} image {shown_path(background)} does not exist.")
 
 
-def _reconstruct(photo, model, segmenter, quality, neural_model, device):
-    """The photo reconstructed by ``model``, by default the StyleGAN-R's teacher, whose readings it was trained on."""
+def _reconstruct(photo, mask, model, segmenter, quality, neural_model, device, mask_setting: str = "mask"):
+    """The photo reconstructed by ``model``, by default the StyleGAN-R's teacher, whose readings it was trained on;
+    a message that asks for a mask names ``mask_setting``, the option of this photo's."""
     from ..api import describe_camera, neural_teacher, reconstruct
 
-    result = reconstruct(photo, model=model or neural_teacher(neural_model), segmenter=segmenter, device=device,
-                         quality=quality, texture_size=0)
+    try:
+        result = reconstruct(photo, mask=mask, model=model or neural_teacher(neural_model), segmenter=segmenter,
+                             device=device, quality=quality, texture_size=0)
+    except InputError as error:
+        raise InputError(error.message.replace(setting("mask"), setting(mask_setting))) from None
     click.echo(f"Camera of {shown_path(photo)}: {describe_camera(result.camera)}.")
     return result
 
@@ -149,9 +158,10 @@ def _write_png(out, image) -> None:
 @click.option("--background", default=None,
               help="An image whose centred square becomes the background [default: the photo's own, car removed].")
 @_size_option(256, 4096, "Output width and height")
+@_mask_option
 @_reconstruction_options
-def neural_render(photo, out_path, azimuth, elevation, distance, fov, background, size, model, segmenter, quality,
-                  neural_model, device):
+def neural_render(photo, out_path, azimuth, elevation, distance, fov, background, size, mask, model, segmenter,
+                  quality, neural_model, device):
     """Reconstruct the car in PHOTO and render it with StyleGAN-R from a camera.
 
     The camera is given as for `ganverse3d render` (degrees and object units, looking at the car's centre);
@@ -167,7 +177,7 @@ def neural_render(photo, out_path, azimuth, elevation, distance, fov, background
     from ..api import check_quality, load_neural_model, neural_scene
     from ..geometry import Camera, check_camera_values
 
-    out = _check_png_output(out_path, {"photo": photo, "background": background})
+    out = _check_png_output(out_path, {"photo": photo, "mask": mask, "background": background})
     # The values given, before any work; the photo's camera fills in the others later.
     check_camera_values(*(value if value is not None else stand_in
                           for value, stand_in in zip((azimuth, elevation, distance, fov), (0.0, 0.0, 1.0, 30.0))))
@@ -175,7 +185,7 @@ def neural_render(photo, out_path, azimuth, elevation, distance, fov, background
     _check_background(background)
     check_quality(quality)
     renderer = load_neural_model(neural_model, device)
-    result = _reconstruct(photo, model, segmenter, quality, neural_model, device)
+    result = _reconstruct(photo, mask, model, segmenter, quality, neural_model, device)
     photo_camera = result.camera
     camera = Camera.create(float(photo_camera.azimuth[0]) if azimuth is None else azimuth,
                            float(photo_camera.elevation[0]) if elevation is None else elevation,
@@ -195,8 +205,10 @@ def neural_render(photo, out_path, azimuth, elevation, distance, fov, background
               help="An image whose centred square becomes StyleGAN-R's background [default: the photo's own, car "
                    "removed].")
 @_size_option(128, MAX_TILE, "Side of each tile")
+@_mask_option
 @_reconstruction_options
-def neural_turntable(photo, out_path, azimuths, background, size, model, segmenter, quality, neural_model, device):
+def neural_turntable(photo, out_path, azimuths, background, size, mask, model, segmenter, quality, neural_model,
+                     device):
     """Reconstruct the car in PHOTO and turn it with StyleGAN-R: the dual renderer of the paper's Fig. 7.
 
     One row of square tiles: the photo framed as the reconstruction sees it | the reconstructed mesh (the
@@ -215,14 +227,14 @@ def neural_turntable(photo, out_path, azimuths, background, size, model, segment
     from ..files import image_grid
     from ..geometry import Camera
 
-    out = _check_png_output(out_path, {"photo": photo, "background": background})
+    out = _check_png_output(out_path, {"photo": photo, "mask": mask, "background": background})
     if not 1 <= azimuths <= MAX_AZIMUTHS:
         raise InputError(f"{setting('azimuths')} must be from 1 to {MAX_AZIMUTHS}, not {azimuths}.")
     _check_size(size, MAX_TILE)
     _check_background(background)
     check_quality(quality)
     renderer = load_neural_model(neural_model, device)
-    result = _reconstruct(photo, model, segmenter, quality, neural_model, device)
+    result = _reconstruct(photo, mask, model, segmenter, quality, neural_model, device)
     side = size or renderer.resolution
     scene = neural_scene(result, background, neural_model, device)
     camera = result.camera
@@ -255,8 +267,12 @@ def _mesh_in_photo(result, side: int):
               help="What A takes from B: some of shape, texture and background, comma-separated.")
 @click.option("-o", "--out", "out_path", required=True, help="Output sheet, .png.")
 @_size_option(256, MAX_TILE, "Side of each tile")
+@click.option("--mask-a", default=None,
+              help="The car's mask in A, same size as A (white = car) [default: A's alpha, else the segmenter].")
+@click.option("--mask-b", default=None, help="The car's mask in B, likewise.")
 @_reconstruction_options
-def neural_swap(photo_a, photo_b, parts, out_path, size, model, segmenter, quality, neural_model, device):
+def neural_swap(photo_a, photo_b, parts, out_path, size, mask_a, mask_b, model, segmenter, quality, neural_model,
+                device):
     """Reconstruct the cars in photos A and B and give A some of B's parts (the paper's Fig. 10).
 
     Writes one row of three StyleGAN-R renders: A in A's camera | B in B's camera | A with B's --parts in A's
@@ -273,11 +289,13 @@ def neural_swap(photo_a, photo_b, parts, out_path, size, model, segmenter, quali
     from ..files import image_grid
 
     chosen = _parse_parts(parts)
-    out = _check_png_output(out_path, {"photo A": photo_a, "photo B": photo_b})
+    out = _check_png_output(out_path, {"photo A": photo_a, "photo B": photo_b, "mask of A": mask_a,
+                                       "mask of B": mask_b})
     _check_size(size, MAX_TILE)
     check_quality(quality)
     renderer = load_neural_model(neural_model, device)
-    a, b = (_reconstruct(photo, model, segmenter, quality, neural_model, device) for photo in (photo_a, photo_b))
+    a, b = (_reconstruct(photo, mask, model, segmenter, quality, neural_model, device, mask_setting)
+            for photo, mask, mask_setting in ((photo_a, mask_a, "mask_a"), (photo_b, mask_b, "mask_b")))
     views = torch.stack([neural_scene(item, None, neural_model, device).render(item.camera)
                          for item in (a, b, swap(a, b, chosen))])
     _write_png(out, image_grid(_resized(views, size or renderer.resolution), columns=3))
