@@ -1,4 +1,4 @@
-"""The backend worker: a persistent process that the Blender add-on talks to in JSON lines, protocol version 1.
+"""The backend worker: a persistent process that the Blender add-on talks to in JSON lines, protocol version 2.
 
 Start it with the Python that has ``ganverse3d`` installed::
 
@@ -19,9 +19,10 @@ of the worker's machine; relative ones are resolved against the worker's working
 
 Requests
 --------
-``{"protocol": 1, "id": ID, "op": NAME, ...arguments}``. ``id`` is an integer or a string chosen by the client
-and repeated in every line that answers the request; ``protocol`` may be left out, and any value other than 1
-is refused. Arguments not listed below are refused (a misspelt option must not be ignored silently).
+``{"protocol": 2, "id": ID, "op": NAME, ...arguments}``. ``id`` is an integer or a string chosen by the client
+and repeated in every line that answers the request; ``protocol`` may be left out, and any value other than 2
+is refused. Version 2 added the reconstruction ids, ``neural_render`` and ``swap``; a version 1 client would
+not know that a reconstruction is kept, so the versions do not mix. Arguments not listed below are refused (a misspelt option must not be ignored silently).
 
 Replies
 -------
@@ -52,7 +53,7 @@ Ops
 ``hello`` (no arguments): loads the model (so later requests are fast and a missing model shows up here as an
 ``"input"`` error) and describes the backend::
 
-    {"protocol": 1, "versions": {"ganverse3d": "0.1.0", "torch": "2.14.1", "python": "3.11.7"},
+    {"protocol": 2, "versions": {"ganverse3d": "0.1.0", "torch": "2.14.1", "python": "3.11.7"},
      "device": "cpu" | "cuda (NVIDIA H100 80GB HBM3)", "model": "/abs/path/inverse.safetensors",
      "summary": "ganverse3d 0.1.0 · torch 2.14.1 · Python 3.11 · cpu · model inverse.safetensors (embedded)"}
 
@@ -79,8 +80,8 @@ Ops
 
 Progress events, then::
 
-    {"mesh": "OUT/mesh.json", "texture": "OUT/texture.png", "framed_photo": "OUT/photo_framed.png",
-     "length": 4.5, "scale": 1.83,
+    {"reconstruction": "5f0c9a...", "mesh": "OUT/mesh.json", "texture": "OUT/texture.png",
+     "framed_photo": "OUT/photo_framed.png", "length": 4.5, "scale": 1.83,
      "camera": {"azimuth": 46.1, "elevation": 9.5, "distance": 3.87, "fov_y": 30.0,
                 "location": [X, Y, Z], "rotation_euler": [rx, ry, rz], "lens": 67.2,
                 "sensor_width": 36.0, "sensor_height": 36.0, "sensor_fit": "VERTICAL"}}
@@ -96,6 +97,53 @@ Progress events, then::
   the predicted camera, and the Blender camera that sees the mesh as the framed photo shows the car:
   ``location`` in metres, ``rotation_euler`` in radians (rotation mode XYZ), ``lens`` and sensor in
   millimetres, ``sensor_fit`` VERTICAL, for a square render (any square resolution).
+* ``reconstruction``: the id under which the worker keeps the reconstruction for ``neural_render`` and
+  ``swap``: a random hex string, never reused, so an id from an earlier worker is refused rather than mistaken.
+  The worker keeps the last :data:`KEPT_RECONSTRUCTIONS` (reconstructions and swaps together, the least
+  recently used forgotten first), with the network's texture only (what StyleGAN-R reads), and forgets them
+  all when it exits.
+
+``neural_render``: StyleGAN-R's image of a kept reconstruction from a camera (paper Sec. 4.3).
+
+* ``reconstruction`` (string, required): an id from ``reconstruct`` or ``swap``; one this worker does not hold
+  is an ``"input"`` error.
+* ``camera`` (object, required), one of two forms (mixing them, a missing or a wrongly typed field is a
+  ``"protocol"`` error; impossible values are ``"input"`` ones):
+
+  - orbit: ``{"azimuth": deg, "elevation": deg, "distance": object units, "fov_y": deg}``, as
+    :class:`ganverse3d.geometry.Camera`; ``fov_y`` may be left out (the reconstruction's);
+  - Blender: ``{"matrix_world": 4 x 4, "car_matrix_world": 4 x 4, "lens": mm, "sensor_width": mm,
+    "sensor_height": mm, "sensor_fit": "AUTO" | "HORIZONTAL" | "VERTICAL", "resolution": [width, height]}``:
+    the camera object's and the car object's world matrices (rows, as ``Matrix`` iterates), the camera
+    data's lens and sensor, and the frame's size (pixels times pixel aspect: only its shape counts). The car
+    may be moved, rotated and scaled (also non-uniformly) after the import: the camera is taken into the car
+    object's own frame, where the import put the mesh, and converted exactly (``camera_from_blender``). The
+    preview always looks at the car's centre; ``off_axis`` in the reply says how far the Blender camera aims
+    away from it.
+* ``background`` (string or null, default null): a photo whose centred square replaces the car's own
+  background (its framed photo with the car masked out).
+* ``neural_model`` (string or null, default null = the shipped default): a StyleGAN-R bundle or a shipped
+  name (``ganverse3d.assets``, kind ``neural``).
+* ``out_dir`` (string, required): folder for ``neural.png``, created if missing; the file of an earlier request
+  is replaced (atomically: a reader sees the old image or the new one).
+
+The scene (reconstruction, background and model encoded by StyleGAN-R) is kept for the last
+:data:`KEPT_SCENES` of them, so a camera that moves around one car costs only the camera's part. Result::
+
+    {"image": "OUT/neural.png", "resolution": 64,
+     "camera": {"azimuth": 30.0, "elevation": 10.0, "distance": 3.9, "fov_y": 30.0, "off_axis": 0.0}}
+
+``resolution`` is the side of the square image (the model's); ``camera`` is the orbit camera rendered
+(degrees, object units), with ``off_axis`` in degrees (0 for an orbit request).
+
+``swap``: a new kept reconstruction made of two (``ganverse3d.api.swap``, paper Fig. 10).
+
+* ``reconstruction`` (string, required): the car that keeps its camera, and its place in Blender: a Blender
+  camera is taken into this car's frame when the swap is rendered.
+* ``other`` (string, required): the car that gives ``parts``.
+* ``parts`` (list of strings, required): some of ``"shape"``, ``"texture"``, ``"background"``.
+
+Result: ``{"reconstruction": ID}``.
 
 ``shutdown`` (no arguments): result ``{}``, then the worker exits with code 0. End of input on stdin, or a
 stdout that the client closed, also ends it with code 0 (quietly). A request cannot be interrupted; to cancel
@@ -113,12 +161,15 @@ reproduces the car of the framed photo. :func:`blender_payload` is exactly this 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import platform
 import sys
 import traceback
+import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -129,12 +180,21 @@ from .errors import InputError
 
 if TYPE_CHECKING:
     from .api import Reconstruction
+    from .geometry import Camera
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 DEFAULT_LENGTH_M = 4.5
 # No vehicle is longer; a larger length is a typo (and would overflow the scene's scale).
 MAX_LENGTH_M = 1000.0
 MESH_FILE, TEXTURE_FILE, FRAMED_PHOTO_FILE = "mesh.json", "texture.png", "photo_framed.png"
+NEURAL_FILE = "neural.png"
+# Enough for the cars of one scene and their swaps; each holds a 642-vertex mesh and a few small images.
+KEPT_RECONSTRUCTIONS = 16
+# A preview moves around one car at a time; a few more keep switching between cars and backgrounds cheap.
+KEPT_SCENES = 4
+ORBIT_FIELDS = ("azimuth", "elevation", "distance", "fov_y")
+BLENDER_FIELDS = ("matrix_world", "car_matrix_world", "lens", "sensor_width", "sensor_height", "sensor_fit",
+                  "resolution")
 # Longest detail kept of an unexpected exception's message, so that an error reply stays one sentence.
 _MAX_DETAIL_CHARS = 300
 # Longest message of a reply, and longest line of a logged traceback: a 50 MB path is not echoed whole.
@@ -147,7 +207,8 @@ _REQUIRED = object()
 # "The Model x.safetensors does not exist", "Unknown Device 'gpu'".
 _ADDON_SETTINGS = {"photo": "Photo", "mask": "Mask", "mask_path": "Mask", "length": "Length", "model": "Model",
                    "model_path": "Model", "device": "Device", "out_dir": "the output folder", "fit_steps": "Fit Steps",
-                   "texture_size": "Texture Size", "quality": "Quality"}
+                   "texture_size": "Texture Size", "quality": "Quality", "background": "Background",
+                   "neural_model": "Neural Model", "parts": "the parts to swap"}
 
 
 class ProtocolError(Exception):
@@ -181,8 +242,9 @@ def _log_traceback(error: BaseException) -> None:
     sys.stderr.flush()
 
 
-def blender_payload(reconstruction: Reconstruction, length: float) -> tuple[dict, dict, float]:
-    """A reconstruction -> (mesh, camera, scale) in Blender's world, as ``reconstruct`` replies and writes them.
+def blender_payload(reconstruction: Reconstruction, length: float) -> tuple[dict, dict, float, float]:
+    """A reconstruction -> (mesh, camera, scale, lift) in Blender's world, as ``reconstruct`` replies and writes
+    them.
 
     Args:
         reconstruction: from :func:`ganverse3d.api.reconstruct` (object space, camera of batch size 1).
@@ -194,6 +256,7 @@ def blender_payload(reconstruction: Reconstruction, length: float) -> tuple[dict
         camera: azimuth, elevation, fov_y (degrees), distance (object units), and the Blender camera:
             location (metres), rotation_euler (radians, XYZ), lens, sensor_width, sensor_height (mm), sensor_fit.
         scale: metres per object-space unit.
+        lift: metres by which mesh and camera were raised (object space's origin is at (0, 0, lift)).
 
     Raises:
         ValueError: the mesh has no extent along object z (a degenerate prediction).
@@ -228,7 +291,70 @@ def blender_payload(reconstruction: Reconstruction, length: float) -> tuple[dict
         "sensor_width": settings.sensor_width, "sensor_height": settings.sensor_height,
         "sensor_fit": settings.sensor_fit,
     }
-    return blender_mesh, blender_camera, scale
+    return blender_mesh, blender_camera, scale, lift
+
+
+def _matrix(value, name: str) -> list[list[float]]:
+    """A 4 x 4 matrix of the request (rows of numbers), or ProtocolError."""
+    if (not isinstance(value, list) or len(value) != 4
+            or any(not isinstance(row, list) or len(row) != 4 for row in value)
+            or any(isinstance(x, bool) or not isinstance(x, (int, float)) for row in value for x in row)):
+        raise ProtocolError(f"The camera's {name!r} of neural_render must be 4 rows of 4 numbers.")
+    return [[float(x) for x in row] for row in value]
+
+
+def blender_camera_in_car_frame(camera: dict, scale: float, lift: float) -> tuple[Camera, float]:
+    """A Blender camera of ``neural_render`` (the module docstring's Blender form, fields already type-checked)
+    -> (our Camera of batch size 1, off-axis angle in degrees) of the car whose import had ``scale`` and ``lift``
+    (:func:`blender_payload`).
+
+    The camera's world matrix is taken into the car object's frame (where the import put the mesh; a moved,
+    rotated or scaled car carries its camera with it), lowered by ``lift`` to the object-space origin, and
+    converted by :func:`ganverse3d.geometry.camera_from_blender`. The rotation is re-orthonormalised from the view
+    axis first: a scaled car or camera scales the axes too, and a non-uniform scale shears them.
+    """
+    import torch
+
+    from .geometry import BlenderCamera, camera_from_blender, matrix_to_euler_xyz
+
+    car = torch.tensor(_matrix(camera["car_matrix_world"], "car_matrix_world"), dtype=torch.float64)
+    view = torch.tensor(_matrix(camera["matrix_world"], "matrix_world"), dtype=torch.float64)
+    if not (torch.isfinite(car).all() and torch.isfinite(view).all()):
+        raise InputError("The camera's and the car's transforms must be finite numbers.")
+    if abs(float(torch.linalg.det(car[:3, :3]))) < 1e-12:
+        raise InputError("The car object is scaled to nothing along an axis; give it a size to preview it.")
+    local = torch.linalg.solve(car, view)
+    backward, up = local[:3, 2], local[:3, 1]
+    if float(backward.norm()) < 1e-12 or float(up.norm()) < 1e-12:
+        raise InputError("The camera object is scaled to nothing; give it a size to preview from it.")
+    backward = backward / backward.norm()
+    up = up - (up @ backward) * backward
+    up = up / up.norm()
+    rotation = torch.stack((torch.linalg.cross(up, backward), up, backward), dim=1)
+    location = local[:3, 3] - torch.tensor((0.0, 0.0, lift), dtype=torch.float64)
+    lens, width, height = (float(camera[name]) for name in ("lens", "sensor_width", "sensor_height"))
+    resolution = camera["resolution"]
+    if (not isinstance(resolution, list) or len(resolution) != 2
+            or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in resolution)):
+        raise ProtocolError("The camera's 'resolution' of neural_render must be [width, height].")
+    if not all(math.isfinite(x) and x > 0 for x in (lens, width, height, *resolution)):
+        raise InputError("The camera's lens, sensor and the render resolution must be positive numbers.")
+    settings = BlenderCamera(tuple(location.tolist()), matrix_to_euler_xyz(rotation.tolist()), lens, width, height,
+                             camera["sensor_fit"], tuple(resolution))
+    try:
+        return camera_from_blender(settings, scale=scale)
+    except ValueError as error:  # the camera at the car's centre, or a sensor fit Blender does not have
+        raise InputError(str(error)) from None
+
+
+@dataclasses.dataclass
+class Kept:
+    """A reconstruction the worker keeps for ``neural_render`` and ``swap``, with the ``scale`` and ``lift`` of
+    the import that put its car into Blender (:func:`blender_payload`)."""
+
+    reconstruction: Reconstruction
+    scale: float
+    lift: float
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -281,7 +407,8 @@ def _request_id(request: dict):
 
 class Worker:
     """Answers requests; keeps the device and model settings of the process and, through
-    :func:`ganverse3d.api.load_inverse_model`, the loaded model.
+    :func:`ganverse3d.api.load_inverse_model`, the loaded model; keeps the last reconstructions by id and the
+    last StyleGAN-R scenes (see the module docstring).
 
     Args:
         write_line: writes one protocol line (JSON text without the newline) and flushes it.
@@ -298,9 +425,14 @@ class Worker:
             "hello": (self.hello, frozenset()),
             "reconstruct": (self.reconstruct, frozenset({"photo", "mask", "length", "quality", "fit_steps",
                                                              "texture_size", "out_dir"})),
+            "neural_render": (self.neural_render, frozenset({"reconstruction", "camera", "background",
+                                                               "neural_model", "out_dir"})),
+            "swap": (self.swap, frozenset({"reconstruction", "other", "parts"})),
             "shutdown": (self.shutdown, frozenset()),
         }
         self.finished = False
+        self.kept: OrderedDict[str, Kept] = OrderedDict()
+        self.scenes: OrderedDict[tuple, object] = OrderedDict()
 
     def handle_line(self, line: bytes) -> None:
         """Answer one request line; every path ends in exactly one final reply."""
@@ -379,6 +511,7 @@ class Worker:
         """Photo -> mesh.json, texture.png, photo_framed.png in ``out_dir`` and the Blender camera."""
         from .api import (DEFAULT_QUALITY, check_fit_steps, check_quality, check_texture_size, load_inverse_model,
                           reconstruct)
+        from .api import TexturedMesh
         from .files import check_output_file, check_outputs, png_bytes, remove_temp_files, write_files
 
         photo = _path_argument(request, "reconstruct", "photo", "a path")
@@ -410,12 +543,124 @@ class Worker:
         result = reconstruct(photo, mask=mask, model=self.model, segmenter=self.segmenter, device=self.device,
                              quality=quality, fit_steps=fit_steps, texture_size=texture_size)
         progress(0.8, "Writing the mesh and texture")
-        mesh, camera, scale = blender_payload(result, length)
+        mesh, camera, scale, lift = blender_payload(result, length)
         # All three or none; mesh.json, the first, is renamed last: the client reads it first.
         write_files({files["mesh"]: json.dumps(mesh, separators=(",", ":")).encode("utf-8"),
                      files["texture"]: png_bytes(result.mesh.texture), files["framed_photo"]: png_bytes(result.image)})
-        return {**{key: str(path) for key, path in files.items()}, "length": length, "scale": scale,
-                "camera": camera}
+        # StyleGAN-R reads the network's texture on the network's UVs; a baked texture (up to 100 MB) is not kept.
+        net, _ = load_inverse_model(self.model, self.device)
+        mesh_kept = TexturedMesh(result.mesh.verts, result.mesh.faces, net.face_uvs.cpu(), result.network_texture)
+        reconstruction_id = self._keep(Kept(dataclasses.replace(result, mesh=mesh_kept), scale, lift))
+        return {"reconstruction": reconstruction_id, **{key: str(path) for key, path in files.items()},
+                "length": length, "scale": scale, "camera": camera}
+
+    def neural_render(self, request: dict, progress) -> dict:
+        """A kept reconstruction, a camera -> ``neural.png`` in ``out_dir`` (see the module docstring)."""
+        from .api import neural_scene
+        from .files import check_output_file, png_bytes, remove_temp_files, write_files
+
+        kept = self._kept(_argument(request, "neural_render", "reconstruction", (str,), "a reconstruction id"))
+        camera, off_axis = self._camera(_argument(request, "neural_render", "camera", (dict,), "an object"), kept)
+        background = _path_argument(request, "neural_render", "background", "a path or null", default=None)
+        neural_model = _argument(request, "neural_render", "neural_model", (str, type(None)), "a path, a name or null",
+                                 default=None)
+        out = _path_argument(request, "neural_render", "out_dir", "a folder path").absolute() / NEURAL_FILE
+        check_output_file(out, (".png",))
+        key = (request["reconstruction"], self._background_key(background), self._neural_model_key(neural_model))
+        scene = self.scenes.pop(key, None)
+        if scene is None:
+            scene = neural_scene(kept.reconstruction, background=background, neural_model=neural_model,
+                                 device=self.device)
+        self.scenes[key] = scene
+        while len(self.scenes) > KEPT_SCENES:
+            self.scenes.popitem(last=False)
+        image = scene.render(camera)
+        remove_temp_files(out.parent, names=[out.name])
+        write_files({out: png_bytes(image)})
+        used = {name: float(getattr(camera, name)[0]) for name in ORBIT_FIELDS}
+        return {"image": str(out), "resolution": image.shape[-1], "camera": {**used, "off_axis": off_axis}}
+
+    def swap(self, request: dict, progress) -> dict:
+        """Two kept reconstructions -> a new one with ``parts`` of the other (see the module docstring)."""
+        from .api import swap
+
+        kept = self._kept(_argument(request, "swap", "reconstruction", (str,), "a reconstruction id"))
+        other = self._kept(_argument(request, "swap", "other", (str,), "a reconstruction id"))
+        parts = _argument(request, "swap", "parts", (list,), "a list of part names")
+        if not all(isinstance(part, str) for part in parts):
+            raise ProtocolError("The argument 'parts' of swap must be a list of strings.")
+        swapped = swap(kept.reconstruction, other.reconstruction, parts)
+        return {"reconstruction": self._keep(Kept(swapped, kept.scale, kept.lift))}
+
+    # -- kept reconstructions and scenes ------------------------------------------------------------
+
+    def _keep(self, kept: Kept) -> str:
+        """Keep ``kept`` under a new id (forgetting the least recently used beyond the limit); returns the id."""
+        reconstruction_id = uuid.uuid4().hex
+        self.kept[reconstruction_id] = kept
+        while len(self.kept) > KEPT_RECONSTRUCTIONS:
+            forgotten, _ = self.kept.popitem(last=False)
+            for key in [key for key in self.scenes if key[0] == forgotten]:
+                del self.scenes[key]
+        return reconstruction_id
+
+    def _kept(self, reconstruction_id: str) -> Kept:
+        kept = self.kept.get(reconstruction_id)
+        if kept is None:
+            raise InputError(f"The backend holds no reconstruction {_shortened(reconstruction_id, 40)} (it keeps the "
+                             f"last {KEPT_RECONSTRUCTIONS} and forgets them when it restarts); import the car again.")
+        self.kept.move_to_end(reconstruction_id)
+        return kept
+
+    def _camera(self, camera: dict, kept: Kept) -> tuple[Camera, float]:
+        """The request's camera (either form) -> (Camera of batch size 1, off-axis degrees), values checked."""
+        import torch
+
+        from .geometry import Camera, check_camera_values
+
+        fields = set(camera)
+        if fields <= set(ORBIT_FIELDS) and fields >= set(ORBIT_FIELDS[:3]):
+            values = [camera.get(name, float(getattr(kept.reconstruction.camera, name)[0])) for name in ORBIT_FIELDS]
+            if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in values):
+                raise ProtocolError("The camera's azimuth, elevation, distance and fov_y of neural_render must be "
+                                    "numbers.")
+            result, off_axis = Camera.create(*(float(x) for x in values), dtype=torch.float64), 0.0
+        elif fields == set(BLENDER_FIELDS):
+            if any(isinstance(camera[name], bool) or not isinstance(camera[name], (int, float))
+                   for name in ("lens", "sensor_width", "sensor_height")) or not isinstance(camera["sensor_fit"], str):
+                raise ProtocolError("The camera's lens and sensor sizes of neural_render must be numbers and its "
+                                    "sensor_fit a string.")
+            result, off_axis = blender_camera_in_car_frame(camera, kept.scale, kept.lift)
+        else:
+            raise ProtocolError("The camera of neural_render must have the fields azimuth, elevation, distance "
+                                f"(and fov_y), or {', '.join(BLENDER_FIELDS)}; it has {', '.join(sorted(fields))}.")
+        check_camera_values(*(float(getattr(result, name)[0]) for name in ORBIT_FIELDS))
+        return result, off_axis
+
+    @staticmethod
+    def _background_key(background: Path | None):
+        """What a background's scene depends on: the file and its version (None: the car's own)."""
+        from .errors import setting
+        from .files import is_file, shown_path
+
+        if background is None:
+            return None
+        if not is_file(background):
+            raise InputError(f"The {setting('background')} {shown_path(background)} does not exist.")
+        status = background.stat()
+        return str(background.resolve()), status.st_mtime_ns, status.st_size
+
+    @staticmethod
+    def _neural_model_key(neural_model: str | None):
+        """What a scene's model is: the file and its version; an ``"input"`` error when there is none."""
+        from .assets import lookup, resolve
+        from .errors import setting
+
+        if neural_model is None and lookup("neural") is None:
+            raise InputError(f"No StyleGAN-R model is shipped with this backend yet; set {setting('neural_model')} "
+                             f"to a weights file.")
+        path = resolve("neural", neural_model)
+        return str(path.resolve()), path.stat().st_mtime_ns
 
     def shutdown(self, request: dict, progress) -> dict:
         """Reply, then let the request loop end."""

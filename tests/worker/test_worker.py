@@ -1,4 +1,4 @@
-"""The backend worker (``python -m ganverse3d.worker``, protocol version 1) driven the way the add-on drives it:
+"""The backend worker (``python -m ganverse3d.worker``, protocol version 2) driven the way the add-on drives it:
 a subprocess, JSON lines on its stdin and stdout. One worker serves the whole module (it keeps its model loaded);
 tests that end a worker start their own.
 
@@ -109,7 +109,7 @@ def reference():
 def round_trip(worker, tmp_path_factory):
     """(out_dir, progress events, final reply) of one reconstruct request."""
     out_dir = tmp_path_factory.mktemp("round_trip") / "new" / "folder"
-    events, reply = worker.ask({"protocol": 1, "id": "car-1", "op": "reconstruct", "photo": str(PHOTO),
+    events, reply = worker.ask({"protocol": 2, "id": "car-1", "op": "reconstruct", "photo": str(PHOTO),
                                 "mask": None, "length": LENGTH_M, "out_dir": str(out_dir)})
     return out_dir, events, reply
 
@@ -127,9 +127,9 @@ def object_to_blender_reference(reconstruction, length):
 
 
 def test_hello_describes_versions_device_and_model(worker):
-    events, reply = worker.ask({"protocol": 1, "id": 1, "op": "hello"})
+    events, reply = worker.ask({"protocol": 2, "id": 1, "op": "hello"})
     assert events == []
-    assert reply["id"] == 1 and reply["type"] == "result" and reply["protocol"] == 1
+    assert reply["id"] == 1 and reply["type"] == "result" and reply["protocol"] == 2
     assert reply["versions"] == {"ganverse3d": __version__, "torch": torch.__version__.split("+")[0],
                                  "python": platform.python_version()}
     assert reply["device"] == "cpu"
@@ -145,6 +145,7 @@ def test_reconstruct_reports_progress_then_the_files_and_camera(round_trip, refe
     fractions = [event["fraction"] for event in events]
     assert fractions == sorted(fractions) and 0.0 <= fractions[0] and fractions[-1] <= 1.0
     assert reply["id"] == "car-1" and reply["type"] == "result"
+    assert isinstance(reply["reconstruction"], str) and len(reply["reconstruction"]) == 32
     assert reply["mesh"] == str(out_dir / "mesh.json")
     assert reply["texture"] == str(out_dir / "texture.png")
     assert reply["framed_photo"] == str(out_dir / "photo_framed.png")
@@ -198,7 +199,7 @@ def test_mesh_json_uvs_are_blenders_with_v_up(round_trip, reference):
 
 
 def test_blender_payload_camera_projects_the_mesh_where_the_predicted_camera_does(reference):
-    mesh, camera, scale = worker_module.blender_payload(reference, 4.5)
+    mesh, camera, scale, lift = worker_module.blender_payload(reference, 4.5)
     vertices = np.array(mesh["vertices"])  # Blender world, metres
     verts = reference.mesh.verts.double()
     predicted = reference.camera.to(dtype=torch.float64)
@@ -216,7 +217,7 @@ def test_blender_payload_camera_projects_the_mesh_where_the_predicted_camera_doe
 
     # (b) Back through camera_from_blender: it assumes a camera aimed at the origin, so undo the common lift
     # (a translation of mesh and camera together changes no image) and the scale.
-    lift = -scale * float(verts[:, 1].min())
+    assert lift == pytest.approx(-scale * float(verts[:, 1].min()), rel=1e-12)
     location = camera["location"][:2] + [camera["location"][2] - lift]
     settings = BlenderCamera(tuple(location), tuple(camera["rotation_euler"]), camera["lens"],
                              camera["sensor_width"], camera["sensor_height"], camera["sensor_fit"],
@@ -230,7 +231,7 @@ def test_blender_payload_camera_projects_the_mesh_where_the_predicted_camera_doe
 
 def test_blender_payload_scales_to_the_length_and_rejects_a_flat_mesh(reference):
     for length in (1.0, 4.5, 12.0):
-        mesh, _, scale = worker_module.blender_payload(reference, length)
+        mesh, _, scale, _ = worker_module.blender_payload(reference, length)
         y = np.array(mesh["vertices"])[:, 1]
         assert y.max() - y.min() == pytest.approx(length, rel=1e-9)
         assert scale == pytest.approx(length / float(reference.mesh.verts[:, 2].max() - reference.mesh.verts[:, 2].min()))
@@ -253,8 +254,8 @@ def test_blender_payload_scales_to_the_length_and_rejects_a_flat_mesh(reference)
     (b'{"id": true, "op": "hello"}', None, "'id'"),
     (b'{"id": 7, "op": "paint"}', 7, 'Unknown op "paint"'),
     (b'{"id": 7}', 7, "Unknown op null"),
-    (b'{"id": "a", "protocol": 2, "op": "hello"}', "a", "protocol version 1, not 2"),
-    (b'{"id": "a", "protocol": "1", "op": "hello"}', "a", "protocol version 1"),
+    (b'{"id": "a", "protocol": 1, "op": "hello"}', "a", "protocol version 2, not 1"),
+    (b'{"id": "a", "protocol": "2", "op": "hello"}', "a", "protocol version 2"),
     (b'{"id": 8, "op": "reconstruct", "out_dir": "/tmp/x"}', 8, "needs the argument 'photo'"),
     (b'{"id": 8, "op": "reconstruct", "photo": "a.png"}', 8, "needs the argument 'out_dir'"),
     (b'{"id": 8, "op": "reconstruct", "photo": 3, "out_dir": "/tmp/x"}', 8, "'photo' of reconstruct must be a path"),
@@ -513,7 +514,7 @@ def test_library_output_cannot_reach_the_protocol_stream(tmp_path):
 
 
 def test_shutdown_replies_then_exits_with_code_0(fresh_worker):
-    _, reply = fresh_worker.ask({"protocol": 1, "id": "bye", "op": "shutdown"})
+    _, reply = fresh_worker.ask({"protocol": 2, "id": "bye", "op": "shutdown"})
     assert reply == {"id": "bye", "type": "result"}
     assert fresh_worker.process.wait(timeout=30) == 0
     with pytest.raises(WorkerDied):
