@@ -560,12 +560,14 @@ def neural_teacher(neural_model=None) -> str:
 
 
 def _square_background(image, size: int) -> torch.Tensor:
-    """A background photo (path, PIL image, [3, H, W] tensor in [0, 1]) as [3, size, size]: the centred square."""
+    """A background photo (path, PIL image or [3, H, W] tensor in [0, 1]; any size: it is resampled) as
+    [3, size, size]: its centred square."""
     if isinstance(image, torch.Tensor):
         pixels = image.float().clamp(0, 1)
     else:
-        rgb, _ = _load_photo(image)
-        pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255).permute(2, 0, 1)
+        if isinstance(image, (str, os.PathLike)):
+            image = _open_image(image, "background")
+        pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
     if pixels.ndim != 3 or pixels.shape[0] != 3:
         raise InputError(f"{setting('background')} must be an RGB image, not one of shape {tuple(pixels.shape)}.")
     height, width = pixels.shape[1:]

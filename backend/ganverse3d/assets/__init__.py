@@ -89,6 +89,9 @@ def resolve(kind: str, name_or_path=None, setting_name: str | None = None) -> Pa
             raise InputError(f"The shipped {_KIND_WORDS[kind]} {asset.name!r} ({asset.path}) is missing; reproduce it "
                              f"with {asset.script} or set {setting(setting_name)} to a weights file.")
         return asset.path
+    if name_or_path in (None, DEFAULT):
+        raise InputError(f"No {_KIND_WORDS[kind]} is shipped with this install; set {setting(setting_name)} to a "
+                         f"weights file.")
     path = Path(name_or_path)
     if is_file(path):  # a name too long for the file system is one sentence, not a traceback
         return path

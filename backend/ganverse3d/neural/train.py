@@ -236,7 +236,8 @@ class Trainer(RunTrainer):
                 Periodic(self.config.metric_every, self.measure_fid, line="fid")]
 
     def on_start(self) -> None:
-        counts = sorted({*SWEEP_COUNTS, self.config.view_dims, self.view_layers * self.G0.w_dim})
+        total = self.view_layers * self.G0.w_dim
+        counts = sorted({count for count in SWEEP_COUNTS if count < total} | {self.config.view_dims, total})
         with torch.no_grad():
             contents = self.G0.mapping(torch.randn(8, self.G0.z_dim, generator=seeded_rng(self.config.seed + 3)).to(
                 self.device), truncation_psi=self.config.truncation)
