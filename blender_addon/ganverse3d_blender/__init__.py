@@ -1,4 +1,5 @@
-"""GANverse3D for Blender: import a textured car mesh from one photo, with a camera that matches the photo.
+"""GANverse3D for Blender: import a textured car mesh from one photo, with a camera that matches the photo, and
+preview it re-rendered by StyleGAN-R from the scene camera (the Neural Preview).
 
 The heavy lifting (PyTorch, the inverse-graphics network) runs in a separate backend worker process
 (``python -m ganverse3d.worker``, see ``worker_client``); this add-on uses bpy and the standard library only,
@@ -19,15 +20,18 @@ bl_info = {
 
 import bpy
 
-from . import operators, panel, preferences, session, status
+from . import operators, panel, preferences, preview, session, status
 
 CLASSES = (
+    panel.GANVERSE3D_PG_preview_settings,
     panel.GANVERSE3D_PG_import_settings,
     status.GANVERSE3D_PG_status,
     preferences.GANVERSE3D_AddonPreferences,
     operators.GANVERSE3D_OT_check_backend,
     operators.GANVERSE3D_OT_import_photo,
+    operators.GANVERSE3D_OT_neural_preview,
     panel.GANVERSE3D_PT_import,
+    panel.GANVERSE3D_PT_neural_preview,
 )
 
 
@@ -37,9 +41,12 @@ def register():
     # Import options travel with the .blend; status lines are per session, so they live on the window manager.
     bpy.types.Scene.ganverse3d = bpy.props.PointerProperty(type=panel.GANVERSE3D_PG_import_settings)
     bpy.types.WindowManager.ganverse3d = bpy.props.PointerProperty(type=status.GANVERSE3D_PG_status)
+    bpy.app.handlers.load_pre.append(preview.stop_on_load)
 
 
 def unregister():
+    bpy.app.handlers.load_pre.remove(preview.stop_on_load)
+    preview.shutdown()
     session.close_worker()
     del bpy.types.WindowManager.ganverse3d
     del bpy.types.Scene.ganverse3d

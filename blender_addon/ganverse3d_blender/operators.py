@@ -1,4 +1,4 @@
-"""Operators that talk to the backend worker: Check Backend and Import Car from Photo.
+"""Operators that talk to the backend worker: Check Backend, Import Car from Photo and the Neural Preview toggle.
 
 Both run one worker request through :class:`WorkerRequestOperator`, in one of two ways:
 
@@ -9,6 +9,7 @@ Both run one worker request through :class:`WorkerRequestOperator`, in one of tw
   operator it frees right after; a modal run started there would outlive it and crash Blender.
 """
 
+import json
 import os
 import shutil
 import tempfile
@@ -17,7 +18,7 @@ import traceback
 
 import bpy
 
-from . import scene_build, session, status
+from . import preview, scene_build, session, status
 
 # How often the modal operator looks at the worker's answers (seconds).
 _POLL_INTERVAL = 0.1
@@ -267,9 +268,9 @@ class GANVERSE3D_OT_import_photo(WorkerRequestOperator, bpy.types.Operator):
         self._out_dir = tempfile.mkdtemp(prefix="ganverse3d_import_")
         # texture_size None: the quality's; fit_steps left out: the quality's too (the panel does not set it).
         texture_size = None if self.texture_size == "AUTO" else int(self.texture_size)
-        return session.worker_client(context).request("reconstruct", photo=photo, mask=mask, length=self.length,
-                                                      quality=self.quality.lower(), texture_size=texture_size,
-                                                      out_dir=self._out_dir)
+        self._arguments = {"photo": photo, "mask": mask, "length": self.length, "quality": self.quality.lower(),
+                           "texture_size": texture_size}
+        return session.worker_client(context).request("reconstruct", out_dir=self._out_dir, **self._arguments)
 
     def cleanup(self):
         out_dir = getattr(self, "_out_dir", None)
@@ -283,6 +284,8 @@ class GANVERSE3D_OT_import_photo(WorkerRequestOperator, bpy.types.Operator):
         try:
             car, camera = scene_build.build_car(context, request.result, self._photo, self.create_camera,
                                                 self.photo_background)
+            # A worker started later (another session, a headless turntable) makes the same car from these.
+            car[scene_build.REQUEST_PROPERTY] = json.dumps(self._arguments)
         except scene_build.BuildError as error:
             return self.fail(context, str(error))
         except Exception as error:  # a bug: the scene is already rolled back; the console gets the traceback
@@ -295,3 +298,46 @@ class GANVERSE3D_OT_import_photo(WorkerRequestOperator, bpy.types.Operator):
         self.show_status(context, message)
         self.report({"INFO"}, message)
         return {"FINISHED"}
+
+
+class GANVERSE3D_OT_neural_preview(bpy.types.Operator):
+    """Turn the Neural Preview on or off: StyleGAN-R renders the car from the scene camera whenever it moves.
+
+    On, it runs as a modal operator that lets every event through and only listens for Esc, which stops the
+    preview; the rendering itself is driven by a timer (``preview``), so the preview also runs where no modal
+    operator can (a script, background mode).
+    """
+
+    bl_idname = "ganverse3d.neural_preview"
+    bl_label = "Neural Preview"
+    bl_description = ("StyleGAN-R renders the Car from the scene camera while the camera moves or the animation "
+                      "plays, into the image '<car> Neural Preview' and a corner of the 3D viewport; Esc stops it")
+
+    def execute(self, context):
+        if preview.running():
+            preview.stop(context, "The Neural Preview is off.")
+            return {"FINISHED"}
+        try:
+            preview.start(context)
+        except (preview.PreviewError, session.AddonNotEnabled) as error:
+            status.show(context, preview.STATUS_LINE, str(error), failed=True)
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        result = self.execute(context)
+        if preview.running() and not bpy.app.background:
+            context.window_manager.modal_handler_add(self)
+            return {"RUNNING_MODAL"}
+        return result
+
+    def modal(self, context, event):
+        if not preview.running():  # toggled off, or stopped by a failure, which is reported here once
+            if preview.last_error():
+                self.report({"ERROR"}, preview.last_error())
+            return {"CANCELLED", "PASS_THROUGH"}
+        if event.type == "ESC" and event.value == "PRESS":
+            preview.stop(context, "The Neural Preview stopped (Esc).")
+            return {"CANCELLED"}
+        return {"PASS_THROUGH"}

@@ -1,6 +1,7 @@
-"""Add-on preferences: which Python runs the backend, which model, which device, how long an import may take.
+"""Add-on preferences: which Python runs the backend, which models, which device, how long an import may take.
 
-The setting names (Backend Python, Model, Device, Timeout) are the words the backend's error messages use.
+The setting names (Backend Python, Model, Neural Model, Device, Timeout) are the words the backend's error
+messages use.
 """
 
 import sys
@@ -38,6 +39,13 @@ class GANVERSE3D_AddonPreferences(bpy.types.AddonPreferences):
         subtype="FILE_PATH",
         update=_backend_setting_changed,
     )
+    # Sent with each preview request, so changing it needs no new worker (and keeps the cars the worker holds).
+    neural_model: bpy.props.StringProperty(
+        name="Neural Model",
+        description="StyleGAN-R bundle (.safetensors) that renders the Neural Preview; empty = the backend's "
+                    "shipped one",
+        subtype="FILE_PATH",
+    )
     device: bpy.props.EnumProperty(
         name="Device",
         items=(("AUTO", "Auto", "CUDA when the backend sees a GPU, else the CPU"),
@@ -61,6 +69,7 @@ class GANVERSE3D_AddonPreferences(bpy.types.AddonPreferences):
         if not self.python:
             column.label(text=f"Using Blender's own Python: {sys.executable}", icon="INFO")
         column.prop(self, "model")
+        column.prop(self, "neural_model")
         column.prop(self, "device")
         column.prop(self, "timeout")
         layout.operator("ganverse3d.check_backend", icon="CHECKMARK")

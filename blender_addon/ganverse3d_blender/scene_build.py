@@ -1,6 +1,6 @@
 """Turn the worker's reconstruct result into Blender data: the textured car and its matching camera.
 
-Runs on Blender's main thread. The worker already speaks Blender's conventions (protocol version 1): vertices in
+Runs on Blender's main thread. The worker already speaks Blender's conventions (protocol version 2): vertices in
 metres in Blender's world (Z up, the car's front towards -Y, lowest vertex at z = 0), counter-clockwise faces,
 one UV per face corner with v up, and the camera's location / XYZ Euler rotation / lens / sensor with
 ``sensor_fit`` VERTICAL. So nothing is converted here, only built. Either everything is built or, when anything
@@ -8,7 +8,9 @@ fails, everything created so far is removed again and the scene is as it was.
 
 Each import goes into a collection of its own, named after the photo, holding the car and its camera; the
 car's texture is named after the car and packed into the .blend, and the car is smooth shaded (the per-face
-``use_smooth`` flag, which Blender 3.x and 5.x both have).
+``use_smooth`` flag, which Blender 3.x and 5.x both have). The car remembers the id under which the worker keeps
+its reconstruction (the custom property ``ganverse3d_reconstruction``), which the Neural Preview renders; the
+import operator adds the reconstruct request's arguments as JSON (``ganverse3d_reconstruct``).
 """
 
 import json
@@ -115,6 +117,10 @@ def _car_object(name: str, mesh_path: str, created: list) -> bpy.types.Object:
     return car
 
 
+RECONSTRUCTION_PROPERTY = "ganverse3d_reconstruction"
+REQUEST_PROPERTY = "ganverse3d_reconstruct"
+
+
 def _camera_object(name: str, camera_result: dict, photo, created: list) -> bpy.types.Object:
     data = bpy.data.cameras.new(name)
     created.append(data)
@@ -181,6 +187,7 @@ def build_car(context, result: dict, photo_path: str, create_camera: bool, photo
     created = []
     try:
         car = _car_object(f"car_{stem}", _field(result, "mesh"), created)
+        car[RECONSTRUCTION_PROPERTY] = str(_field(result, "reconstruction"))
         # Texture and material are named after the car as Blender named it (a second import of a photo makes
         # car_<photo>.001), so that each car's texture is found by its name in the .blend.
         texture = _load_packed_image(_field(result, "texture"), f"{car.name}_texture", created)

@@ -1,4 +1,4 @@
-"""The add-on's status lines: what the last backend check and the last import said.
+"""The add-on's status lines: what the last backend check, the last import and the Neural Preview said.
 
 They live on the window manager (per session: neither saved nor undone). Each line has a ``<line>_failed``
 flag, so that errors are drawn as errors and a changed preference can clear a stale one. Lines are drawn
@@ -28,10 +28,13 @@ class GANVERSE3D_PG_status(bpy.types.PropertyGroup):
     backend_failed: bpy.props.BoolProperty(name="Backend Check Failed")
     import_status: bpy.props.StringProperty(name="Status", description="Progress, result or error of the last import")
     import_status_failed: bpy.props.BoolProperty(name="Import Failed")
+    preview_status: bpy.props.StringProperty(name="Preview Status", description="What the Neural Preview shows, or "
+                                                                               "why it stopped")
+    preview_status_failed: bpy.props.BoolProperty(name="Neural Preview Failed")
 
 
 def show(context, line: str, text: str, failed: bool = False) -> None:
-    """Set the status ``line`` ("backend" or "import_status") and redraw where it is shown."""
+    """Set the status ``line`` ("backend", "import_status" or "preview_status") and redraw where it is shown."""
     status = context.window_manager.ganverse3d
     setattr(status, line, text)
     setattr(status, f"{line}_failed", failed)

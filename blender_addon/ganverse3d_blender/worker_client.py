@@ -1,4 +1,4 @@
-"""The add-on's side of the backend worker protocol (version 1, documented in ``ganverse3d.worker``).
+"""The add-on's side of the backend worker protocol (version 2, documented in ``ganverse3d.worker``).
 
 Pure standard library and no bpy, so it runs (and is tested) anywhere. A :class:`WorkerClient` starts
 ``PYTHON -m ganverse3d.worker --device D [--model M]`` on the first request and keeps it running, so the model
@@ -26,10 +26,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 # Seconds an op may take from the moment it is sent, worker start-up included (importing torch and loading
-# the model take most of the first hello on a slow machine).
-DEFAULT_TIMEOUTS = {"hello": 120.0, "reconstruct": 300.0, "shutdown": 10.0}
+# the model take most of the first hello on a slow machine; the first neural_render loads StyleGAN-R).
+DEFAULT_TIMEOUTS = {"hello": 120.0, "reconstruct": 300.0, "neural_render": 120.0, "swap": 30.0, "shutdown": 10.0}
 # Lines of the worker's stderr kept for error messages.
 STDERR_TAIL_LINES = 50
 # Longest excerpt of a stray stdout line quoted in an error message.
@@ -180,7 +180,7 @@ class WorkerClient:
         return self._pending is not None and not self._pending.done
 
     def request(self, op: str, **arguments) -> Request:
-        """Send ``{"protocol": 1, "id": N, "op": op, **arguments}``, starting the worker if none runs.
+        """Send ``{"protocol": 2, "id": N, "op": op, **arguments}``, starting the worker if none runs.
 
         Returns the handle at once; a request that cannot even be sent comes back already failed.
         """

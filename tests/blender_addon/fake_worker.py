@@ -13,7 +13,9 @@ Behaviours:
 * ``hang``: reads requests and never answers.
 * ``slow``: like ``echo``, but one progress event and half a second before the result.
 * ``car``: answers ``reconstruct`` in a quarter of a second with a valid car: a tetrahedron ``length`` metres
-  long along Y, standing on the ground, with copies of the photo as texture and framed photo, and a camera.
+  long along Y, standing on the ground, with copies of the photo as texture and framed photo, and a camera;
+  ``swap`` with a new reconstruction id; ``neural_render`` after ``NEURAL_DELAY_S`` with an 8 x 8 PNG of one
+  colour that follows the camera's matrix and the background (so a moved camera gives another image).
 * ``bad_mesh``: like ``car``, but at once and with a face that points past the vertices, so the add-on fails
   half-way through building the car.
 """
@@ -25,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+NEURAL_DELAY_S = 0.2
 CAMERA = {"location": [0, -5, 1], "rotation_euler": [1.4, 0, 0], "lens": 50, "sensor_width": 36,
           "sensor_height": 36, "sensor_fit": "VERTICAL"}
 
@@ -68,8 +71,21 @@ def reconstruct_result(request: dict, faces: list) -> dict:
     vertices = [[-0.5, -length / 2, 0], [0.5, -length / 2, 0], [0, length / 2, 0], [0, 0, 1.2]]
     with open(files["mesh.json"], "w") as mesh:
         json.dump({"vertices": vertices, "faces": faces, "uvs": [[0, 0], [1, 0], [0, 1]] * len(faces)}, mesh)
-    return {"id": request["id"], "type": "result", "mesh": files["mesh.json"], "texture": files["texture.png"],
+    return {"id": request["id"], "type": "result", "reconstruction": f"fake-{request['id']}",
+            "mesh": files["mesh.json"], "texture": files["texture.png"],
             "framed_photo": files["photo_framed.png"], "length": length, "scale": 1.0, "camera": CAMERA}
+
+
+def neural_result(request: dict) -> dict:
+    """Write ``neural.png`` (8 x 8, one colour made from the camera and background) and return the reply."""
+    from PIL import Image
+
+    seed = hash(json.dumps([request["camera"], request.get("background"), request["reconstruction"]])) % 2**24
+    os.makedirs(request["out_dir"], exist_ok=True)
+    path = os.path.join(request["out_dir"], "neural.png")
+    Image.new("RGB", (8, 8), (seed & 255, (seed >> 8) & 255, seed >> 16)).save(path)
+    return {"id": request["id"], "type": "result", "image": path, "resolution": 8,
+            "camera": {"azimuth": 10.0, "elevation": 5.0, "distance": 3.0, "fov_y": 30.0, "off_axis": 0.0}}
 
 
 def main(behaviour: str, starts_file: str, options: list[str]) -> None:
@@ -100,6 +116,13 @@ def main(behaviour: str, starts_file: str, options: list[str]) -> None:
             reply({"id": request_id, "type": "progress", "fraction": 0.5, "message": "Predicting the mesh"})
             time.sleep(0.25)
             reply(reconstruct_result(request, faces=[[0, 2, 1], [0, 1, 3], [1, 2, 3], [2, 0, 3]]))
+            continue
+        if op == "swap" and behaviour == "car":
+            reply({"id": request_id, "type": "result", "reconstruction": f"swapped-{request_id}"})
+            continue
+        if op == "neural_render" and behaviour == "car":
+            time.sleep(NEURAL_DELAY_S)
+            reply(neural_result(request))
             continue
         if op == "reconstruct" and behaviour == "bad_mesh":
             reply(reconstruct_result(request, faces=[[0, 1, 7]]))

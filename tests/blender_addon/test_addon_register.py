@@ -19,7 +19,7 @@ ADDON = "ganverse3d_blender"
 PACKAGE_DIR = Path(ganverse3d_blender.__file__).parent
 CLASS_NAMES = [cls.__name__ for cls in ganverse3d_blender.CLASSES]
 BLENDER_BASES = (bpy.types.PropertyGroup, bpy.types.AddonPreferences, bpy.types.Operator, bpy.types.Panel)
-OPERATORS = ("import_photo", "check_backend")
+OPERATORS = ("import_photo", "check_backend", "neural_preview")
 
 
 def operator_registered(name: str) -> bool:
@@ -43,8 +43,9 @@ def registered_traces() -> dict:
 
 
 def test_classes_are_the_panel_operators_preferences_and_property_groups():
-    assert CLASS_NAMES == ["GANVERSE3D_PG_import_settings", "GANVERSE3D_PG_status", "GANVERSE3D_AddonPreferences",
-                           "GANVERSE3D_OT_check_backend", "GANVERSE3D_OT_import_photo", "GANVERSE3D_PT_import"]
+    assert CLASS_NAMES == ["GANVERSE3D_PG_preview_settings", "GANVERSE3D_PG_import_settings", "GANVERSE3D_PG_status",
+                           "GANVERSE3D_AddonPreferences", "GANVERSE3D_OT_check_backend", "GANVERSE3D_OT_import_photo",
+                           "GANVERSE3D_OT_neural_preview", "GANVERSE3D_PT_import", "GANVERSE3D_PT_neural_preview"]
 
 
 def test_register_adds_everything_and_unregister_leaves_no_trace():
@@ -76,11 +77,11 @@ def imported_names(path: Path) -> set[str]:
     return names
 
 
-def test_the_addon_imports_only_bpy_and_the_standard_library():
+def test_the_addon_imports_only_blenders_modules_and_the_standard_library():
     modules = sorted(PACKAGE_DIR.glob("*.py"))
     assert len(modules) >= 6
     for module in modules:
-        foreign = imported_names(module) - set(sys.stdlib_module_names) - {"bpy", "__future__"}
+        foreign = imported_names(module) - set(sys.stdlib_module_names) - {"bpy", "gpu", "gpu_extras", "__future__"}
         assert not foreign, f"{module.name} imports {sorted(foreign)}"
     assert imported_names(PACKAGE_DIR / "worker_client.py") <= set(sys.stdlib_module_names) | {"__future__"}
 
@@ -188,7 +189,9 @@ def test_the_settings_have_the_names_the_backends_messages_use(enabled):
     assert names(bpy.context.scene.ganverse3d.bl_rna, panel_settings) == \
         [addon_setting(name) for name in panel_settings] == ["Photo", "Mask", "Length", "Quality", "Texture Size"]
     assert names(bpy.context.preferences.addons[ADDON].preferences.bl_rna,
-                 ("python", "model", "device", "timeout")) == ["Backend Python", "Model", "Device", "Timeout"]
+                 ("python", "model", "neural_model", "device", "timeout")) == \
+        ["Backend Python", "Model", "Neural Model", "Device", "Timeout"]
+    assert names(bpy.context.scene.ganverse3d.preview.bl_rna, ("background",)) == [addon_setting("background")]
 
 
 def enum_items(identifier: str) -> list:
@@ -245,9 +248,24 @@ def test_the_panel_and_the_preferences_draw_their_options_and_status(enabled):
     preferences = bpy.context.preferences.addons[ADDON].preferences
     enabled.preferences.GANVERSE3D_AddonPreferences.draw(RecordingLayoutOwner(items, preferences), bpy.context)
     assert [item for item in items if item[0] != "label"] == [
-        ("prop", "python"), ("prop", "model"), ("prop", "device"), ("prop", "timeout"),
+        ("prop", "python"), ("prop", "model"), ("prop", "neural_model"), ("prop", "device"), ("prop", "timeout"),
         ("operator", "ganverse3d.check_backend")]
     assert ("label", f"Using Blender's own Python: {sys.executable}", "INFO") in items
+
+
+def test_the_neural_preview_panel_draws_car_background_swaps_and_the_toggle(enabled):
+    settings = bpy.context.scene.ganverse3d.preview
+    draw = enabled.panel.GANVERSE3D_PT_neural_preview.draw
+    items = []
+    draw(RecordingLayoutOwner(items), bpy.context)
+    assert items == [("prop", "car"), ("prop", "background"), ("prop", "swap_with"), ("prop", "swap_shape"),
+                     ("prop", "swap_texture"), ("prop", "swap_background"), ("operator", "ganverse3d.neural_preview")]
+    settings.background = "FILE"
+    enabled.status.show(bpy.context, "preview_status", "The backend worker stopped.", failed=True)
+    items = []
+    draw(RecordingLayoutOwner(items), bpy.context)
+    assert items[2] == ("prop", "background_photo") and items[-1] == ("label", "The backend worker stopped.", "ERROR")
+    settings.property_unset("background")
 
 
 def test_a_long_status_is_wrapped_to_the_sidebars_width_not_cut(enabled):
