@@ -653,12 +653,8 @@ class Worker:
     @staticmethod
     def _neural_model_key(neural_model: str | None):
         """What a scene's model is: the file and its version; an ``"input"`` error when there is none."""
-        from .assets import lookup, resolve
-        from .errors import setting
+        from .assets import resolve
 
-        if neural_model is None and lookup("neural") is None:
-            raise InputError(f"No StyleGAN-R model is shipped with this backend yet; set {setting('neural_model')} "
-                             f"to a weights file.")
         path = resolve("neural", neural_model)
         return str(path.resolve()), path.stat().st_mtime_ns
 

@@ -318,7 +318,7 @@ def test_without_a_shipped_neural_model_the_default_is_refused_in_one_sentence(s
     monkeypatch.setattr(assets, "lookup", lambda kind, name=None: None if kind == "neural" else lookup(kind, name))
     reply = worker.ask(neural_request(reconstructed["reconstruction"], tmp_path, None))
     assert reply == {"id": 9, "type": "error", "kind": "input",
-                     "message": "No StyleGAN-R model is shipped with this backend yet; set Neural Model to a "
+                     "message": "No StyleGAN-R model is shipped with this install; set Neural Model to a "
                                 "weights file."}
 
 
