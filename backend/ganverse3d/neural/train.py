@@ -61,7 +61,9 @@ class TrainConfig:
 
     views: str                         # View annotation (views.toml of `dataset views`) naming its candidates file.
     generator: str = "default"         # StyleGAN2 to turn into StyleGAN-R: a shipped name or a bundle path.
-    inverse: str = "default"           # The frozen inverse-graphics network (teacher): a shipped name or a path.
+    inverse: str = "gan"               # The frozen inverse-graphics network (teacher): a shipped name or a path;
+                                       # `gan` (the paper's) reads the generator's cameras steadily, the oracle not
+                                       # (README, "StyleGAN-R").
     segmenter: str = "world"           # Finds the car in generated images (load_segmenter spec).
     discriminator: str | None = None   # A `gan train` run's checkpoints/state.safetensors: the realism term's D
                                        # starts from its D (None: from scratch).
@@ -69,11 +71,11 @@ class TrainConfig:
                                        # pose net's reading within 9 degrees of the full code's on the default).
     hidden: int = 256                  # Hidden width of the mapping network.
     warmup_steps: int = 1000           # Mapping network alone (the paper: 700).
-    finetune_steps: int = 600          # Mapping network and StyleGAN together (the paper: 2,500; 600 fit our CPU).
+    finetune_steps: int = 1500         # Mapping network and StyleGAN together (the paper: 2,500).
     batch: int = 16                    # Examples per step (the paper: 16); fine-tuning renders each twice.
     lr: float = 1e-3                   # Adam learning rate of the warm-up.
     finetune_lr: float = 1e-4          # Adam learning rate of StyleGAN and the mapping network in fine-tuning (the
-                                       # paper: 1e-5 over 2,500 steps; ours trains 4x fewer on a 64-px generator).
+                                       # paper: 1e-5 over 2,500 steps; ours trains fewer on a 64-px generator).
     d_lr: float = 1e-4                 # Adam learning rate of the discriminator.
     truncation: float = 0.7            # Truncation of the content codes (as `dataset synth`).
     entropy_weight: float = 0.1        # Loss weights: the mixing weights' entropy (warm-up) ...
