@@ -20,8 +20,12 @@ Metrics (means over every car and new camera):
 * fid-world between all neural renders and all true renders (few images: compare rows, not papers);
 * disentanglement (paper Fig. 10), over pairs of cars (a, b) in a's camera: after a texture swap the silhouette
   must stay (IoU to a's render); after a shape swap the colour must stay (|mean car colour| change, of 255);
-  after a background swap the car's pixels must stay (|RGB| inside a's mask). The baseline row is b's own render
-  in a's camera: what a swap that changed everything gets.
+  after a background swap the car's pixels must stay (|RGB| inside a's mask). The baseline (``other_car_*``) is
+  b's own render in a's camera: what a swap that changed everything gets. A swap that changed nothing would keep
+  everything, so two more say whether a swap brought b's part: the shape-swapped silhouette's IoU to b's
+  (against ``other_car_iou``, a's to b's) and the texture-swapped colour's distance to b's (against
+  ``other_car_colour``); ``dims_*`` are the shares of W*_STB's dimensions whose mixing weight is largest for
+  each property.
 
 Rows: each ``--models`` StyleGAN-R (labels from ``--labels``), and baselines: the **input** (the photo itself for
 every new camera: a renderer that ignores the camera), a **flat colour** (the input car's mean colour over the true
@@ -145,7 +149,8 @@ def disentanglement(readers: Readers, scenes, reconstructions, neural_model) -> 
     from ganverse3d.api import neural_scene, swap
 
     rows = {name: [] for name in ("texture_swap_iou", "shape_swap_colour", "background_swap_rgb",
-                                  "other_car_iou", "other_car_colour", "other_car_rgb")}
+                                  "other_car_iou", "other_car_colour", "other_car_rgb", "shape_swap_iou_to_b",
+                                  "texture_swap_colour_to_b")}
     for index, a in enumerate(reconstructions):
         b = reconstructions[(index + 1) % len(reconstructions)]
         base = scenes[index].render(a.camera)
@@ -162,7 +167,16 @@ def disentanglement(readers: Readers, scenes, reconstructions, neural_model) -> 
         inside = base_mask if base_mask.any() else torch.ones_like(base_mask)
         rows["background_swap_rgb"].append(float((swapped["background"] - base)[:, inside].abs().mean()) * 255)
         rows["other_car_rgb"].append(float((other - base)[:, inside].abs().mean()) * 255)
-    return {name: statistics.mean(values) for name, values in rows.items()}
+        # A swap that does nothing keeps everything: these say whether it brought b's part at all.
+        rows["shape_swap_iou_to_b"].append(_iou(masks[3], masks[1]))
+        other_colour = _mean_colour(other, masks[1])
+        rows["texture_swap_colour_to_b"].append(
+            float((_mean_colour(swapped["texture"], masks[2]) - other_colour).abs().mean()) * 255)
+    result = {name: statistics.mean(values) for name, values in rows.items()}
+    weights = scenes[0].model.mapping.mixing_weights()
+    for index, part in enumerate(("shape", "texture", "background")):
+        result[f"dims_{part}"] = float((weights.argmax(dim=0) == index).float().mean())
+    return result
 
 
 class WStarFit:
