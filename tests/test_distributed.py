@@ -171,3 +171,12 @@ def test_a_batch_that_does_not_split_among_the_processes_is_one_sentence(data, t
     assert capsys.readouterr().err.strip() == ("Error: --batch 4 is the global batch, split evenly among the 3 "
                                                "processes, so it must be a multiple of 3.")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_training_commands_closing_line_comes_from_rank_0_alone(monkeypatch, capsys):
+    from ganverse3d.cli.options import echo_once
+
+    for main, expected in ((False, ""), (True, "Wrote run.\n")):
+        monkeypatch.setattr(distributed, "is_main", lambda main=main: main)
+        echo_once("Wrote run.")
+        assert capsys.readouterr().out == expected

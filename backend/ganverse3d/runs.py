@@ -218,6 +218,12 @@ def _clip(text: str) -> str:
 # Shared pieces of every trainer, run folder or not
 
 
+def is_main_process() -> bool:
+    """Whether this process speaks for the run: the only process, or rank 0 of a torchrun (every rank returns
+    from training, one says what it wrote)."""
+    return distributed.is_main()
+
+
 def seeded_rng(seed: int) -> torch.Generator:
     """Seed torch's global RNG with ``seed`` (initial weights, per-layer noise) and return a new
     ``torch.Generator`` seeded alike, for a trainer's own draws (batch order, latents, augmentation)."""

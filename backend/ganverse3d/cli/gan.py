@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from .options import EPOCHS_STAY, FEATURE_NET_HELP, config_option, device_option, feature_net_option, \
+from .options import EPOCHS_STAY, FEATURE_NET_HELP, config_option, device_option, echo_once, feature_net_option, \
     generator_option, new_run_or_resume, resume_option, runs_option, seed_option
 
 _TRAIN = "ganverse3d.stylegan2.train:TrainConfig"
@@ -155,7 +155,7 @@ def gan_train(ctx, runs_root, resume_dir, device, **_config_fields):
     from ..stylegan2.train import TrainConfig, train
 
     config, changes = new_run_or_resume(ctx, TrainConfig, resume_dir, "a dataset folder")
-    click.echo(f"Wrote {train(config, runs_root=runs_root, resume=resume_dir, device=device, **changes)}.")
+    echo_once(f"Wrote {train(config, runs_root=runs_root, resume=resume_dir, device=device, **changes)}.")
 
 
 @gan.command("feature-net")
@@ -188,10 +188,10 @@ def gan_feature_net(ctx, out_path, runs_root, resume_dir, device, **_config_fiel
 
     config, changes = new_run_or_resume(ctx, FeatureNetConfig, resume_dir, "a world dataset folder")
     evaluation = train_feature_net(config, out_path, device=device, runs_root=runs_root, resume=resume_dir, **changes)
-    click.echo(f"Wrote {out_path}. Held out ({evaluation['count']} images): body type accuracy "
-               f"{evaluation['body_type_accuracy']:.1%}, azimuth bin accuracy {evaluation['azimuth_bin_accuracy']:.1%}, "
-               f"median azimuth error {evaluation['azimuth_error_deg_median']:.1f} deg, mean elevation error "
-               f"{evaluation['elevation_error_deg_mean']:.1f} deg.")
+    echo_once(f"Wrote {out_path}. Held out ({evaluation['count']} images): body type accuracy "
+              f"{evaluation['body_type_accuracy']:.1%}, azimuth bin accuracy {evaluation['azimuth_bin_accuracy']:.1%}, "
+              f"median azimuth error {evaluation['azimuth_error_deg_median']:.1f} deg, mean elevation error "
+              f"{evaluation['elevation_error_deg_mean']:.1f} deg.")
 
 
 @gan.command("fid")

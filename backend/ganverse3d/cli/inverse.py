@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from .options import config_option, device_option, model_option, new_run_or_resume, resume_option, runs_option
+from .options import (config_option, device_option, echo_once, model_option, new_run_or_resume, resume_option,
+                      runs_option)
 
 _TRAIN = "ganverse3d.inverse.train:TrainConfig"
 
@@ -62,7 +63,7 @@ def inverse_train(ctx, config_path, runs_root, resume_dir, device, **_config_fie
         raise InputError("A resumed run keeps its own config.json; give --config only to a new run.")
     file_settings = read_config_file(config_path) if config_path else None
     config, changes = new_run_or_resume(ctx, TrainConfig, resume_dir, "a multi-view dataset folder", file_settings)
-    click.echo(f"Wrote {train(config, runs_root=runs_root, resume=resume_dir, device=device, **changes)}.")
+    echo_once(f"Wrote {train(config, runs_root=runs_root, resume=resume_dir, device=device, **changes)}.")
 
 
 @inverse.command("eval")

@@ -6,8 +6,8 @@ import click
 
 from ..errors import InputError, setting
 from ..files import is_file, shown_path
-from .options import (config_option, device_option, given_options, neural_model_option, resume_option, runs_option,
-                      segmenter_option)
+from .options import (config_option, device_option, echo_once, given_options, neural_model_option, resume_option,
+                      runs_option, segmenter_option)
 
 _TRAIN = "ganverse3d.neural.train:TrainConfig"
 # Largest tile of the sheets, which hold several: a 4096-px tile is a preview no screen shows.
@@ -60,7 +60,7 @@ def neural_train(ctx, runs_root, resume_dir, device, **_config_fields):
         raise InputError("Give --views (a view annotation) or --resume (a run folder).")
     config = None if resume_dir is not None else TrainConfig(**settings)
     changes = settings if resume_dir is not None else {}
-    click.echo(f"Wrote {train(config, runs_root=runs_root, resume=resume_dir, device=device, **changes)}.")
+    echo_once(f"Wrote {train(config, runs_root=runs_root, resume=resume_dir, device=device, **changes)}.")
 
 
 def _reconstruction_options(command):

@@ -23,6 +23,14 @@ DEVICE_HELP = "'auto' (CUDA when available), 'cpu' or 'cuda'."
 device_option = click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 
 
+def echo_once(text: str) -> None:
+    """Print a training command's closing line once, however many torchrun processes trained."""
+    from ..runs import is_main_process
+
+    if is_main_process():
+        click.echo(text)
+
+
 def seed_option(help: str = "Seed; the same seed gives the same files."):
     return click.option("--seed", type=int, default=0, show_default=True, help=help)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .options import config_option, device_option, generator_option, given_options, resume_option, runs_option
+from .options import (config_option, device_option, echo_once, generator_option, given_options, resume_option,
+                      runs_option)
 
 _ANNOTATE = "ganverse3d.parts.annotations:write_annotation_templates"
 _TRAIN = "ganverse3d.parts.train:InterpreterTrainConfig"
@@ -85,9 +86,9 @@ def parts_train(ctx, annotations, generator, out_path, runs_root, resume_dir, de
     provenance = train_interpreter(config, out_path, device=device, runs_root=runs_root, resume=resume_dir,
                                    **settings)
     fit = provenance["fit"]
-    click.echo(f"Wrote {out_path}: {provenance['images']} annotated images, {provenance['steps']} steps "
-               f"({provenance['stopped_early']} members stopped early); on the annotations: pixel accuracy "
-               f"{fit['accuracy']:.4f}, mIoU {fit['miou']:.4f}.")
+    echo_once(f"Wrote {out_path}: {provenance['images']} annotated images, {provenance['steps']} steps "
+              f"({provenance['stopped_early']} members stopped early); on the annotations: pixel accuracy "
+              f"{fit['accuracy']:.4f}, mIoU {fit['miou']:.4f}.")
 
 
 @parts.command("synth")

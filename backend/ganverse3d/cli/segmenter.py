@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .options import EPOCHS_STAY, config_option, device_option, new_run_or_resume, resume_option, runs_option, \
-    segmenter_option
+from .options import EPOCHS_STAY, config_option, device_option, echo_once, new_run_or_resume, resume_option, \
+    runs_option, segmenter_option
 
 _TRAIN = "ganverse3d.dataset.train_segmenter:SegmenterTrainConfig"
 
@@ -46,8 +46,8 @@ def segmenter_train(ctx, out_path, runs_root, resume_dir, device, **_config_fiel
     config, changes = new_run_or_resume(ctx, SegmenterTrainConfig, resume_dir, "a folder of images and masks")
     evaluation = train_world_segmenter(config, out_path, device=device, runs_root=runs_root, resume=resume_dir,
                                        **changes)
-    click.echo(f"Wrote {out_path}. Held out ({evaluation['count']} images): mean IoU {evaluation['iou_mean']:.4f}, "
-               f"exactly one car found in {evaluation['single_instance_rate']:.1%}.")
+    echo_once(f"Wrote {out_path}. Held out ({evaluation['count']} images): mean IoU {evaluation['iou_mean']:.4f}, "
+              f"exactly one car found in {evaluation['single_instance_rate']:.1%}.")
 
 
 @segmenter.command("eval")
