@@ -22,9 +22,9 @@ Metrics (means over every car and new camera):
   must stay (IoU to a's render); after a shape swap the colour must stay (|mean car colour| change, of 255);
   after a background swap the car's pixels must stay (|RGB| inside a's mask). The baseline (``other_car_*``) is
   b's own render in a's camera: what a swap that changed everything gets. A swap that changed nothing would keep
-  everything, so two more say whether a swap brought b's part: the shape-swapped silhouette's IoU to b's
-  (against ``other_car_iou``, a's to b's) and the texture-swapped colour's distance to b's (against
-  ``other_car_colour``); ``dims_*`` are the shares of W*_STB's dimensions whose mixing weight is largest for
+  everything, so more say whether a swap brought b's part: the shape-swapped silhouette's IoU to b's and to
+  a's (it moved toward b where the first is the larger) and the texture-swapped colour's distance to b's
+  (against ``other_car_colour``, a's); ``dims_*`` are the shares of W*_STB's dimensions whose mixing weight is largest for
   each property.
 
 Rows: each ``--models`` StyleGAN-R (labels from ``--labels``), and baselines: the **input** (the photo itself for
@@ -149,8 +149,8 @@ def disentanglement(readers: Readers, scenes, reconstructions, neural_model) -> 
     from ganverse3d.api import neural_scene, swap
 
     rows = {name: [] for name in ("texture_swap_iou", "shape_swap_colour", "background_swap_rgb",
-                                  "other_car_iou", "other_car_colour", "other_car_rgb", "shape_swap_iou_to_b",
-                                  "texture_swap_colour_to_b")}
+                                  "other_car_iou", "other_car_colour", "other_car_rgb", "shape_swap_iou_to_a",
+                                  "shape_swap_iou_to_b", "texture_swap_colour_to_b")}
     for index, a in enumerate(reconstructions):
         b = reconstructions[(index + 1) % len(reconstructions)]
         base = scenes[index].render(a.camera)
@@ -168,6 +168,7 @@ def disentanglement(readers: Readers, scenes, reconstructions, neural_model) -> 
         rows["background_swap_rgb"].append(float((swapped["background"] - base)[:, inside].abs().mean()) * 255)
         rows["other_car_rgb"].append(float((other - base)[:, inside].abs().mean()) * 255)
         # A swap that does nothing keeps everything: these say whether it brought b's part at all.
+        rows["shape_swap_iou_to_a"].append(_iou(masks[3], base_mask))
         rows["shape_swap_iou_to_b"].append(_iou(masks[3], masks[1]))
         other_colour = _mean_colour(other, masks[1])
         rows["texture_swap_colour_to_b"].append(
