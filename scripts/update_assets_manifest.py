@@ -35,6 +35,11 @@ SOURCES = {
     "world_feature_net.safetensors": dict(
         kind="feature_net", name="world", default=True, script="scripts/make_feature_net.sh",
         description="feature net behind fid-world"),
+    "stylegan_r.safetensors": dict(
+        kind="neural", name="world64", default=True, script="scripts/make_stylegan_r.sh",
+        description="default StyleGAN-R (`--neural-model world64`): the default generator with its mapping network, "
+                    "1,000 warm-up and 1,500 fine-tuning steps through the `gan` inverse network (README, "
+                    "\"StyleGAN-R\")"),
 }
 
 

@@ -106,7 +106,6 @@ CASES = {
                                          "-o", "n.png"] + NEURAL,
     "neural render size past 4096": ["neural", "render", "car.png", "--size", "5000", "-o", "n.png"] + NEURAL,
     "neural render an image as model": ["neural", "render", "car.png", "--neural-model", "car.png", "-o", "n.png"],
-    "neural render no model shipped": ["neural", "render", "car.png", "-o", "n.png", "--device", "cpu"],
     "neural render over-long model name": ["neural", "render", "car.png", "--neural-model", LONG, "-o", "n.png"],
     "neural turntable azimuths 0": ["neural", "turntable", "car.png", "--azimuths", "0", "-o", "n.png"] + NEURAL,
     "neural turntable output is the photo": ["neural", "turntable", "car.png", "-o", "car.png"] + NEURAL,

@@ -9,7 +9,7 @@ and under which ``kind`` and ``name`` a user picks it:
     generator    generator               world64 (default)
     segmenter    segmenter               world (default)
     feature_net  feature_net             world (default)
-    neural       neural_model            oracle (default)
+    neural       neural_model            world64 (default)
 
 ``default`` is a name too: it picks the kind's default entry. :func:`resolve` is the one way the library
 turns what a user set (a name or a file path) into a file; the registry lives in the folder it lists so
