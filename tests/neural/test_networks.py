@@ -106,3 +106,15 @@ def test_bundle_round_trip_renders_the_same(tmp_path):
     assert loaded.init_kwargs == model.init_kwargs and loaded.fov_y == 30.0
     with torch.no_grad():
         assert torch.equal(loaded(camera, verts, texture, background, mask), model(camera, verts, texture, background, mask))
+
+
+def test_start_from_standardises_the_shapes_that_g_s_reads(mapping):
+    shapes = torch.randn(6, mapping.num_verts, 3) * 0.02 + 0.5
+    mapping.start_from(mapping.view_indices.clone(), torch.zeros(2, 8), torch.zeros(4, 8), shapes)
+    flat = shapes.flatten(1)
+    assert torch.allclose(mapping.shape_mean, flat.mean(dim=0))
+    assert torch.isclose(mapping.shape_scale, (flat - flat.mean(dim=0)).std())
+    verts, texture, background, mask = inputs(mapping)[1:]
+    z_shape = mapping.property_codes(shapes[:1].expand(len(verts), -1, -1), texture, background, mask)[0]
+    expected = mapping.g_s((flat[:1] - flat.mean(dim=0)) / (flat - flat.mean(dim=0)).std())
+    assert torch.allclose(z_shape, expected.expand_as(z_shape), atol=1e-6)

@@ -81,17 +81,27 @@ class MappingNetwork(nn.Module):
         self.register_buffer("view_indices", torch.arange(view_dims))
         self.view_constant = nn.Parameter(torch.zeros(view_layers * w_dim))
         self.g_v = _mlp(4, hidden // 2, view_dims)
+        # The shapes' mean and spread (start_from): cars differ by a few hundredths of a unit, so g_s sees the
+        # standardised deviations, else its output barely varies and the mixing hands shape the constant dimensions.
+        self.register_buffer("shape_mean", torch.zeros(num_verts * 3))
+        self.register_buffer("shape_scale", torch.ones(()))
         self.g_s = _mlp(num_verts * 3, hidden, content_dim)
         self.g_t = _cnn(3, texture_height, 2 * texture_height, hidden, content_dim)
         self.g_b = _cnn(4, resolution, resolution, hidden, content_dim)
         self.mix_logits = nn.Parameter(torch.zeros(len(PROPERTIES), content_dim))
 
     @torch.no_grad()
-    def start_from(self, view_indices: torch.Tensor, view_mean: torch.Tensor, content_mean: torch.Tensor) -> None:
-        """Before training: drive ``view_indices`` [view_dims] of W*_V, and start every output at the mean codes
-        (``view_mean`` [view_layers, w_dim], ``content_mean`` [num_ws - view_layers, w_dim])."""
+    def start_from(self, view_indices: torch.Tensor, view_mean: torch.Tensor, content_mean: torch.Tensor,
+                   shapes: torch.Tensor | None = None) -> None:
+        """Before training: drive ``view_indices`` [view_dims] of W*_V, start every output at the mean codes
+        (``view_mean`` [view_layers, w_dim], ``content_mean`` [num_ws - view_layers, w_dim]) and, given example
+        ``shapes`` [N, num_verts, 3], standardise g_s's input by their mean and spread."""
         assert view_indices.shape == self.view_indices.shape, view_indices.shape
         self.view_indices.copy_(view_indices)
+        if shapes is not None:
+            flat = shapes.flatten(1)
+            self.shape_mean.copy_(flat.mean(dim=0))
+            self.shape_scale.copy_((flat - self.shape_mean).std().clamp_min(1e-6))
         self.view_constant.copy_(view_mean.flatten())
         self.g_v[-1].bias.copy_(view_mean.flatten()[view_indices])
         for net in (self.g_s, self.g_t, self.g_b):
@@ -122,7 +132,8 @@ class MappingNetwork(nn.Module):
         assert texture.shape == (batch, 3, self.texture_height, 2 * self.texture_height), texture.shape
         assert background.shape == (batch, 3, self.resolution, self.resolution), background.shape
         assert mask.shape == (batch, 1, self.resolution, self.resolution), mask.shape
-        return self.g_s(verts.flatten(1)), self.g_t(texture * 2 - 1), self.background_code(background, mask)
+        shape = (verts.flatten(1) - self.shape_mean) / self.shape_scale
+        return self.g_s(shape), self.g_t(texture * 2 - 1), self.background_code(background, mask)
 
     def background_code(self, background: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """z_bck [B, content_dim] of a background [B, 3, R, R] whose car pixels (mask [B, 1, R, R]) are 0."""

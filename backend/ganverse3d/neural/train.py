@@ -178,9 +178,10 @@ class Trainer(RunTrainer):
         with torch.no_grad():
             contents = self.G0.mapping(torch.randn(256, self.G0.z_dim, generator=seeded_rng(config.seed + 1)).to(device),
                                        truncation_psi=config.truncation)
+        shapes = self.examples(64, seeded_rng(config.seed + 5)).verts
         self.model.mapping.start_from(top_view_dims(self.scores, config.view_dims).to(device),
                                       self.view_ws[:, :self.view_layers].mean(dim=0),
-                                      contents[:, self.view_layers:].mean(dim=0))
+                                      contents[:, self.view_layers:].mean(dim=0), shapes)
         # g_b as the warm-up leaves it: the code space of fine-tuning's background losses (copied at the switch).
         self.background_reference = copy.deepcopy(self.model.mapping).requires_grad_(False)
         self.D = Discriminator(img_resolution=self.G0.img_resolution, img_channels=3,
