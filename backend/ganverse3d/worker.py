@@ -22,7 +22,8 @@ Requests
 ``{"protocol": 2, "id": ID, "op": NAME, ...arguments}``. ``id`` is an integer or a string chosen by the client
 and repeated in every line that answers the request; ``protocol`` may be left out, and any value other than 2
 is refused. Version 2 added the reconstruction ids, ``neural_render`` and ``swap``; a version 1 client would
-not know that a reconstruction is kept, so the versions do not mix. Arguments not listed below are refused (a misspelt option must not be ignored silently).
+not know that a reconstruction is kept, so the versions do not mix. Arguments not listed below are refused (a
+misspelt option must not be ignored silently).
 
 Replies
 -------
