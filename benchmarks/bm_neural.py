@@ -94,8 +94,6 @@ def worker_round_trip(neural_model: str | None, repeat: int, device: str, folder
 
 
 def api_render(neural_model: str | None, repeat: int, device: str) -> tuple[list[float], int]:
-    import torch
-
     from ganverse3d.api import neural_scene, reconstruct
     from ganverse3d.geometry import Camera
 

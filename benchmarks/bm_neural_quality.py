@@ -24,8 +24,8 @@ Metrics (means over every car and new camera):
   b's own render in a's camera: what a swap that changed everything gets. A swap that changed nothing would keep
   everything, so more say whether a swap brought b's part: the shape-swapped silhouette's IoU to b's and to
   a's (it moved toward b where the first is the larger) and the texture-swapped colour's distance to b's
-  (against ``other_car_colour``, a's); ``dims_*`` are the shares of W*_STB's dimensions whose mixing weight is largest for
-  each property.
+  (against ``other_car_colour``, a's); ``dims_*`` are the shares of W*_STB's dimensions whose mixing weight is
+  largest for each property.
 
 Rows: each ``--models`` StyleGAN-R (labels from ``--labels``), and baselines: the **input** (the photo itself for
 every new camera: a renderer that ignores the camera), a **flat colour** (the input car's mean colour over the true
@@ -45,7 +45,6 @@ import dataclasses
 import statistics
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -162,7 +161,8 @@ def disentanglement(readers: Readers, scenes, reconstructions, neural_model) -> 
         rows["texture_swap_iou"].append(_iou(masks[2], base_mask))
         rows["other_car_iou"].append(_iou(masks[1], base_mask))
         base_colour = _mean_colour(base, base_mask)
-        rows["shape_swap_colour"].append(float((_mean_colour(swapped["shape"], masks[3]) - base_colour).abs().mean()) * 255)
+        shape_colour = _mean_colour(swapped["shape"], masks[3])
+        rows["shape_swap_colour"].append(float((shape_colour - base_colour).abs().mean()) * 255)
         rows["other_car_colour"].append(float((_mean_colour(other, masks[1]) - base_colour).abs().mean()) * 255)
         inside = base_mask if base_mask.any() else torch.ones_like(base_mask)
         rows["background_swap_rgb"].append(float((swapped["background"] - base)[:, inside].abs().mean()) * 255)
@@ -282,8 +282,9 @@ def main():
         if not results:
             true_images = torch.stack([truth.image for truth in truths])
             azimuths, elevations = readers.poses(true_images)
-            reader = {"azimuth_error": statistics.mean(_angle_error(float(a), t.azimuth) for a, t in zip(azimuths, truths)),
-                      "elevation_error": statistics.mean(abs(float(e) - t.elevation) for e, t in zip(elevations, truths))}
+            reader = {
+                "azimuth_error": statistics.mean(_angle_error(float(a), t.azimuth) for a, t in zip(azimuths, truths)),
+                "elevation_error": statistics.mean(abs(float(e) - t.elevation) for e, t in zip(elevations, truths))}
             rows["truth (the pose net's own error)"] = reader
             rows["input (baseline)"] = _scores(readers, inputs, truths)
             rows["flat colour (baseline)"] = {"rgb": statistics.mean(

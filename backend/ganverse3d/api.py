@@ -617,7 +617,8 @@ def neural_scene(reconstruction: Reconstruction, background=None, neural_model=N
     size, mapping = model.resolution, model.mapping
     verts = reconstruction.mesh.verts
     texture = reconstruction.network_texture
-    if verts.shape != (mapping.num_verts, 3) or texture.shape[1:] != (mapping.texture_height, 2 * mapping.texture_height):
+    texture_shape = (mapping.texture_height, 2 * mapping.texture_height)
+    if verts.shape != (mapping.num_verts, 3) or texture.shape[1:] != texture_shape:
         raise InputError(f"The reconstruction has {verts.shape[0]} vertices and a {tuple(texture.shape[1:])} texture; "
                          f"this StyleGAN-R reads {mapping.num_verts} and ({mapping.texture_height}, "
                          f"{2 * mapping.texture_height}): reconstruct with the model it was trained with "
@@ -653,7 +654,8 @@ def swap(a: Reconstruction, b: Reconstruction, parts=SWAP_PARTS) -> Reconstructi
     parts = tuple(parts)
     unknown = [part for part in parts if part not in SWAP_PARTS]
     if unknown or not parts:
-        raise InputError(f"{setting('parts')} must be some of {', '.join(SWAP_PARTS)}, not {', '.join(unknown) or 'none'}.")
+        raise InputError(f"{setting('parts')} must be some of {', '.join(SWAP_PARTS)}, not "
+                         f"{', '.join(unknown) or 'none'}.")
     mesh = a.mesh
     if "shape" in parts:
         mesh = TexturedMesh(b.mesh.verts, mesh.faces, mesh.face_uvs, mesh.texture)

@@ -27,7 +27,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..stylegan2.networks import Generator
 
@@ -36,8 +35,8 @@ PROPERTIES = ("shape", "texture", "background")
 
 
 def _mlp(in_features: int, hidden: int, out_features: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_features, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
-                         nn.Linear(hidden, out_features))
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
+                         nn.LeakyReLU(0.2), nn.Linear(hidden, out_features))
 
 
 def _cnn(in_channels: int, height: int, width: int, hidden: int, out_features: int) -> nn.Sequential:
@@ -73,7 +72,8 @@ class MappingNetwork(nn.Module):
             if side < 8 or side & (side - 1):
                 raise ValueError(f"{name} must be a power of two >= 8, not {side}.")
         self.init_kwargs = dict(num_ws=num_ws, w_dim=w_dim, view_layers=view_layers, view_dims=view_dims,
-                                num_verts=num_verts, texture_height=texture_height, resolution=resolution, hidden=hidden)
+                                num_verts=num_verts, texture_height=texture_height, resolution=resolution,
+                                hidden=hidden)
         self.num_ws, self.w_dim, self.view_layers = num_ws, w_dim, view_layers
         self.num_verts, self.texture_height, self.resolution = num_verts, texture_height, resolution
         content_dim = (num_ws - view_layers) * w_dim

@@ -176,8 +176,8 @@ class Trainer(RunTrainer):
         self.model.generator.load_state_dict(self.G0.state_dict())
         self.scores = view_correlation(self.view_ws[:, :self.view_layers].flatten(1).cpu(), self.view_azimuths)
         with torch.no_grad():
-            contents = self.G0.mapping(torch.randn(256, self.G0.z_dim, generator=seeded_rng(config.seed + 1)).to(device),
-                                       truncation_psi=config.truncation)
+            z = torch.randn(256, self.G0.z_dim, generator=seeded_rng(config.seed + 1))
+            contents = self.G0.mapping(z.to(device), truncation_psi=config.truncation)
         shapes = self.examples(64, seeded_rng(config.seed + 5)).verts
         self.model.mapping.start_from(top_view_dims(self.scores, config.view_dims).to(device),
                                       self.view_ws[:, :self.view_layers].mean(dim=0),
