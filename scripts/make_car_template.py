@@ -13,7 +13,6 @@ the committed file is what this script writes.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
