@@ -38,6 +38,8 @@ import bpy
 from mathutils import Euler, Matrix, Vector
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from blender_png import save_png  # noqa: E402  (beside this script)
 ADDON = "ganverse3d_blender"
 SHIPPED_NEURAL_MODEL = ROOT / "backend" / "ganverse3d" / "assets" / "stylegan_r.safetensors"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -240,18 +242,7 @@ def save_sheet(panels: list[tuple[str, tuple[array, int, int]]], path: Path) -> 
         left += panel_width + PADDING
     image = bpy.data.images.new("neural_preview_sheet", width, height)
     image.pixels.foreach_set(sheet)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(handle)
-    try:
-        image.filepath_raw = temporary
-        image.file_format = "PNG"
-        image.save()
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    save_png(image, path)
 
 
 # --- the scenario --------------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import shutil
 import sys
 import tempfile
@@ -26,6 +25,8 @@ import numpy as np  # bundled with Blender and with the bpy module
 from mathutils import Vector
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from blender_png import save_png  # noqa: E402  (beside this script)
 TILE = 256
 SAMPLES = 16
 ORBIT_AZIMUTHS_DEG = (30, 120, 210, 300)  # around Blender's Z; 0 looks at the car's front (from -Y)
@@ -145,18 +146,7 @@ def save_sheet(tiles: list[np.ndarray], columns: int, path: Path) -> None:
         sheet[top:top + TILE, left:left + TILE, :3] = tile
     image = bpy.data.images.new("showcase_sheet", sheet.shape[1], sheet.shape[0])
     image.pixels.foreach_set(sheet[::-1].ravel())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(handle)
-    try:
-        image.filepath_raw = temporary
-        image.file_format = "PNG"
-        image.save()
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    save_png(image, path)
 
 
 def main() -> None:
