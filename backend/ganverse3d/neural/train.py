@@ -39,7 +39,7 @@ from .. import assets, runs
 from ..bundle import load_module, load_state, save_module
 from ..dataset.segment import Segmenter, load_segmenter
 from ..dataset.views import load_candidates, load_pose_net, read_annotation
-from ..errors import InputError
+from ..errors import InputError, setting
 from ..files import image_grid, is_file, save_png, shown_path, write_json
 from ..inverse.model import InverseGraphicsNet
 from ..render.renderer import render_mesh
@@ -146,21 +146,21 @@ class Trainer(RunTrainer):
                               device=device).requires_grad_(False)
         self.inverse = load_teacher(config.inverse, device)
         if self.inverse.resolution != self.G0.img_resolution:
-            raise InputError(f"The inverse network (--inverse) sees {self.inverse.resolution}-px images and the "
-                             f"generator (--generator) makes {self.G0.img_resolution}-px ones; give two that match.")
+            raise InputError(f"The {setting('inverse')} network sees {self.inverse.resolution}-px images and the "
+                             f"{setting('generator')} makes {self.G0.img_resolution}-px ones; give two that match.")
         annotation = read_annotation(config.views, None)
         if annotation.candidates is None:
             raise InputError(f"The view annotation {shown_path(config.views)} names no candidates file.")
         candidates = load_candidates(annotation.candidates)
         if candidates.ws.shape[1:] != (self.G0.num_ws, self.G0.w_dim):
             raise InputError(f"The view candidates of {shown_path(config.views)} were made for another generator "
-                             f"than --generator {config.generator}.")
+                             f"than the {setting('generator')} {config.generator}.")
         self.view_layers = candidates.view_layers
         self.view_ws = candidates.ws[[view.view_id for view in annotation.views]].to(device)
         self.view_azimuths = torch.tensor([view.azimuth for view in annotation.views])
         if not config.view_dims <= self.view_layers * self.G0.w_dim:
-            raise InputError(f"--view-dims {config.view_dims} is more than the {self.view_layers * self.G0.w_dim} "
-                             f"dimensions of the view code.")
+            raise InputError(f"{setting('view_dims')} {config.view_dims} is more than the "
+                             f"{self.view_layers * self.G0.w_dim} dimensions of the view code.")
         self.segmenter = load_segmenter(config.segmenter, device=device)
         self.pose_net = load_pose_net("auto", device)
 
@@ -196,13 +196,14 @@ class Trainer(RunTrainer):
 
     def _load_discriminator(self, path) -> None:
         if not is_file(path):
-            raise InputError(f"--discriminator {shown_path(path)} does not exist; give a `gan train` run's "
-                             f"checkpoints/state.safetensors.")
+            raise InputError(f"The {setting('discriminator')} {shown_path(path)} does not exist; give a `gan train` "
+                             f"run's checkpoints/state.safetensors.")
         tensors, _ = load_state(path)
         state = {name[2:]: tensor for name, tensor in tensors.items() if name.startswith("D.")}
         if set(state) != set(self.D.state_dict()) or any(
                 tensor.shape != self.D.state_dict()[name].shape for name, tensor in state.items()):
-            raise InputError(f"--discriminator {shown_path(path)} holds no discriminator of the generator's shape.")
+            raise InputError(f"The {setting('discriminator')} {shown_path(path)} holds no discriminator of the "
+                             f"generator's shape.")
         self.D.load_state_dict(state)
 
     # -- the run kit's parts ---------------------------------------------------------------------------------
