@@ -28,6 +28,9 @@ def neural():
                help="A `gan train` run's checkpoints/state.safetensors: the realism term's discriminator starts "
                     "from its D [default: from scratch].")
 @config_option(_TRAIN, "--view-dims", type=int, help="Dimensions of the view code that the camera drives.")
+@config_option(_TRAIN, "--standardise-shapes/--raw-shapes",
+               help="Feed the shape network standardised shapes (shape swaps move the silhouette but leak colour) "
+                    "or the vertices as they are (the shipped model).")
 @config_option(_TRAIN, "--warmup-steps", type=int, help="Steps of the mapping network alone (StyleGAN frozen).")
 @config_option(_TRAIN, "--finetune-steps", type=int, help="Steps of StyleGAN and the mapping network together.")
 @config_option(_TRAIN, "--batch", type=int, help="Examples per step.")

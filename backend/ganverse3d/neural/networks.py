@@ -81,8 +81,8 @@ class MappingNetwork(nn.Module):
         self.register_buffer("view_indices", torch.arange(view_dims))
         self.view_constant = nn.Parameter(torch.zeros(view_layers * w_dim))
         self.g_v = _mlp(4, hidden // 2, view_dims)
-        # The shapes' mean and spread (start_from): cars differ by a few hundredths of a unit, so g_s sees the
-        # standardised deviations, else its output barely varies and the mixing hands shape the constant dimensions.
+        # The shapes' mean and spread when start_from is given example shapes (cars differ by a few hundredths of a
+        # unit; unscaled, g_s's output barely varies), else 0 and 1: g_s reads the vertices as they are.
         self.register_buffer("shape_mean", torch.zeros(num_verts * 3))
         self.register_buffer("shape_scale", torch.ones(()))
         self.g_s = _mlp(num_verts * 3, hidden, content_dim)

@@ -70,6 +70,9 @@ class TrainConfig:
     view_dims: int = 128               # W*_V dimensions the camera drives (view_dims.json: 128 of 256 keeps the
                                        # pose net's reading within 9 degrees of the full code's on the default).
     hidden: int = 256                  # Hidden width of the mapping network.
+    standardise_shapes: bool = False   # Feed g_s the shapes standardised by the examples' mean and spread: shape
+                                       # swaps then move the silhouette, but leak colour and cost view control
+                                       # (docs/experiments.md, "StyleGAN-R"); off in the shipped model.
     warmup_steps: int = 1000           # Mapping network alone (the paper: 700).
     finetune_steps: int = 1500         # Mapping network and StyleGAN together (the paper: 2,500).
     batch: int = 16                    # Examples per step (the paper: 16); fine-tuning renders each twice.
@@ -178,10 +181,11 @@ class Trainer(RunTrainer):
         with torch.no_grad():
             z = torch.randn(256, self.G0.z_dim, generator=seeded_rng(config.seed + 1))
             contents = self.G0.mapping(z.to(device), truncation_psi=config.truncation)
-        shapes = self.examples(64, seeded_rng(config.seed + 5)).verts
+        shapes = self.examples(64, seeded_rng(config.seed + 5)).verts if config.standardise_shapes else None
         self.model.mapping.start_from(top_view_dims(self.scores, config.view_dims).to(device),
                                       self.view_ws[:, :self.view_layers].mean(dim=0),
-                                      contents[:, self.view_layers:].mean(dim=0), shapes)
+                                      contents[:, self.view_layers:].mean(dim=0),
+                                      shapes if config.standardise_shapes else None)
         # g_b as the warm-up leaves it: the code space of fine-tuning's background losses (copied at the switch).
         self.background_reference = copy.deepcopy(self.model.mapping).requires_grad_(False)
         self.D = Discriminator(img_resolution=self.G0.img_resolution, img_channels=3,
