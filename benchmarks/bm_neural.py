@@ -40,8 +40,8 @@ def percentiles(seconds: list[float]) -> dict:
 
 
 def cameras(repeat: int) -> list[dict]:
-    """A turntable at 15 degrees elevation, one step per request, so no two requests repeat a camera."""
-    return [{"azimuth": (7.5 * index) % 360.0, "elevation": 15.0, "distance": 3.8} for index in range(repeat)]
+    """A turntable at 15 degrees elevation, once round in ``repeat`` steps, so no two requests repeat a camera."""
+    return [{"azimuth": 360.0 * (index + 0.5) / repeat, "elevation": 15.0, "distance": 3.8} for index in range(repeat)]
 
 
 class Worker:

@@ -103,10 +103,10 @@ class Readers:
         self.segmenter = load_segmenter("world", device="cpu")
         self.pose = load_pose_net("auto", "cpu")
 
-    @torch.no_grad()
     def masks(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.stack([inst.masks.any(dim=0) if len(inst) else torch.zeros(images.shape[-2:], dtype=torch.bool)
-                            for inst in self.segmenter.segment(images)])
+        from ganverse3d.neural.train import car_masks
+
+        return car_masks(self.segmenter, images)[:, 0] > 0.5
 
     @torch.no_grad()
     def poses(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,7 +154,7 @@ def disentanglement(readers: Readers, scenes, reconstructions, neural_model) -> 
         b = reconstructions[(index + 1) % len(reconstructions)]
         base = scenes[index].render(a.camera)
         other = scenes[(index + 1) % len(scenes)].render(a.camera)
-        swapped = {part: neural_scene(swap(a, b, (part,)), neural_model=neural_model).render(a.camera)
+        swapped = {part: neural_scene(swap(a, b, (part,)), neural_model=neural_model, device="cpu").render(a.camera)
                    for part in ("shape", "texture", "background")}
         masks = readers.masks(torch.stack([base, other, swapped["texture"], swapped["shape"]]))
         base_mask = masks[0]
@@ -324,8 +324,9 @@ def write_figures(folder: Path, figures: dict, image_grid, save_png) -> None:
     reference = reconstructions[0]
     rows = []
     for r in reconstructions:
-        rows.append([neural_scene(r, neural_model=figures["model"]).render(r.camera)]
-                    + [neural_scene(swap(r, reference, (part,)), neural_model=figures["model"]).render(r.camera)
+        model = figures["model"]
+        rows.append([neural_scene(r, neural_model=model, device="cpu").render(r.camera)]
+                    + [neural_scene(swap(r, reference, (part,)), neural_model=model, device="cpu").render(r.camera)
                        for part in ("shape", "texture", "background")])
     save_png(folder / "neural_swaps.png",
              image_grid(torch.stack([_upscaled(t) for row in rows for t in row]), columns=4))

@@ -558,7 +558,7 @@ class Worker:
     def neural_render(self, request: dict, progress) -> dict:
         """A kept reconstruction, a camera -> ``neural.png`` in ``out_dir`` (see the module docstring)."""
         from .api import neural_scene
-        from .files import check_output_file, png_bytes, remove_temp_files, write_files
+        from .files import check_output_file, check_outputs, png_bytes, remove_temp_files, write_files
 
         kept = self._kept(_argument(request, "neural_render", "reconstruction", (str,), "a reconstruction id"))
         camera, off_axis = self._camera(_argument(request, "neural_render", "camera", (dict,), "an object"), kept)
@@ -567,6 +567,7 @@ class Worker:
                                  default=None)
         out = _path_argument(request, "neural_render", "out_dir", "a folder path").absolute() / NEURAL_FILE
         check_output_file(out, (".png",))
+        check_outputs([out], {"background": background}, "out_dir")
         key = (request["reconstruction"], self._background_key(background), self._neural_model_key(neural_model))
         scene = self.scenes.pop(key, None)
         if scene is None:

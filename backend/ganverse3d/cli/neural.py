@@ -54,7 +54,7 @@ def neural_train(ctx, runs_root, resume_dir, device, **_config_fields):
     Examples:
       ganverse3d neural train --views training/views-world64-L2/views.toml
       ganverse3d neural train --views training/views-world64-L2/views.toml --inverse gan --finetune-steps 600
-      ganverse3d neural train --resume runs/neural/00000-default-default-v128 --finetune-steps 1200
+      ganverse3d neural train --resume runs/neural/00000-default-gan-v128 --finetune-steps 1200
     """
     from ..neural.train import TrainConfig, train
 
@@ -175,7 +175,7 @@ def neural_render(photo, out_path, azimuth, elevation, distance, fov, background
       ganverse3d neural render photo.jpg --azimuth 90 -o side.png
       ganverse3d neural render photo.jpg --azimuth 200 --elevation 20 --distance 4.5 --size 512 -o back.png
       ganverse3d neural render photo.jpg --azimuth 30 --background street.jpg \\
-          --neural-model runs/neural/00000-default-default-v128/checkpoints/stylegan_r.safetensors -o car.png
+          --neural-model runs/neural/00000-default-gan-v128/checkpoints/stylegan_r.safetensors -o car.png
     """
     from ..api import check_quality, load_neural_model, neural_scene
     from ..geometry import Camera, check_camera_values

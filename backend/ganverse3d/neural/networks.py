@@ -28,6 +28,8 @@ import math
 import torch
 import torch.nn as nn
 
+from ..geometry import Camera
+from ..inverse.model import camera_to_vector
 from ..stylegan2.networks import Generator
 
 # What the mapping network mixes, in the order of its mixing weights s.
@@ -61,7 +63,7 @@ class MappingNetwork(nn.Module):
                  num_verts: int = 642,           # Vertices of the inverse network's template.
                  texture_height: int = 32,       # UV texture is texture_height x 2 texture_height.
                  resolution: int = 64,           # Background size (the generator's images).
-                 hidden: int = 256,              # Width of the hidden layers of g_v, g_s, g_t and g_b.
+                 hidden: int = 256,              # Hidden width of g_s, g_t and g_b (g_v: half of it).
                  ):
         super().__init__()
         if not 1 <= view_layers < num_ws:
@@ -187,9 +189,9 @@ class StyleGANR(nn.Module):
         model's becomes the distance at which the car appears as large (d tan(fov / 2) / tan(fov_model / 2))."""
         if fov_y is not None:
             distance = distance * torch.tan(torch.deg2rad(fov_y) / 2) / math.tan(math.radians(self.fov_y) / 2)
-        radians = torch.deg2rad(azimuth)
-        return torch.stack((torch.sin(radians), torch.cos(radians), elevation / 90,
-                            torch.log(distance / self.reference_distance)), dim=1).float()
+        distance = distance.float()
+        camera = Camera(azimuth.float(), elevation.float(), distance, torch.full_like(distance, self.fov_y))
+        return camera_to_vector(camera, self.reference_distance)
 
     def synthesize(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         """W* [B, num_ws, w_dim] -> images [B, 3, R, R] in [0, 1] (unclamped while training needs gradients)."""

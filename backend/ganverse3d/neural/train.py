@@ -10,11 +10,13 @@ W* and an image; the segmenter finds the car, and the frozen inverse-graphics ne
   weights s.
 * **Fine-tuning** (``finetune_steps``): StyleGAN (a trainable copy) and the mapping network learn together from
   Eq. 6's cycle through the frozen inverse network. Each example is rendered twice on its own background: with
-  its own S, T (image I1) and with the next example's (I2). The inverse network must read back S and T from
-  both; the background code of I1 must match that of B, and those of I1 and I2 must match each other (in the
-  code space of g_b as the warm-up left it, frozen: an image-space loss blurs, the paper says, and a g_b that
-  kept training could satisfy it by mapping everything to one code). Beyond Eq. 6 (ours): the camera read
-  back from both must be the one asked for (the preview lives on view control), and a discriminator, started
+  its own S, T (image I1) and with the previous example's in the batch (I2). The inverse network must read back
+  S and T from both; the background code of I1 must match that of B, and those of I1 and I2 must match each
+  other (in the code space of g_b as the warm-up left it, frozen: an image-space loss blurs, the paper says, and
+  a g_b that kept training could satisfy it by mapping everything to one code). Each code masks out its own
+  image's car, so two cars of different silhouettes never give exactly equal codes: the pair term has a floor.
+  Beyond Eq. 6 (ours): the camera read back from both must be the one asked for (the preview lives on view
+  control), and a discriminator, started
   from the GAN run's own where given, tells StyleGAN-R's images from G0's (non-saturating loss,
   ``adversarial_weight``), so that the cycle cannot buy its losses with unrealistic images.
 
@@ -184,8 +186,7 @@ class Trainer(RunTrainer):
         shapes = self.examples(64, seeded_rng(config.seed + 5)).verts if config.standardise_shapes else None
         self.model.mapping.start_from(top_view_dims(self.scores, config.view_dims).to(device),
                                       self.view_ws[:, :self.view_layers].mean(dim=0),
-                                      contents[:, self.view_layers:].mean(dim=0),
-                                      shapes if config.standardise_shapes else None)
+                                      contents[:, self.view_layers:].mean(dim=0), shapes)
         # g_b as the warm-up leaves it: the code space of fine-tuning's background losses (copied at the switch).
         self.background_reference = copy.deepcopy(self.model.mapping).requires_grad_(False)
         self.D = Discriminator(img_resolution=self.G0.img_resolution, img_channels=3,

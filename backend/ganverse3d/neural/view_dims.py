@@ -57,7 +57,7 @@ def view_dims_sweep(G: Generator, view_ws: torch.Tensor, azimuth_deg: torch.Tens
     """
     device = next(G.parameters()).device
     flat_views = view_ws[:, :view_layers].flatten(1)
-    scores = view_correlation(flat_views, azimuth_deg)
+    scores = view_correlation(flat_views.cpu(), azimuth_deg.cpu())
     mean = flat_views.mean(dim=0)
     pairs = [(v, c) for v in range(len(view_ws)) for c in range(len(content_ws))]
     views, contents = view_ws[[v for v, _ in pairs]], content_ws[[c for _, c in pairs]]
