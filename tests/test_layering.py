@@ -64,7 +64,7 @@ ALLOWED: dict[str, set[str]] = {
     "inverse": BASE | {"dataset", "geometry", "render", "export", "runs"},
     # planned: StyleGAN-R (mapping network, fine-tuning, editing) and DatasetGAN parts
     "neural": BASE | {"inverse", "stylegan2", "dataset", "world", "geometry", "render", "export", "runs"},
-    "parts": BASE | {"stylegan2", "dataset", "world", "geometry", "render", "export", "runs"},
+    "parts": BASE | {"inverse", "stylegan2", "dataset", "world", "geometry", "render", "export", "runs"},
     # the user side: the facade, the worker the add-on talks to, the command line
     "api": BASE | {"inverse", "neural", "parts", "dataset", "geometry", "render", "export"},
     "worker": BASE | {"api", "geometry"},

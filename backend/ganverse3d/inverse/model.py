@@ -112,7 +112,9 @@ class _UVPad(nn.Module):
         return F.pad(F.pad(x, (1, 1, 0, 0), mode="circular"), (0, 0, 1, 1), mode="replicate")
 
 
-def _upsample_stage(in_channels: int, out_channels: int) -> nn.Sequential:
+def uv_upsample_stage(in_channels: int, out_channels: int) -> nn.Sequential:
+    """One step of a decoder in the template's UV space: 2x nearest upsampling, a 3x3 conv that wraps around in
+    u, LeakyReLU (the texture decoder's, and the part branch's)."""
     return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), _UVPad(),
                          nn.Conv2d(in_channels, out_channels, 3), nn.LeakyReLU(0.2))
 
@@ -186,7 +188,7 @@ class InverseGraphicsNet(nn.Module):
         self.texture_channels = texture_channels
         ups, channels = [], texture_channels
         for _ in range(int(math.log2(texture_height // 4))):
-            ups.append(_upsample_stage(channels, max(channels // 2, 16)))
+            ups.append(uv_upsample_stage(channels, max(channels // 2, 16)))
             channels = max(channels // 2, 16)
         self.texture_decoder = nn.Sequential(*ups, nn.Conv2d(channels, 3, 1))
 
@@ -239,7 +241,7 @@ class InverseGraphicsNet(nn.Module):
         """Predict from images [B, 3, R, R] in [0, 1] and object masks [B, 1, R, R] in [0, 1] (R = resolution;
         the mask is required when the model was built with ``mask_input``)."""
         batch = image.shape[0]
-        feature = self._feature(image, mask)
+        feature = self.image_code(image, mask)
         shape = self.shape_head(feature)
         offsets = shape[:, :-6].reshape(batch, self.num_verts, 3)
         if self.symmetric_shape:
@@ -263,9 +265,11 @@ class InverseGraphicsNet(nn.Module):
     def estimate_camera(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[Camera, torch.Tensor]:
         """Only the camera estimate of :meth:`forward` (the same values, without decoding shape and texture):
         (:class:`Camera` batch of B, camera vector [B, 4])."""
-        return self._camera(self._feature(image, mask))
+        return self._camera(self.image_code(image, mask))
 
-    def _feature(self, image: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def image_code(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The image code [B, feature_dim] that every head reads (the part branch too), from the inputs of
+        :meth:`forward`."""
         batch = image.shape[0]
         assert image.shape[1:] == (3, self.resolution, self.resolution), image.shape
         if self.mask_input:

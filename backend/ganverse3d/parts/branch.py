@@ -1,0 +1,129 @@
+"""The inverse network's part branch: a car's parts as a texture on the template's UVs (DatasetGAN's parts in 3D).
+
+The seed slides' "single-image 3D asset creation": besides its mesh and colour texture, the inverse-graphics
+network predicts a *part texture* - per texel the logits of the car's parts (:data:`PART_NAMES`: body, window,
+wheel, headlight, taillight, plate) - trained with cross-entropy on the part labels of a multi-view dataset
+through the renderer: the predicted mesh, seen from any view's camera, must show that view's parts where the
+car is (:mod:`.train_branch`). The inverse network stays frozen; :class:`PartBranch` reads its image code
+(:meth:`InverseGraphicsNet.image_code`) through a decoder of the texture decoder's kind.
+
+What the part texture gives:
+
+* :func:`face_part_labels`: one part per face of the mesh (the ``_PART`` of an exported .glb, the material
+  slots in Blender, the wheel fitting of :mod:`ganverse3d.geometry.wheels`).
+* :func:`render_part_labels`: the part segmentation of the predicted mesh from any camera, how the part branch
+  is measured against the truth (``benchmarks/bm_parts3d.py``).
+
+Part ids index :data:`PART_NAMES`; images of part labels use -1 where no car is.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..geometry import Camera
+from ..inverse.model import uv_upsample_stage
+from ..render import render_mesh
+from ..world.cars import PART_LABELS
+
+PART_NAMES = PART_LABELS
+
+
+class PartBranch(nn.Module):
+    """Image codes [B, feature_dim] -> part logits [B, P, Ht, 2 Ht] on the inverse network's template UVs."""
+
+    def __init__(self,
+                 feature_dim: int = 256,      # Size of the inverse network's image code (its feature_dim).
+                 texture_height: int = 32,    # Part texture is texture_height x (2 * texture_height), power of two.
+                 channels: int = 64,          # Channels at the 4 x 8 start of the decoder; halved per step, >= 16.
+                 part_names: tuple[str, ...] = PART_NAMES,  # What the P output channels are, in order.
+                 ):
+        super().__init__()
+        if texture_height < 4 or texture_height & (texture_height - 1):
+            raise ValueError(f"texture_height must be a power of two >= 4, not {texture_height}.")
+        if len(part_names) < 2:
+            raise ValueError("A part branch tells at least two parts apart.")
+        self.init_kwargs = dict(feature_dim=feature_dim, texture_height=texture_height, channels=channels,
+                                part_names=list(part_names))
+        self.feature_dim = feature_dim
+        self.texture_height = texture_height
+        self.channels = channels
+        self.part_names = tuple(part_names)
+        self.start = nn.Sequential(nn.Linear(feature_dim, channels * 4 * 8), nn.LeakyReLU(0.2))
+        stages, width = [], channels
+        for _ in range(int(math.log2(texture_height // 4))):
+            stages.append(uv_upsample_stage(width, max(width // 2, 16)))
+            width = max(width // 2, 16)
+        self.decoder = nn.Sequential(*stages, nn.Conv2d(width, len(part_names), 1))
+
+    def forward(self, code: torch.Tensor) -> torch.Tensor:
+        assert code.dim() == 2 and code.shape[1] == self.feature_dim, code.shape
+        logits = self.decoder(self.start(code).reshape(code.shape[0], self.channels, 4, 8))
+        assert logits.shape[1:] == (len(self.part_names), self.texture_height, 2 * self.texture_height), logits.shape
+        return logits
+
+
+def render_part_logits(verts: torch.Tensor, faces: torch.Tensor, face_uvs: torch.Tensor, logits: torch.Tensor,
+                       cameras: Camera, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The part logits a camera sees on the mesh: (logits [B, P, S, S], covered [B, S, S] bool).
+
+    verts [B, V, 3] object space; faces [F, 3]; face_uvs [F, 3, 2] (the template's); logits [B, P, Ht, 2 Ht]
+    (:class:`PartBranch`); ``cameras`` a batch of B; S = ``size``. Differentiable w.r.t. ``logits`` (bilinear
+    texture lookups, as the colour texture's); 0 where the mesh does not cover a pixel.
+    """
+    out = render_mesh(verts, faces, face_uvs, logits, cameras, size, soft=False)
+    return out.image, out.face_index >= 0
+
+
+@torch.no_grad()
+def render_part_labels(verts: torch.Tensor, faces: torch.Tensor, face_uvs: torch.Tensor, logits: torch.Tensor,
+                       cameras: Camera, size: int) -> torch.Tensor:
+    """Part ids [B, S, S] int64 of the mesh seen by ``cameras`` (arguments of :func:`render_part_logits`); -1
+    where the mesh is not."""
+    image, covered = render_part_logits(verts, faces, face_uvs, logits, cameras, size)
+    return torch.where(covered, image.argmax(dim=1), torch.full_like(covered, -1, dtype=torch.int64))
+
+
+@torch.no_grad()
+def render_face_labels(verts: torch.Tensor, faces: torch.Tensor, face_labels: torch.Tensor, cameras: Camera,
+                       size: int) -> torch.Tensor:
+    """Part ids [B, S, S] int64 of meshes with one part per face (a world car's truth, an exported car) seen by
+    ``cameras``: verts [B, V, 3], faces [F, 3], face_labels [F] (shared) or [B, F] int64; -1 where no mesh is."""
+    batch = verts.shape[0]
+    blank_uvs = verts.new_zeros(faces.shape[0], 3, 2)
+    out = render_mesh(verts, faces, blank_uvs, verts.new_zeros(batch, 1, 1, 1), cameras, size, soft=False)
+    labels = face_labels.to(verts.device).expand(batch, -1)
+    found = labels.gather(1, out.face_index.clamp_min(0).flatten(1)).reshape(out.face_index.shape)
+    return torch.where(out.face_index >= 0, found, -1)
+
+
+@torch.no_grad()
+def face_part_labels(logits: torch.Tensor, face_uvs: torch.Tensor) -> torch.Tensor:
+    """One part id per face [B, F] int64 from part textures ``logits`` [B, P, Ht, 2 Ht] on ``face_uvs`` [F, 3, 2]:
+    the part of highest mean probability over the face's corners, edge midpoints and centre (seven samples, so
+    a face across a part's border goes to the part covering most of it)."""
+    corners = face_uvs.to(logits.dtype)
+    points = torch.cat((corners, (corners + corners.roll(1, dims=1)) / 2, corners.mean(dim=1, keepdim=True)), dim=1)
+    grid_u = (points[..., 0] - torch.floor(points[..., 0])) * 2 - 1  # u repeats; v is clamped at the poles
+    grid_v = points[..., 1].clamp(0, 1) * 2 - 1
+    grid = torch.stack((grid_u, grid_v), dim=-1).expand(logits.shape[0], -1, -1, -1)   # [B, F, 7, 2]
+    probability = F.grid_sample(logits.softmax(dim=1), grid, mode="bilinear", padding_mode="border",
+                                align_corners=False)                                     # [B, P, F, 7]
+    return probability.mean(dim=3).argmax(dim=1)
+
+
+def confusion_matrix(predicted: torch.Tensor, truth: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """[C, C] int64 counts of (truth, predicted) pairs over two label images of equal shape, ids in [0, C)."""
+    index = truth.reshape(-1).long() * num_classes + predicted.reshape(-1).long()
+    return torch.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def iou_from_confusion(confusion: torch.Tensor) -> list[float | None]:
+    """Per-class IoU of a confusion matrix (None for a class in neither truth nor prediction)."""
+    true_positive = confusion.diag().double()
+    union = confusion.sum(dim=0).double() + confusion.sum(dim=1).double() - true_positive
+    return [None if float(u) == 0 else float(t / u) for t, u in zip(true_positive, union)]

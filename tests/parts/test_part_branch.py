@@ -1,0 +1,143 @@
+"""The inverse network's part branch: part textures read per face and per pixel, labels of world datasets, training."""
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from ganverse3d.bundle import load_module, save_module
+from ganverse3d.dataset.format import MultiViewDataset
+from ganverse3d.dataset.world_multiview import write_world_multiview
+from ganverse3d.errors import InputError
+from ganverse3d.files import save_png
+from ganverse3d.geometry import Camera, template_sphere
+from ganverse3d.inverse.model import InverseGraphicsNet
+from ganverse3d.parts.branch import (PART_NAMES, PartBranch, confusion_matrix, face_part_labels, iou_from_confusion,
+                                     render_face_labels, render_part_labels)
+from ganverse3d.parts.train_branch import (BranchTrainConfig, part_scores, read_part_data, train_part_branch,
+                                           view_part_labels)
+from ganverse3d.render import render_mesh
+from ganverse3d.world.cars import build_car
+from ganverse3d.world.scene import render_world, sample_item
+
+WINDOW, WHEEL = PART_NAMES.index("window"), PART_NAMES.index("wheel")
+
+
+@pytest.fixture(scope="module")
+def world_views(tmp_path_factory):
+    """Three world cars x 4 exact views at 32 px, with their meshes."""
+    folder = tmp_path_factory.mktemp("world-mv") / "data"
+    write_world_multiview(folder, cars=3, views=4, resolution=32, seed=7, progress=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_inverse(tmp_path_factory):
+    torch.manual_seed(0)
+    net = InverseGraphicsNet(resolution=32, base_channels=8, max_channels=16, feature_dim=32, texture_height=8,
+                             texture_channels=16, subdivisions=3, template="car")
+    path = tmp_path_factory.mktemp("inverse") / "inverse.safetensors"
+    save_module(path, net)
+    return path
+
+
+def halves_texture(left: int, right: int, height: int = 8) -> torch.Tensor:
+    """Logits [1, P, H, 2H]: part ``left`` where u < 0.5, ``right`` elsewhere, by a wide margin."""
+    logits = torch.zeros(1, len(PART_NAMES), height, 2 * height)
+    logits[0, left, :, :height] = 20
+    logits[0, right, :, height:] = 20
+    return logits
+
+
+def test_face_labels_follow_the_part_covering_most_of_each_face():
+    mesh = template_sphere(2)
+    labels = face_part_labels(halves_texture(WINDOW, WHEEL), mesh.face_uvs)[0]
+    u = mesh.face_uvs[..., 0] % 1
+    inside_left, inside_right = (u < 0.45).all(dim=1), ((u > 0.55) & (u < 0.95)).all(dim=1)
+    assert inside_left.sum() > 20 and inside_right.sum() > 20
+    assert (labels[inside_left] == WINDOW).all() and (labels[inside_right] == WHEEL).all()
+    assert set(labels.unique().tolist()) == {WINDOW, WHEEL}
+
+
+def test_a_one_part_texture_and_one_part_faces_render_the_same_labels_on_the_silhouette():
+    mesh = template_sphere(2)
+    verts = (mesh.verts * torch.tensor([0.5, 0.4, 0.9]))[None].expand(2, -1, -1)
+    cameras = Camera.create([30.0, 200.0], [10.0, 20.0], [3.0, 3.0], [30.0, 30.0])
+    logits = halves_texture(WINDOW, WINDOW).expand(2, -1, -1, -1)
+    from_texture = render_part_labels(verts, mesh.faces, mesh.face_uvs, logits, cameras, 24)
+    from_faces = render_face_labels(verts, mesh.faces, torch.full((len(mesh.faces),), WINDOW), cameras, 24)
+    silhouette = render_mesh(verts, mesh.faces, mesh.face_uvs, torch.ones(2, 1, 1, 1), cameras, 24, soft=False).mask
+    assert torch.equal(from_texture, from_faces)
+    assert torch.equal(from_texture >= 0, silhouette[:, 0] > 0)
+    assert (from_texture[from_texture >= 0] == WINDOW).all()
+
+
+def test_iou_from_a_confusion_matrix_on_a_hand_computed_case():
+    truth = torch.tensor([0, 0, 1, 1, 2])
+    predicted = torch.tensor([0, 1, 1, 1, 0])
+    confusion = confusion_matrix(predicted, truth, 4)
+    assert confusion.tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]]
+    assert iou_from_confusion(confusion) == [1 / 3, 2 / 3, 0.0, None]
+
+
+def test_labels_of_a_world_dataset_are_its_meshes_parts_seen_from_each_camera(world_views):
+    dataset = MultiViewDataset(world_views)
+    labels = view_part_labels(dataset)
+    line = dataset.meta[5]
+    car_spec, scene = sample_item(7, line["content_id"])
+    camera = line["camera"]
+    scene = dataclasses.replace(scene, **camera)
+    truth = render_world([build_car(car_spec)], [scene], 32).part_maps[0]
+    assert (labels[5].long() == truth).float().mean() > 0.995
+    assert {WINDOW, WHEEL} <= set(labels.unique().tolist())
+
+
+def test_a_parts_folder_is_read_as_part_id_plus_one(world_views, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(world_views, folder)
+    dataset = MultiViewDataset(folder)
+    painted = np.zeros((32, 32), np.uint8)
+    painted[4:8, 4:8] = WHEEL + 1
+    for line in dataset.meta:
+        save_png(folder / "parts" / line["image"].split("/")[-1], painted)
+    labels = view_part_labels(dataset)
+    assert (labels[:, 4:8, 4:8] == WHEEL).all() and (labels[:, :4] == -1).all()
+    painted[0, 0] = len(PART_NAMES) + 1
+    save_png(folder / "parts" / dataset.meta[0]["image"].split("/")[-1], painted)
+    with pytest.raises(InputError, match="part labels are 0"):
+        view_part_labels(dataset)
+
+
+def test_a_dataset_without_part_labels_is_one_sentence_naming_the_setting(world_views, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(world_views, folder)
+    lines = [json.loads(line) for line in (folder / "meta.jsonl").read_text().splitlines()]
+    (folder / "meta.jsonl").write_text("".join(json.dumps({k: v for k, v in line.items() if k != "mesh"}) + "\n"
+                                               for line in lines))
+    with pytest.raises(InputError, match="no part labels.*data"):
+        view_part_labels(MultiViewDataset(folder))
+
+
+def test_training_learns_the_parts_of_other_views_better_than_one_constant_part(world_views, tiny_inverse, tmp_path):
+    config = BranchTrainConfig(data=str(world_views), inverse=str(tiny_inverse), channels=16, steps=120, batch=8,
+                               learning_rate=3e-3, holdout=0.0, log_every=40, checkpoint_every=60)
+    out = tmp_path / "branch.safetensors"
+    provenance = train_part_branch(config, out, device="cpu", progress=False, runs_root=tmp_path / "runs")
+    assert provenance["steps"] == 120
+    branch = load_module(out, PartBranch)
+    inverse = load_module(tiny_inverse, InverseGraphicsNet).eval()
+    data = read_part_data(MultiViewDataset(world_views), inverse, progress=False)
+    with torch.no_grad():
+        learnt = part_scores(data, inverse, lambda indices: branch(data.codes[indices]))
+        body = torch.zeros(len(PART_NAMES), 8, 16)
+        body[0] = 1
+        constant = part_scores(data, inverse, lambda indices: body.expand(len(indices), -1, -1, -1))
+        per_face = part_scores(data, inverse, lambda indices: branch(data.codes[indices]), per_face=True)
+    assert learnt["views"] == 3 * 3
+    assert learnt["parts_miou"] > constant["parts_miou"] + 0.05
+    assert per_face["parts_miou"] > constant["parts_miou"]
+    samples = sorted((tmp_path / "runs" / "part_branch").glob("*/samples/*.png"))
+    assert [path.name for path in samples] == ["step0000060.png", "step0000120.png"]
