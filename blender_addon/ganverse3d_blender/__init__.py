@@ -29,8 +29,10 @@ CLASSES = (
     preferences.GANVERSE3D_AddonPreferences,
     operators.GANVERSE3D_OT_check_backend,
     operators.GANVERSE3D_OT_import_photo,
+    operators.GANVERSE3D_OT_bake_wheel_rotation,
     operators.GANVERSE3D_OT_neural_preview,
     panel.GANVERSE3D_PT_import,
+    panel.GANVERSE3D_PT_car_rig,
     panel.GANVERSE3D_PT_neural_preview,
 )
 

@@ -18,7 +18,7 @@ import traceback
 
 import bpy
 
-from . import preview, scene_build, session, status
+from . import preview, scene_build, session, status, wheels
 
 # How often the modal operator looks at the worker's answers (seconds).
 _POLL_INTERVAL = 0.1
@@ -39,6 +39,16 @@ CREATE_CAMERA = bpy.props.BoolProperty(name="Create Matching Camera", default=Tr
                                                    "resolution is left as it is")
 PHOTO_BACKGROUND = bpy.props.BoolProperty(name="Photo as Camera Background", default=True,
                                           description="Show the framed photo behind the car in the camera view")
+PART_MATERIALS = bpy.props.BoolProperty(name="Part Materials", default=True,
+                                        description="With a backend that labels the car's parts: painted body, "
+                                                    "tinted glass, head- and taillights lit by the car's Lights "
+                                                    "property, plate and tyres, one material each. Off: one "
+                                                    "material with the texture")
+SEPARATE_WHEELS = bpy.props.BoolProperty(name="Separate Wheels", default=True,
+                                         description="With a backend that finds the wheels: four wheel objects "
+                                                     "parented to the car, pivots at their hubs, turned by the "
+                                                     "car's Speed, Distance and Steer properties. Off: the wheels "
+                                                     "are part of the car's mesh")
 # The worker's quality presets (ganverse3d.api.QUALITIES, which the add-on cannot import: it never loads the
 # backend) by name: fitting steps, texture height (0 = the network's 64 x 32 texture; a baked one is twice as
 # wide as high, written width x height as Blender writes image sizes) and what a warm reconstruction of
@@ -75,7 +85,8 @@ TEXTURE_SIZE = bpy.props.EnumProperty(
 # The panel's settings (GANVERSE3D_PG_import_settings) -> the import operator's properties that they set.
 IMPORT_OPTIONS = {"photo": "filepath", "mask": "mask", "length": "length", "quality": "quality",
                   "texture_size": "texture_size", "create_camera": "create_camera",
-                  "photo_background": "photo_background"}
+                  "photo_background": "photo_background", "part_materials": "part_materials",
+                  "separate_wheels": "separate_wheels"}
 
 
 def _status_bar(context, text: str | None) -> None:
@@ -219,6 +230,8 @@ class GANVERSE3D_OT_import_photo(WorkerRequestOperator, bpy.types.Operator):
     texture_size: TEXTURE_SIZE
     create_camera: CREATE_CAMERA
     photo_background: PHOTO_BACKGROUND
+    part_materials: PART_MATERIALS
+    separate_wheels: SEPARATE_WHEELS
 
     _choosing_photo = False  # True between invoke() opening the file browser and its execute()
 
@@ -283,7 +296,7 @@ class GANVERSE3D_OT_import_photo(WorkerRequestOperator, bpy.types.Operator):
             return self.fail(context, request.error)
         try:
             car, camera = scene_build.build_car(context, request.result, self._photo, self.create_camera,
-                                                self.photo_background)
+                                                self.photo_background, self.part_materials, self.separate_wheels)
             # A worker started later (another session, a headless turntable) makes the same car from these.
             car[scene_build.REQUEST_PROPERTY] = json.dumps(self._arguments)
         except scene_build.BuildError as error:
@@ -297,6 +310,37 @@ class GANVERSE3D_OT_import_photo(WorkerRequestOperator, bpy.types.Operator):
         message = f"Imported {car.name}{with_camera} ({self.length:.2f} m long) in {seconds:.1f} s."
         self.show_status(context, message)
         self.report({"INFO"}, message)
+        return {"FINISHED"}
+
+
+class GANVERSE3D_OT_bake_wheel_rotation(bpy.types.Operator):
+    """Keyframe the selected car's Distance on every frame from its motion, so its wheels roll as it moves.
+
+    The car's world-space travel between frames along its forward direction (-Y of its world matrix) is added
+    up; a path, a Follow Path constraint, a parent or keyframes all move it alike. Speed adds to this, so it
+    should be 0 on a car that moves.
+    """
+
+    bl_idname = "ganverse3d.bake_wheel_rotation"
+    bl_label = "Bake Wheel Rotation"
+    bl_description = ("Keyframe the car's Distance on every frame of the scene from the car's motion, so that "
+                      "its wheels roll as it moves along its path (replaces Distance's keyframes)")
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        if wheels.rigged_car(context.active_object) is None:
+            cls.poll_message_set("Select a car imported with Separate Wheels.")
+            return False
+        return True
+
+    def execute(self, context):
+        car = wheels.rigged_car(context.active_object)
+        keys = wheels.bake_distance(context.scene, car)
+        message = f"Baked {car.name}'s Distance on frames {keys[0][0]}-{keys[-1][0]}: {keys[-1][1]:.2f} m."
+        if car["Speed"]:
+            message += " Its Speed is not 0, so its wheels turn faster than it moves."
+        self.report({"WARNING"} if car["Speed"] else {"INFO"}, message)
         return {"FINISHED"}
 
 

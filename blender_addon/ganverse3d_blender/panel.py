@@ -7,7 +7,7 @@ messages use.
 
 import bpy
 
-from . import operators, preview, status
+from . import operators, part_materials, preview, status, wheels
 
 
 def _is_imported_car(settings, obj) -> bool:
@@ -49,6 +49,8 @@ class GANVERSE3D_PG_import_settings(bpy.types.PropertyGroup):
     texture_size: operators.TEXTURE_SIZE
     create_camera: operators.CREATE_CAMERA
     photo_background: operators.PHOTO_BACKGROUND
+    part_materials: operators.PART_MATERIALS
+    separate_wheels: operators.SEPARATE_WHEELS
     preview: bpy.props.PointerProperty(type=GANVERSE3D_PG_preview_settings)
 
 
@@ -71,10 +73,37 @@ class GANVERSE3D_PT_import(bpy.types.Panel):
         row = layout.row()
         row.active = settings.create_camera
         row.prop(settings, "photo_background")
+        layout.prop(settings, "part_materials")
+        layout.prop(settings, "separate_wheels")
         button = layout.operator("ganverse3d.import_photo", text="Import", icon="IMPORT")
         for setting, option in operators.IMPORT_OPTIONS.items():
             setattr(button, option, getattr(settings, setting))
         status.draw(layout, context, "import_status")
+
+
+class GANVERSE3D_PT_car_rig(bpy.types.Panel):
+    """The selected car's (or wheel's car's) Lights, Speed, Distance and Steer, and Bake Wheel Rotation."""
+
+    bl_idname = "GANVERSE3D_PT_car_rig"
+    bl_label = "Car"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "GANverse3D"
+
+    @classmethod
+    def poll(cls, context):
+        car = context.active_object
+        return wheels.rigged_car(car) is not None or (car is not None and part_materials.LIGHTS_PROPERTY in car)
+
+    def draw(self, context):
+        car = wheels.rigged_car(context.active_object) or context.active_object
+        layout = self.layout
+        layout.label(text=car.name, icon="AUTO")
+        for name in (part_materials.LIGHTS_PROPERTY, *wheels.RIG_PROPERTIES):
+            if name in car:
+                layout.prop(car, f'["{name}"]', text=name)
+        if wheels.rigged_car(car) is not None:
+            layout.operator("ganverse3d.bake_wheel_rotation", icon="ANIM")
 
 
 class GANVERSE3D_PT_neural_preview(bpy.types.Panel):

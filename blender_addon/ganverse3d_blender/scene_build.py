@@ -11,21 +11,43 @@ car's texture is named after the car and packed into the .blend, and the car is 
 ``use_smooth`` flag, which Blender 3.x and 5.x both have). The car remembers the id under which the worker keeps
 its reconstruction (the custom property ``ganverse3d_reconstruction``), which the Neural Preview renders; the
 import operator adds the reconstruct request's arguments as JSON (``ganverse3d_reconstruct``).
+
+A backend with part labels adds to mesh.json the optional keys "part_names", "part_labels" (one per face) and
+"wheels" (four meshes with their hubs and radii). Then the body gets one material slot per part
+(:mod:`part_materials`, the car's "Lights" property switching its lights) and the wheels become four objects
+parented to the body, turned by drivers from the car's "Speed", "Distance" and "Steer" (:mod:`wheels`); the
+import's options can keep the one textured material and join the wheels into the body instead. Without those
+keys the car is built as it always was: one mesh, one textured material.
 """
 
 import json
 import os
 import struct
+from dataclasses import dataclass
 
 import bpy
+
+from . import part_materials, wheels
 
 
 class BuildError(Exception):
     """The worker's files or answer cannot be turned into a car; the message is one sentence."""
 
 
-def _read_mesh(path: str) -> tuple[list, list, list]:
-    """``mesh.json`` -> (vertices [V][3], faces [F][3], flat per-corner uvs [6F]), checked for shape and range."""
+@dataclass
+class MeshFile:
+    """The worker's mesh.json: the body and, from a backend with part labels, its parts and wheels."""
+
+    vertices: list  # [V] (x, y, z)
+    faces: list  # [F] (i, j, k)
+    uvs: list  # [6F] u, v per face corner
+    part_names: list | None  # [P] names, or None: no part labels
+    part_labels: list | None  # [F] indices into part_names
+    wheels: list  # [4] wheels.Wheel, or [] (no wheels in the file)
+
+
+def _read_mesh(path: str) -> MeshFile:
+    """``mesh.json`` -> :class:`MeshFile`, checked for shape and range (the parts' keys are optional)."""
     try:
         with open(path, encoding="utf-8") as file:
             data = json.load(file)
@@ -46,7 +68,40 @@ def _read_mesh(path: str) -> tuple[list, list, list]:
     if len(uvs) != 6 * len(faces):
         raise BuildError(f"The backend's mesh {path} has {len(uvs) // 2} uvs; it needs one per face corner "
                          f"({3 * len(faces)}).")
-    return vertices, faces, uvs
+    part_names, part_labels = _read_parts(data, len(faces), path)
+    return MeshFile(vertices, faces, uvs, part_names, part_labels, _read_wheels(data, path))
+
+
+def _read_parts(data: dict, face_count: int, path: str) -> tuple[list | None, list | None]:
+    names, labels = data.get("part_names"), data.get("part_labels")
+    if names is None and labels is None:
+        return None, None
+    if not isinstance(names, list) or not names or not all(isinstance(name, str) and name for name in names):
+        raise BuildError(f"The backend's mesh {path} has part labels but no part_names as a list of names.")
+    if not isinstance(labels, list) or len(labels) != face_count or not all(
+            isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(names) for label in labels):
+        raise BuildError(f"The backend's mesh {path} must have one part label per face ({face_count}), each an "
+                         f"index below {len(names)} into its part_names.")
+    return names, labels
+
+
+def _read_wheels(data: dict, path: str) -> list:
+    entries = data.get("wheels")
+    if entries is None:
+        return []
+    if not isinstance(entries, list) or len(entries) != len(wheels.WHEEL_NAMES):
+        raise BuildError(f"The backend's mesh {path} must have {len(wheels.WHEEL_NAMES)} wheels, one of each of "
+                         f"{', '.join(wheels.WHEEL_NAMES)}.")
+    parsed = []
+    for index, entry in enumerate(entries):
+        try:
+            parsed.append(wheels.parse_wheel(entry))
+        except ValueError as error:
+            raise BuildError(f"The backend's mesh {path} has a bad wheel entry {index + 1}: {error}.") from None
+    if sorted(wheel.name for wheel in parsed) != sorted(wheels.WHEEL_NAMES):
+        raise BuildError(f"The backend's mesh {path} must have {len(wheels.WHEEL_NAMES)} wheels, one of each of "
+                         f"{', '.join(wheels.WHEEL_NAMES)}.")
+    return parsed
 
 
 def _field(result: dict, *keys):
@@ -87,23 +142,22 @@ def _png_aspect(path: str) -> float:
     return width / height
 
 
-def _car_material(name: str, texture, created: list) -> bpy.types.Material:
-    """A Principled BSDF whose base colour is ``texture`` through the mesh's UVs."""
-    material = bpy.data.materials.new(name)
-    created.append(material)
-    if material.node_tree is None:  # Blender < 5 creates materials without nodes
-        material.use_nodes = True
-    nodes, links = material.node_tree.nodes, material.node_tree.links
-    shader = next(node for node in nodes if node.type == "BSDF_PRINCIPLED")
-    image_node = nodes.new("ShaderNodeTexImage")
-    image_node.image = texture
-    image_node.location = (shader.location.x - 400, shader.location.y)
-    links.new(image_node.outputs["Color"], shader.inputs["Base Color"])
-    return material
+def _joined_wheels(mesh_file: MeshFile, first_wheel_slot: int) -> tuple[list, list, list, list]:
+    """The wheels as part of the body's mesh -> (vertices, faces, uvs, material indices) to append to the body's.
+
+    Their faces take the slots ``first_wheel_slot`` (tyre) and the one after it (rim), their uvs (0, 0).
+    """
+    vertices, faces, uvs, slots = [], [], [], []
+    for wheel in mesh_file.wheels:
+        offset = len(mesh_file.vertices) + len(vertices)
+        vertices += [tuple(h + c for h, c in zip(wheel.hub, vertex)) for vertex in wheel.vertices]
+        faces += [tuple(offset + i for i in face) for face in wheel.faces]
+        uvs += [0.0] * 6 * len(wheel.faces)
+        slots += [first_wheel_slot + material for material in wheel.materials]
+    return vertices, faces, uvs, slots
 
 
-def _car_object(name: str, mesh_path: str, created: list) -> bpy.types.Object:
-    vertices, faces, uvs = _read_mesh(mesh_path)
+def _car_object(name: str, vertices: list, faces: list, uvs: list, created: list) -> bpy.types.Object:
     mesh = bpy.data.meshes.new(name)
     created.append(mesh)
     mesh.from_pydata(vertices, [], faces)
@@ -115,6 +169,50 @@ def _car_object(name: str, mesh_path: str, created: list) -> bpy.types.Object:
     car = bpy.data.objects.new(name, mesh)
     created.append(car)
     return car
+
+
+def _build_body(name: str, mesh_file: MeshFile, texture_path: str, with_parts: bool, separate_wheels: bool,
+                scene, created: list) -> tuple[bpy.types.Object, list]:
+    """The car's body with its materials, and its wheel objects (parented, rigged; none when the wheels are part
+    of the body or the file has none) -> (car, wheel objects).
+
+    Material slots: one per part in part_names order (``with_parts``), or one textured material; then the tyre
+    and the rim when the wheels are joined into the body.
+    """
+    body_slot_count = len(mesh_file.part_names) if with_parts else 1
+    joined = _joined_wheels(mesh_file, body_slot_count) if mesh_file.wheels and not separate_wheels \
+        else ([], [], [], [])
+    car = _car_object(name, mesh_file.vertices + joined[0], mesh_file.faces + joined[1], mesh_file.uvs + joined[2],
+                      created)
+    # Texture and material are named after the car as Blender named it (a second import of a photo makes
+    # car_<photo>.001), so that each car's texture is found by its name in the .blend.
+    texture = _load_packed_image(texture_path, f"{car.name}_texture", created)
+    tyre = rim = None
+    if mesh_file.wheels or (with_parts and "wheel" in mesh_file.part_names):
+        tyre = part_materials.look_material(f"{car.name}_tyre", "tyre", created)
+    if mesh_file.wheels:
+        rim = part_materials.look_material(f"{car.name}_rim", "rim", created)
+    if with_parts:
+        part_materials.add_lights_property(car)
+        by_part = part_materials.part_materials(car, mesh_file.part_names, texture, tyre, created)
+        for part in mesh_file.part_names:
+            car.data.materials.append(by_part[part])
+        body_slots = mesh_file.part_labels
+    else:
+        # The import without parts: one Principled BSDF with the texture, as before parts existed.
+        material, shader = part_materials.principled_material(car.name, created)
+        part_materials.link_texture(material, shader, texture)
+        car.data.materials.append(material)
+        body_slots = [0] * len(mesh_file.faces)
+    if joined[3]:
+        car.data.materials.append(tyre)
+        car.data.materials.append(rim)
+    car.data.polygons.foreach_set("material_index", body_slots + joined[3])
+    wheel_objects = []
+    if mesh_file.wheels and separate_wheels:
+        wheels.add_rig_properties(car)
+        wheel_objects = [wheels.wheel_object(car, wheel, tyre, rim, scene, created) for wheel in mesh_file.wheels]
+    return car, wheel_objects
 
 
 RECONSTRUCTION_PROPERTY = "ganverse3d_reconstruction"
@@ -173,8 +271,13 @@ def match_render_aspect(scene: bpy.types.Scene, aspect: float) -> None:
         render.resolution_x, render.resolution_y = max(1, round(side * pixels_wide_per_high)), side
 
 
-def build_car(context, result: dict, photo_path: str, create_camera: bool, photo_background: bool):
+def build_car(context, result: dict, photo_path: str, create_camera: bool, photo_background: bool,
+              with_part_materials: bool = True, separate_wheels: bool = True):
     """Build the car (and camera) from a reconstruct ``result`` (see the worker protocol) in a new collection.
+
+    When the mesh has part labels, ``with_part_materials`` gives each part its material (else the whole body
+    has the textured one); when it has wheels, ``separate_wheels`` makes them four rigged objects parented to the
+    car (else they are part of the car's mesh, with their tyre and rim materials).
 
     The collection is named after the photo (Blender makes the name unique) and is a child of the active
     collection. Returns (car object, camera object or None). The car is selected and active; the camera becomes
@@ -186,12 +289,11 @@ def build_car(context, result: dict, photo_path: str, create_camera: bool, photo
     parent = context.view_layer.active_layer_collection.collection
     created = []
     try:
-        car = _car_object(f"car_{stem}", _field(result, "mesh"), created)
+        mesh_file = _read_mesh(_field(result, "mesh"))
+        with_parts = with_part_materials and mesh_file.part_names is not None
+        car, wheel_objects = _build_body(f"car_{stem}", mesh_file, _field(result, "texture"), with_parts,
+                                         separate_wheels, scene, created)
         car[RECONSTRUCTION_PROPERTY] = str(_field(result, "reconstruction"))
-        # Texture and material are named after the car as Blender named it (a second import of a photo makes
-        # car_<photo>.001), so that each car's texture is found by its name in the .blend.
-        texture = _load_packed_image(_field(result, "texture"), f"{car.name}_texture", created)
-        car.data.materials.append(_car_material(car.name, texture, created))
         camera = None
         if create_camera:
             framed_photo = _field(result, "framed_photo")
@@ -209,6 +311,8 @@ def build_car(context, result: dict, photo_path: str, create_camera: bool, photo
     collection = bpy.data.collections.new(stem)
     parent.children.link(collection)
     collection.objects.link(car)
+    for wheel in wheel_objects:
+        collection.objects.link(wheel)
     if camera is not None:
         collection.objects.link(camera)
         scene.camera = camera

@@ -18,9 +18,14 @@ Behaviours:
   colour that follows the camera's matrix and the background (so a moved camera gives another image).
 * ``bad_mesh``: like ``car``, but at once and with a face that points past the vertices, so the add-on fails
   half-way through building the car.
+* ``part_car``: like ``car`` (at once), but the car has parts (the mesh.json keys of the part-aware contract):
+  a body of boxes, ``length`` metres long, labelled body / window / wheel / headlight / taillight / plate
+  (:func:`part_car_mesh`), and four wheels (:func:`wheel_entry`).
+* ``bad_wheel``: like ``part_car``, but its third wheel has a negative radius.
 """
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -61,19 +66,102 @@ def reply(message):
     sys.stdout.flush()
 
 
-def reconstruct_result(request: dict, faces: list) -> dict:
-    """Write the three files of a reconstruct answer (a tetrahedron with ``faces``) and return the reply."""
+def reconstruct_result(request: dict, faces: list | None = None, mesh: dict | None = None) -> dict:
+    """Write the three files of a reconstruct answer (a tetrahedron with ``faces``, or ``mesh``: the mesh.json
+    content as a function of the length) and return the reply."""
     out_dir, length = request["out_dir"], request.get("length", 4.5)
     os.makedirs(out_dir, exist_ok=True)
     files = {name: os.path.join(out_dir, name) for name in ("mesh.json", "texture.png", "photo_framed.png")}
     shutil.copy(request["photo"], files["texture.png"])
     shutil.copy(request["photo"], files["photo_framed.png"])
-    vertices = [[-0.5, -length / 2, 0], [0.5, -length / 2, 0], [0, length / 2, 0], [0, 0, 1.2]]
-    with open(files["mesh.json"], "w") as mesh:
-        json.dump({"vertices": vertices, "faces": faces, "uvs": [[0, 0], [1, 0], [0, 1]] * len(faces)}, mesh)
+    if mesh is None:
+        vertices = [[-0.5, -length / 2, 0], [0.5, -length / 2, 0], [0, length / 2, 0], [0, 0, 1.2]]
+        mesh = {"vertices": vertices, "faces": faces, "uvs": [[0, 0], [1, 0], [0, 1]] * len(faces)}
+    with open(files["mesh.json"], "w") as file:
+        json.dump(mesh, file)
     return {"id": request["id"], "type": "result", "reconstruction": f"fake-{request['id']}",
             "mesh": files["mesh.json"], "texture": files["texture.png"],
             "framed_photo": files["photo_framed.png"], "length": length, "scale": 1.0, "camera": CAMERA}
+
+
+PART_NAMES = ["body", "window", "wheel", "headlight", "taillight", "plate"]
+WHEEL_RADIUS, WHEEL_WIDTH, WHEEL_SEGMENTS = 0.34, 0.24, 24
+SPOKE_PERIOD = 4  # rim disc segments: 2 rim, 2 tyre, ... (6 spokes)
+TYRE, RIM = 0, 1
+
+
+def _box(lo: tuple, hi: tuple, offset: int) -> tuple[list, list]:
+    """An axis-aligned box -> (8 vertices, 12 counter-clockwise (outward) triangles numbered from ``offset``)."""
+    vertices = [[(lo, hi)[(corner >> axis) & 1][axis] for axis in range(3)] for corner in range(8)]
+    quads = [(0, 2, 3, 1), (4, 5, 7, 6), (0, 1, 5, 4), (2, 6, 7, 3), (0, 4, 6, 2), (1, 3, 7, 5)]
+    faces = [[offset + i for i in triangle] for a, b, c, d in quads for triangle in ((a, b, c), (a, c, d))]
+    return vertices, faces
+
+
+def part_car_mesh(length: float) -> dict:
+    """A boxy car ``length`` metres long in Blender's frame (front -Y, left +X, on the ground), with part labels.
+
+    Boxes: the lower body (body), the cabin (its 12 faces: window, but its roof stays body), an underbody strip
+    between the wheels (wheel, as a backend may leave a few), two headlights at the front, two taillights and
+    a plate at the rear. Each box face has the uvs (0,0) (1,0) (1,1) / (0,0) (1,1) (0,1).
+    """
+    half = length / 2
+    boxes = [((-0.85, -half, 0.3), (0.85, half, 0.95), "body"),
+             ((-0.75, -0.3 * half, 0.95), (0.75, 0.55 * half, 1.45), "window"),
+             ((-0.3, -0.4 * half, 0.25), (0.3, 0.4 * half, 0.3), "wheel"),
+             ((0.45, -half - 0.02, 0.65), (0.75, -half, 0.8), "headlight"),
+             ((-0.75, -half - 0.02, 0.65), (-0.45, -half, 0.8), "headlight"),
+             ((0.5, half, 0.7), (0.8, half + 0.02, 0.82), "taillight"),
+             ((-0.8, half, 0.7), (-0.5, half + 0.02, 0.82), "taillight"),
+             ((-0.25, half, 0.4), (0.25, half + 0.02, 0.52), "plate")]
+    vertices, faces, labels = [], [], []
+    for lo, hi, part in boxes:
+        box_vertices, box_faces = _box(lo, hi, len(vertices))
+        vertices += box_vertices
+        faces += box_faces
+        labels += [PART_NAMES.index(part)] * len(box_faces)
+    labels[12 + 2:12 + 4] = [PART_NAMES.index("body")] * 2  # the cabin's top (its second quad): the roof
+    uvs = [[0, 0], [1, 0], [1, 1], [0, 0], [1, 1], [0, 1]] * (len(faces) // 2)
+    return {"vertices": vertices, "faces": faces, "uvs": uvs, "part_names": PART_NAMES, "part_labels": labels}
+
+
+def wheel_entry(name: str, hub: list) -> dict:
+    """A wheel of the contract: a tyre (tread band and sidewalls) around a rim disc on either side whose
+    segments alternate rim and tyre (spokes, so that its turning shows), in the wheel's frame (+X the axle)."""
+    vertices, faces, materials = [], [], []
+    half, inner = WHEEL_WIDTH / 2, 0.65 * WHEEL_RADIUS
+    for x in (-half, half):  # ring 0: outer, ring 1: inner, on each side; then the side's centre
+        for radius in (WHEEL_RADIUS, inner):
+            for k in range(WHEEL_SEGMENTS):
+                angle = 2 * math.pi * k / WHEEL_SEGMENTS
+                vertices.append([x, radius * math.cos(angle), radius * math.sin(angle)])
+    vertices += [[-half, 0, 0], [half, 0, 0]]
+    ring = lambda side, level, k: (2 * side + level) * WHEEL_SEGMENTS + k % WHEEL_SEGMENTS  # noqa: E731
+    centre = (4 * WHEEL_SEGMENTS, 4 * WHEEL_SEGMENTS + 1)
+    for k in range(WHEEL_SEGMENTS):
+        a, b = ring(0, 0, k), ring(0, 0, k + 1)
+        c, d = ring(1, 0, k + 1), ring(1, 0, k)
+        faces += [[a, b, c], [a, c, d]]  # the tread, normal outwards (away from the axle)
+        materials += [TYRE, TYRE]
+        for side, flip in ((0, False), (1, True)):  # sidewall and rim, each side seen from outside
+            outer_k, outer_next = ring(side, 0, k), ring(side, 0, k + 1)
+            inner_k, inner_next = ring(side, 1, k), ring(side, 1, k + 1)
+            spoke = RIM if k % SPOKE_PERIOD < SPOKE_PERIOD // 2 else TYRE
+            for triangle, material in (([outer_k, inner_k, inner_next], TYRE),
+                                       ([outer_k, inner_next, outer_next], TYRE),
+                                       ([centre[side], inner_next, inner_k], spoke)):
+                faces.append(triangle[::-1] if flip else triangle)
+                materials.append(material)
+    return {"name": name, "front": "front" in name, "left": name.endswith("_left"), "hub": hub,
+            "radius": WHEEL_RADIUS, "width": WHEEL_WIDTH, "vertices": vertices, "faces": faces,
+            "materials": materials}
+
+
+def part_car_wheels(length: float) -> list:
+    """The four wheels, hubs at +-0.8 m across (left = +X), 0.3 x length from the middle, on the ground."""
+    return [wheel_entry(f"wheel_{end}_{side}", [0.8 if side == "left" else -0.8,
+                                                -0.3 * length if end == "front" else 0.3 * length, WHEEL_RADIUS])
+            for end in ("front", "rear") for side in ("left", "right")]
 
 
 def neural_result(request: dict) -> dict:
@@ -126,6 +214,13 @@ def main(behaviour: str, starts_file: str, options: list[str]) -> None:
             continue
         if op == "reconstruct" and behaviour == "bad_mesh":
             reply(reconstruct_result(request, faces=[[0, 1, 7]]))
+            continue
+        if op == "reconstruct" and behaviour in ("part_car", "bad_wheel"):
+            length = request.get("length", 4.5)
+            mesh = {**part_car_mesh(length), "wheels": part_car_wheels(length)}
+            if behaviour == "bad_wheel":
+                mesh["wheels"][2]["radius"] = -0.3
+            reply(reconstruct_result(request, mesh=mesh))
             continue
         if op == "fail":
             reply({"id": request_id, "type": "error", "kind": "input", "message": "No car found in the photo."})

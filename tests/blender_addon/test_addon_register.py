@@ -19,7 +19,7 @@ ADDON = "ganverse3d_blender"
 PACKAGE_DIR = Path(ganverse3d_blender.__file__).parent
 CLASS_NAMES = [cls.__name__ for cls in ganverse3d_blender.CLASSES]
 BLENDER_BASES = (bpy.types.PropertyGroup, bpy.types.AddonPreferences, bpy.types.Operator, bpy.types.Panel)
-OPERATORS = ("import_photo", "check_backend", "neural_preview")
+OPERATORS = ("import_photo", "check_backend", "bake_wheel_rotation", "neural_preview")
 
 
 def operator_registered(name: str) -> bool:
@@ -45,7 +45,8 @@ def registered_traces() -> dict:
 def test_classes_are_the_panel_operators_preferences_and_property_groups():
     assert CLASS_NAMES == ["GANVERSE3D_PG_preview_settings", "GANVERSE3D_PG_import_settings", "GANVERSE3D_PG_status",
                            "GANVERSE3D_AddonPreferences", "GANVERSE3D_OT_check_backend", "GANVERSE3D_OT_import_photo",
-                           "GANVERSE3D_OT_neural_preview", "GANVERSE3D_PT_import", "GANVERSE3D_PT_neural_preview"]
+                           "GANVERSE3D_OT_bake_wheel_rotation", "GANVERSE3D_OT_neural_preview",
+                           "GANVERSE3D_PT_import", "GANVERSE3D_PT_car_rig", "GANVERSE3D_PT_neural_preview"]
 
 
 def test_register_adds_everything_and_unregister_leaves_no_trace():
@@ -59,7 +60,8 @@ def test_register_adds_everything_and_unregister_leaves_no_trace():
                    ("", "", "AUTO", 300)
             settings = bpy.context.scene.ganverse3d
             assert (settings.length, settings.quality, settings.texture_size, settings.create_camera,
-                    settings.photo_background) == (4.5, "FAST", "AUTO", True, True)
+                    settings.photo_background, settings.part_materials, settings.separate_wheels) == \
+                (4.5, "FAST", "AUTO", True, True, True, True)
             assert bpy.types.GANVERSE3D_OT_import_photo.bl_options == {"REGISTER", "UNDO"}
         finally:
             addon_utils.disable(ADDON, default_set=True, handle_error=None)
@@ -81,7 +83,8 @@ def test_the_addon_imports_only_blenders_modules_and_the_standard_library():
     modules = sorted(PACKAGE_DIR.glob("*.py"))
     assert len(modules) >= 6
     for module in modules:
-        foreign = imported_names(module) - set(sys.stdlib_module_names) - {"bpy", "gpu", "gpu_extras", "__future__"}
+        foreign = imported_names(module) - set(sys.stdlib_module_names) - {"bpy", "bpy_extras", "gpu", "gpu_extras",
+                                                                             "__future__"}
         assert not foreign, f"{module.name} imports {sorted(foreign)}"
     assert imported_names(PACKAGE_DIR / "worker_client.py") <= set(sys.stdlib_module_names) | {"__future__"}
 
@@ -239,11 +242,13 @@ def test_the_panel_and_the_preferences_draw_their_options_and_status(enabled):
     enabled.panel.GANVERSE3D_PT_import.draw(RecordingLayoutOwner(items), bpy.context)
     assert items == [("prop", "photo"), ("prop", "mask"), ("prop", "length"), ("prop", "quality"),
                      ("prop", "texture_size"), ("prop", "create_camera"),
-                     ("prop", "photo_background"), ("operator", "ganverse3d.import_photo"),
+                     ("prop", "photo_background"), ("prop", "part_materials"), ("prop", "separate_wheels"),
+                     ("operator", "ganverse3d.import_photo"),
                      ("label", "Imported car_x and camera_x (4.50 m long) in 1.0 s.", "INFO")]
     assert OperatorButton.last.values == {"filepath": "/photos/car.jpg", "mask": "/photos/car_mask.png", "length": 3.5,
                                           "quality": "BEST", "texture_size": "4096", "create_camera": True,
-                                          "photo_background": True}
+                                          "photo_background": True, "part_materials": True,
+                                          "separate_wheels": True}
     items = []
     preferences = bpy.context.preferences.addons[ADDON].preferences
     enabled.preferences.GANVERSE3D_AddonPreferences.draw(RecordingLayoutOwner(items, preferences), bpy.context)
