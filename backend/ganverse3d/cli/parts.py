@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .options import (config_option, device_option, echo_once, generator_option, given_options, resume_option,
-                      runs_option)
+from .options import (EPOCHS_STAY, config_option, device_option, echo_once, generator_option, given_options,
+                      new_run_or_resume, resume_option, runs_option)
 
 _ANNOTATE = "ganverse3d.parts.annotations:write_annotation_templates"
 _TRAIN = "ganverse3d.parts.train:InterpreterTrainConfig"
@@ -119,3 +119,68 @@ def parts_synth(ctx, generator, interpreter, count, out, device, **_settings):
     counts = manifest["counts"]
     click.echo(f"Wrote {out}: kept {counts['kept']} of {counts['generated']} images; dropped the {counts['filtered']} "
                f"most uncertain.")
+
+
+_SEGMENTER = "ganverse3d.parts.segmenter:PartSegmenterTrainConfig"
+
+
+@parts.command("train-segmenter")
+@config_option(_SEGMENTER, "--data",
+               help="Folder with images/NAME.png and part labels in parts/NAME.png (`world render`, `parts synth`) "
+                    "or labels/NAME.png (`parts annotate`).")
+@click.option("--out", "out_path", required=True, help="Output part segmenter bundle, .safetensors.")
+@config_option(_SEGMENTER, "--resolution", type=int, help="Training size (multiple of 8).")
+@config_option(_SEGMENTER, "--width", type=int, help="Channels of the U-Net's first level.")
+@config_option(_SEGMENTER, "--epochs", type=int, help="Passes over the training split.")
+@config_option(_SEGMENTER, "--batch", type=int, help="Minibatch size.")
+@config_option(_SEGMENTER, "--learning-rate", type=float, help="Peak learning rate (one-cycle schedule, Adam).")
+@config_option(_SEGMENTER, "--holdout", type=float,
+               help="Share of the images held out and scored (0: train on all, score the training images).")
+@config_option(_SEGMENTER, "--seed", type=int, help="Seed for initialisation, split, batches and augmentation.")
+@config_option(_SEGMENTER, "--checkpoint-every", type=int,
+               help="Steps between checkpoints (each scores the held-out images).")
+@runs_option("parts-segmenter")
+@resume_option(EPOCHS_STAY)
+@device_option
+@click.pass_context
+def parts_train_segmenter(ctx, out_path, runs_root, resume_dir, device, **_config_fields):
+    """Train a part segmenter (a small U-Net, cross-entropy over background and the six parts) on labelled images.
+
+    Writes runs/parts-segmenter/NNNNN-NAME/ (config.json, metrics.jsonl, samples/*.png: image | truth |
+    prediction; kill it at any time and --resume the run folder), then copies the bundle to --out.
+
+    \b
+    Example:
+      ganverse3d parts synth --generator world64 --interpreter interpreter.safetensors --n 3000 --out parts-data
+      ganverse3d parts train-segmenter --data parts-data --out part_segmenter.safetensors
+    """
+    from ..parts.segmenter import PartSegmenterTrainConfig, train_part_segmenter
+
+    config, changes = new_run_or_resume(ctx, PartSegmenterTrainConfig, resume_dir, "a folder of images and part labels")
+    scores = train_part_segmenter(config, out_path, device=device, runs_root=runs_root, resume=resume_dir, **changes)
+    echo_once(f"Wrote {out_path}. {_scores_line(scores)} ({scores['scored']} images: {scores['count']}).")
+
+
+@parts.command("eval-segmenter")
+@click.option("--data", required=True, help="Folder with images/ and true part labels (parts/ or labels/).")
+@click.option("--segmenter", "segmenter_path", required=True, help="Part segmenter bundle (`parts train-segmenter`).")
+@device_option
+def parts_eval_segmenter(data, segmenter_path, device):
+    """Score a part segmenter against true part labels: IoU per class, mIoU with and without background.
+
+    \b
+    Example:
+      ganverse3d world render --n 500 --resolution 64 --seed 42 --out world-test
+      ganverse3d parts eval-segmenter --data world-test --segmenter part_segmenter.safetensors
+    """
+    from ..parts.segmenter import evaluate_part_segmenter
+
+    scores = evaluate_part_segmenter(segmenter_path, data, device=device)
+    click.echo(f"{segmenter_path} on {data} ({scores['count']} images): {_scores_line(scores)}")
+
+
+def _scores_line(scores: dict) -> str:
+    per_class = ", ".join(f"{name} {'-' if value is None else f'{100 * value:.1f}'}"
+                          for name, value in scores["per_class"].items())
+    return (f"mIoU {100 * scores['miou']:.1f} (parts only {100 * scores['miou_parts']:.1f}), pixel accuracy "
+            f"{100 * scores['accuracy']:.1f} %; IoU {per_class}.")

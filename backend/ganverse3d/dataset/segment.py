@@ -162,17 +162,20 @@ def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class WorldSegmenterNet(nn.Module):
-    """A tiny U-Net: images [B, 3, H, W] in [0, 1] (H, W multiples of 8) -> foreground logits [B, 1, H, W].
+    """A tiny U-Net: images [B, 3, H, W] in [0, 1] (H, W multiples of 8) -> logits [B, classes, H, W].
 
     Three 2x poolings (widths w, 2w, 4w, bottleneck 4w) and a mirrored decoder with skip connections; with
     the default ``width`` 16 it has about 210k parameters (0.85 MB in float32). ``resolution`` is the image
-    size it was trained at: :class:`WorldSegmenter` resizes inputs so that their longer side matches it.
+    size it was trained at: :func:`logits_at` resizes inputs so that their longer side matches it.
+    ``classes`` 1 (the car segmenter, bundles written before the argument existed) gives one foreground logit;
+    more give one logit per class (the part segmenter of :mod:`ganverse3d.parts.segmenter`).
     """
 
-    def __init__(self, resolution: int = 64, width: int = 16):
+    def __init__(self, resolution: int = 64, width: int = 16, classes: int = 1):
         super().__init__()
-        self.init_kwargs = dict(resolution=resolution, width=width)
+        self.init_kwargs = dict(resolution=resolution, width=width, classes=classes)
         self.resolution = resolution
+        self.classes = classes
         self.enc1 = _double_conv(3, width)
         self.enc2 = _double_conv(width, 2 * width)
         self.enc3 = _double_conv(2 * width, 4 * width)
@@ -180,7 +183,7 @@ class WorldSegmenterNet(nn.Module):
         self.dec3 = _double_conv(8 * width, 2 * width)
         self.dec2 = _double_conv(4 * width, width)
         self.dec1 = _double_conv(2 * width, width)
-        self.head = nn.Conv2d(width, 1, 1)
+        self.head = nn.Conv2d(width, classes, 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         skip1 = self.enc1(images * 2 - 1)
@@ -197,6 +200,18 @@ def working_size(height: int, width: int, resolution: int) -> tuple[int, int]:
     """The size (multiples of 8) at which the net sees an H x W image: longer side ``resolution``."""
     scale = resolution / max(height, width)
     return tuple(max(8, 8 * round(side * scale / 8)) for side in (height, width))
+
+
+@torch.no_grad()
+def logits_at(net: WorldSegmenterNet, images: torch.Tensor) -> torch.Tensor:
+    """images [B, 3, H, W] in [0, 1] -> the net's logits [B, classes, H, W] at the input resolution (the net sees
+    the images resized to :func:`working_size`; its logits are resized back bilinearly), on the net's device."""
+    device = next(net.parameters()).device
+    height, width = images.shape[-2:]
+    size = working_size(height, width, net.resolution)
+    small = F.interpolate(images.to(device).float(), size=size, mode="bilinear", align_corners=False,
+                          antialias=True)
+    return F.interpolate(net(small), size=(height, width), mode="bilinear", align_corners=False)
 
 
 class WorldSegmenter(Segmenter):
@@ -230,18 +245,16 @@ class WorldSegmenter(Segmenter):
     def from_file(cls, path=None, device="cpu") -> WorldSegmenter:
         """Load a bundle written by ``ganverse3d segmenter train``, or a shipped one by name (None: the default)."""
         path = assets.resolve("segmenter", path)
-        return cls(load_module(path, expected_class=WorldSegmenterNet, device=resolve_device(device)), weights=path)
+        net = load_module(path, expected_class=WorldSegmenterNet, device=resolve_device(device))
+        if net.classes != 1:
+            raise InputError(f"{shown_path(path)} is a part segmenter ({net.classes} classes), not a car segmenter; "
+                             f"use it with `ganverse3d parts eval-segmenter`.")
+        return cls(net, weights=path)
 
     @torch.no_grad()
     def probability(self, images: torch.Tensor) -> torch.Tensor:
         """images [B, 3, H, W] in [0, 1] -> car probability [B, H, W] (at the input resolution)."""
-        device = next(self.net.parameters()).device
-        height, width = images.shape[-2:]
-        size = working_size(height, width, self.net.resolution)
-        small = F.interpolate(images.to(device).float(), size=size, mode="bilinear", align_corners=False,
-                              antialias=True)
-        logits = self.net(small)
-        return F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)[:, 0].sigmoid()
+        return logits_at(self.net, images)[:, 0].sigmoid()
 
     def segment(self, images: torch.Tensor) -> list[Instances]:
         return instances_from_probabilities(self.probability(images), self.threshold, self.min_instance_area)

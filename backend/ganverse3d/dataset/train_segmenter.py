@@ -20,6 +20,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -51,6 +52,8 @@ class SegmenterTrainConfig:
     seed: int = 0
     log_every: int = 10          # steps between metrics.jsonl lines
     checkpoint_every: int = 100  # steps between checkpoints, each with the held-out scores and a sample grid
+    # Whether holdout 0 (train on every image, score the training split) is allowed: for a handful of labels.
+    holdout_may_be_zero: ClassVar[bool] = False
 
     def check(self) -> None:
         """InputError with one sentence for a setting that cannot work."""
@@ -61,7 +64,7 @@ class SegmenterTrainConfig:
         runs.check_at_least(self, 1, "width", "epochs", "batch", "log_every", "checkpoint_every")
         runs.check_at_least(self, 0, "seed")
         runs.check_positive(self, "learning_rate")
-        runs.check_within(self, "holdout", 0, 1, include_low=False, include_high=False)
+        runs.check_within(self, "holdout", 0, 1, include_low=self.holdout_may_be_zero, include_high=False)
 
 
 def load_masked_images(folder, resolution: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,15 +88,17 @@ def load_masked_images(folder, resolution: int | None = None) -> tuple[torch.Ten
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(np.stack(masks))
 
 
-def _augment(images: torch.Tensor, masks: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """A random look for a batch: images [B, 3, H, W] float in [0, 1], masks [B, 1, H, W] float."""
+def augment(images: torch.Tensor, targets: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random look for a batch: images [B, 3, H, W] float in [0, 1]; targets [B, C, H, W] float (a mask, or
+    one-hot class maps) warped as the images, bilinearly, 0 outside the image (the caller thresholds them or
+    takes their argmax). The mirror is horizontal: a car's left and right parts carry the same labels."""
     batch = images.shape[0]
 
     def uniform(low, high, *shape):
         return low + (high - low) * torch.rand(batch, *shape, generator=rng)
 
     # Zoom 0.8-1.25x, shift up to a tenth of the image, mirror half of the batch: one affine warp. The
-    # image edge is replicated (background, as cars rarely touch it), the mask is empty outside.
+    # image edge is replicated (background, as cars rarely touch it), the targets are empty outside.
     scale = uniform(0.8, 1.25)
     mirror = torch.where(torch.rand(batch, generator=rng) < 0.5, -1.0, 1.0)
     theta = torch.zeros(batch, 2, 3)
@@ -101,7 +106,7 @@ def _augment(images: torch.Tensor, masks: torch.Tensor, rng: torch.Generator) ->
     theta[:, :, 2] = uniform(-0.1, 0.1, 2)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     images = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    masks = (F.grid_sample(masks, grid, mode="bilinear", padding_mode="zeros", align_corners=False) > 0.5).float()
+    targets = F.grid_sample(targets, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
     grey = images.mean(dim=1, keepdim=True)
     images = grey + (images - grey) * uniform(0.6, 1.4, 1, 1, 1)                         # saturation
@@ -114,7 +119,7 @@ def _augment(images: torch.Tensor, masks: torch.Tensor, rng: torch.Generator) ->
     blurred = F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=3)
     images = torch.where(torch.rand(batch, 1, 1, 1, generator=rng) < 1 / 3, blurred, images)
     images = images + 0.02 * torch.randn(images.shape, generator=rng)
-    return images.clamp(0, 1), masks
+    return images.clamp(0, 1), targets
 
 
 def _loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -155,21 +160,28 @@ class SegmenterTrainer(runs.EpochTrainer):
 
     def __init__(self, config: SegmenterTrainConfig, run_dir: Path | None, device, progress: bool = True):
         super().__init__(config, run_dir, device, progress)
-        self.images, self.masks = load_masked_images(config.data, config.resolution)
+        self.images, self.targets = self.load_data()
         self.rng = runs.seeded_rng(config.seed)  # the split, batch order and augmentation
         order = torch.randperm(len(self.images), generator=self.rng)
-        held_out = max(1, round(config.holdout * len(self.images)))
+        held_out = max(1, round(config.holdout * len(self.images))) if config.holdout else 0
         if len(self.images) - held_out < 1:
             raise InputError(f"{config.data} holds {len(self.images)} images, too few to hold some out for "
                              f"evaluation.")
         self.test_index, self.train_index = order[:held_out], order[held_out:]
-        self.net = WorldSegmenterNet(config.resolution, config.width).to(self.device)
+        self.net = self.make_net().to(self.device)
         self.steps_per_epoch = math.ceil(len(self.train_index) / config.batch)  # the last batch may be short
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate)
         self.schedule = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=config.learning_rate,
                                                             total_steps=self.total_steps)
         self.epoch_order = torch.zeros_like(self.train_index)
         self.train_net = self.parallel(self.net)  # the net, its gradients averaged over the ranks
+
+    def load_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """images [N, 3, H, W] uint8 and their targets [N, H, W] (here car masks, bool)."""
+        return load_masked_images(self.config.data, self.config.resolution)
+
+    def make_net(self) -> WorldSegmenterNet:
+        return WorldSegmenterNet(self.config.resolution, self.config.width)
 
     @property
     def output_path(self) -> Path:
@@ -186,7 +198,8 @@ class SegmenterTrainer(runs.EpochTrainer):
 
     def train_batch(self, items: torch.Tensor) -> dict:
         batch = self.train_index[items]
-        images, masks = _augment(self.images[batch].float() / 255, self.masks[batch, None].float(), self.rng)
+        images, masks = augment(self.images[batch].float() / 255, self.targets[batch, None].float(), self.rng)
+        masks = (masks > 0.5).float()
         self.net.train()
         loss = _loss(self.train_net(to_device(images, self.device)), to_device(masks, self.device))
         self.optimizer.zero_grad(set_to_none=True)
@@ -195,7 +208,7 @@ class SegmenterTrainer(runs.EpochTrainer):
         return {"loss": loss.detach()}
 
     def measure(self) -> dict:
-        return evaluate_segmenter(WorldSegmenter(self.net), self.images[self.test_index], self.masks[self.test_index])
+        return evaluate_segmenter(WorldSegmenter(self.net), self.images[self.test_index], self.targets[self.test_index])
 
     def write_outputs(self) -> None:
         save_module(self.output_path, self.net, config=dataclasses.asdict(self.config),
@@ -204,7 +217,7 @@ class SegmenterTrainer(runs.EpochTrainer):
         # Held-out images (the first eight): image | true mask | predicted car probability.
         shown = self.test_index[:_SAMPLE_ITEMS]
         images = self.images[shown].float() / 255
-        truth = self.masks[shown, None].float().expand(-1, 3, -1, -1)
+        truth = self.targets[shown, None].float().expand(-1, 3, -1, -1)
         probability = WorldSegmenter(self.net).probability(images)[:, None].cpu().expand(-1, 3, -1, -1)
         columns = torch.stack((images, truth, probability), dim=1).flatten(0, 1)
         save_png(self.run_dir / "samples" / f"step{self.step:07d}.png", image_grid(columns, columns=3))
