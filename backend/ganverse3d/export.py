@@ -7,6 +7,8 @@ Conventions (docs/ARCHITECTURE.md):
 * UVs are glTF's: (0, 0) is the top-left of the texture image and v grows downward. OBJ counts v from the
   bottom of the image, so .obj files store 1 - v. Textures repeat in u (UVs may run a little past 1 on
   faces that cross a seam) and clamp in v; the .glb sampler says so (wrapS REPEAT, wrapT CLAMP_TO_EDGE).
+* A car with part labels can be written part-aware (:func:`part_aware_car`): one material per part and four
+  separate wheel meshes instead of the body's wheel blobs.
 * glTF and OBJ viewers need one UV per vertex, while our meshes carry UVs per face corner: vertices are
   split only where their corners' UVs (or part labels) differ, so the file stays connected elsewhere.
   Loading welds vertices at identical positions again, so our own files load back with the original
@@ -27,6 +29,8 @@ from . import __version__
 from .errors import InputError
 from .files import is_file, png_bytes, shown_path, write_files
 from .geometry import vertex_normals
+from .geometry.wheels import (PART_NAMES, RIM_MATERIAL, TYRE_MATERIAL, WHEEL_LABEL, Wheel, replace_wheels,
+                              wheel_mesh)
 
 # Labels travel through .glb as float32 (glTF allows no 32-bit integer vertex attributes), exact below 2**24.
 _MAX_PART_LABEL = 2**24 - 1
@@ -99,14 +103,67 @@ def _cpu_tensor(value, dtype: torch.dtype, name: str) -> torch.Tensor:
     return tensor.to(dtype).contiguous()
 
 
-def save_mesh(path, mesh: TexturedMesh) -> list[Path]:
+@dataclass
+class CarWheel:
+    """One wheel of a :class:`PartAwareCar`: where it is and its mesh in its own frame.
+
+    Attributes:
+        wheel: name, hub (object space), radius, width, front / left, how it was found
+            (:class:`ganverse3d.geometry.wheels.Wheel`).
+        verts: [N, 3] float32, the wheel's mesh in its frame: origin at the hub, axes the car's (+X the axle).
+        faces: [M, 3] int64, counter-clockwise seen from outside.
+        materials: [M] int64, 0 = tyre, 1 = rim (:func:`ganverse3d.geometry.wheels.wheel_mesh`).
+    """
+
+    wheel: Wheel
+    verts: np.ndarray
+    faces: np.ndarray
+    materials: np.ndarray
+
+
+@dataclass
+class PartAwareCar:
+    """A car cut into its parts: the body (one material per part id) and four separate wheels.
+
+    Attributes:
+        body: the labelled mesh with its wheel blobs pulled in and relabelled body (part ids:
+            ``geometry.wheels.PART_NAMES``).
+        wheels: front-left, front-right, rear-left, rear-right.
+    """
+
+    body: TexturedMesh
+    wheels: list[CarWheel]
+
+
+def part_aware_car(mesh: TexturedMesh) -> PartAwareCar:
+    """The part-aware car of a mesh with part labels: wheels fitted to its wheel-labelled faces, the body's wheel
+    blobs pulled in behind them (``geometry.wheels.replace_wheels``), a tyre + rim mesh for each wheel.
+
+    Raises:
+        ValueError: the mesh has no part labels.
+    """
+    if mesh.part_labels is None:
+        raise ValueError("a part-aware car needs a mesh with part labels.")
+    verts, labels, wheels = replace_wheels(mesh.verts, mesh.faces, mesh.part_labels)
+    body = TexturedMesh(verts, mesh.faces, mesh.face_uvs, mesh.texture, labels)
+    return PartAwareCar(body, [CarWheel(wheel, verts.astype(np.float32), faces, materials) for wheel in wheels
+                               for verts, faces, materials in [wheel_mesh(wheel.radius, wheel.width, wheel.outward)]])
+
+
+def save_mesh(path, mesh: TexturedMesh | PartAwareCar) -> list[Path]:
     """Write ``mesh`` to ``path`` by its suffix (see :func:`mesh_files`) and return the files written, all of
     them or none (:func:`ganverse3d.files.write_files`).
 
     * ``.glb``: one self-contained binary glTF (POSITION, NORMAL, TEXCOORD_0 and, with part labels, the
-      custom float attribute ``_PART``; the texture embedded as PNG in a PBR material).
+      custom float attribute ``_PART``; the texture embedded as PNG in a PBR material). A
+      :class:`PartAwareCar` is node ``body`` with one primitive and material per part id (all of them with
+      ``_PART``; looks in ``_PART_LOOKS``: the photo texture on body, window, lights; tinted glass with alpha
+      BLEND; emissive white head- and red taillights; a plain light plate) and, as its children, nodes
+      ``wheel_front_left``, ``wheel_front_right``, ``wheel_rear_left``, ``wheel_rear_right`` translated to
+      their hubs, each with a ``tyre`` (dark rubber) and a ``rim`` (metal) primitive (``_PART`` = wheel).
     * ``.obj``: ``NAME.obj`` plus ``NAME.mtl`` and ``NAME_texture.png`` next to it, named after the
-      output's stem so that exports to one folder never collide. OBJ cannot carry part labels.
+      output's stem so that exports to one folder never collide. OBJ cannot carry part labels; a part-aware
+      car's parts are its material groups and its wheels are objects of their own (see :func:`_obj_bytes`).
     """
     return write_files(encode_mesh(path, mesh))
 
@@ -123,7 +180,7 @@ def mesh_files(path) -> list[Path]:
     raise InputError(f"Cannot write {path.name}: the mesh file name must end in .glb or .obj.")
 
 
-def encode_mesh(path, mesh: TexturedMesh) -> dict[Path, bytes]:
+def encode_mesh(path, mesh: TexturedMesh | PartAwareCar) -> dict[Path, bytes]:
     """The contents of each of :func:`mesh_files` ``(path)`` for ``mesh``, in that order."""
     files = mesh_files(path)
     if len(files) == 1:
@@ -200,9 +257,7 @@ class _GlbBinary:
         return len(self.accessors) - 1
 
 
-def _glb_bytes(mesh: TexturedMesh, name: str) -> bytes:
-    split = _split_by_corner_attributes(mesh)
-    binary = _GlbBinary()
+def _body_attributes(binary: _GlbBinary, split: _SplitMesh) -> dict:
     attributes = {
         "POSITION": binary.add_accessor(split.positions, "VEC3", _GLTF_ARRAY_BUFFER, with_bounds=True),
         "NORMAL": binary.add_accessor(split.normals, "VEC3", _GLTF_ARRAY_BUFFER),
@@ -210,24 +265,111 @@ def _glb_bytes(mesh: TexturedMesh, name: str) -> bytes:
     }
     if split.labels is not None:
         attributes[_PART_ATTRIBUTE] = binary.add_accessor(split.labels, "SCALAR", _GLTF_ARRAY_BUFFER)
-    indices = binary.add_accessor(split.faces.reshape(-1), "SCALAR", _GLTF_ELEMENT_ARRAY_BUFFER)
-    image_view = binary.add_view(png_bytes(mesh.texture))
+    return attributes
+
+
+def _indices(binary: _GlbBinary, faces: np.ndarray) -> int:
+    return binary.add_accessor(faces.reshape(-1).astype(np.uint32), "SCALAR", _GLTF_ELEMENT_ARRAY_BUFFER)
+
+
+# The look of each part of a part-aware car in glTF's metallic-roughness model. "texture": the photo texture as
+# base colour (multiplied by baseColorFactor where given); parts without it are plain colours. The window is
+# tinted glass that lets the cabin show through (alpha BLEND); the lights glow (emissive, white at the front,
+# red at the back); wheels have no UVs, so their tyre and rim are plain rubber and metal.
+_PART_LOOKS = {
+    "body": dict(texture=True, metallicFactor=0.0, roughnessFactor=0.4),
+    "window": dict(texture=True, baseColorFactor=[0.3, 0.33, 0.36, 0.55], metallicFactor=0.0, roughnessFactor=0.05,
+                   alphaMode="BLEND"),
+    "wheel": dict(texture=True, metallicFactor=0.0, roughnessFactor=0.9),
+    "headlight": dict(texture=True, metallicFactor=0.0, roughnessFactor=0.2, emissiveFactor=[1.0, 1.0, 1.0]),
+    "taillight": dict(texture=True, metallicFactor=0.0, roughnessFactor=0.2, emissiveFactor=[1.0, 0.05, 0.02]),
+    "plate": dict(texture=False, baseColorFactor=[0.9, 0.9, 0.88, 1.0], metallicFactor=0.0, roughnessFactor=0.6),
+    "tyre": dict(texture=False, baseColorFactor=[0.03, 0.03, 0.03, 1.0], metallicFactor=0.0, roughnessFactor=0.9),
+    "rim": dict(texture=False, baseColorFactor=[0.8, 0.8, 0.82, 1.0], metallicFactor=1.0, roughnessFactor=0.3),
+}
+_WHEEL_MATERIAL_NAMES = {TYRE_MATERIAL: "tyre", RIM_MATERIAL: "rim"}
+
+
+def _material(name: str, look: dict) -> dict:
+    pbr = {key: look[key] for key in ("baseColorFactor", "metallicFactor", "roughnessFactor") if key in look}
+    if look["texture"]:
+        pbr["baseColorTexture"] = {"index": 0}
+    material = {"name": name, "pbrMetallicRoughness": pbr, "doubleSided": True}
+    material.update({key: look[key] for key in ("alphaMode", "emissiveFactor") if key in look})
+    return material
+
+
+def _part_name(part_id: int) -> str:
+    return PART_NAMES[part_id] if part_id < len(PART_NAMES) else f"part_{part_id}"
+
+
+def _plain_scene(binary: _GlbBinary, mesh: TexturedMesh, name: str) -> tuple[list, list, list]:
+    """(nodes, meshes, materials) of one mesh: one node, one primitive, the photo texture."""
+    split = _split_by_corner_attributes(mesh)
+    primitive = {"attributes": _body_attributes(binary, split), "indices": _indices(binary, split.faces),
+                 "material": 0, "mode": 4}
+    # Non-metallic and fully rough: the closest PBR material to the Lambertian shading we render with.
+    material = _material(name, dict(texture=True, metallicFactor=0.0, roughnessFactor=1.0))
+    return [{"mesh": 0, "name": name}], [{"name": name, "primitives": [primitive]}], [material]
+
+
+def _part_aware_scene(binary: _GlbBinary, car: PartAwareCar) -> tuple[list, list, list]:
+    """(nodes, meshes, materials) of a part-aware car: node "body" with one primitive per part id (all sharing
+    the body's vertex attributes, ``_PART`` among them), and four wheel nodes as its children, each translated
+    to its hub, with a tyre and a rim primitive (``_PART`` = the wheel id)."""
+    materials: list[dict] = []
+
+    def material_index(name: str) -> int:
+        names = [material["name"] for material in materials]
+        if name not in names:
+            materials.append(_material(name, _PART_LOOKS.get(name, _PART_LOOKS["body"])))
+            names.append(name)
+        return names.index(name)
+
+    split = _split_by_corner_attributes(car.body)
+    attributes = _body_attributes(binary, split)
+    labels = car.body.part_labels.numpy()
+    body_primitives = [{"attributes": attributes, "indices": _indices(binary, split.faces[labels == part_id]),
+                        "material": material_index(_part_name(int(part_id))), "mode": 4}
+                       for part_id in np.unique(labels)]
+    nodes = [{"name": "body", "mesh": 0, "children": list(range(1, 1 + len(car.wheels)))}]
+    meshes = [{"name": "body", "primitives": body_primitives}]
+    for car_wheel in car.wheels:
+        normals = vertex_normals(torch.from_numpy(car_wheel.verts), torch.from_numpy(car_wheel.faces)).numpy()
+        wheel_attributes = {
+            "POSITION": binary.add_accessor(car_wheel.verts, "VEC3", _GLTF_ARRAY_BUFFER, with_bounds=True),
+            "NORMAL": binary.add_accessor(normals.astype(np.float32), "VEC3", _GLTF_ARRAY_BUFFER),
+            _PART_ATTRIBUTE: binary.add_accessor(np.full(len(car_wheel.verts), WHEEL_LABEL, np.float32), "SCALAR",
+                                                 _GLTF_ARRAY_BUFFER),
+        }
+        primitives = [{"attributes": wheel_attributes, "mode": 4,
+                       "indices": _indices(binary, car_wheel.faces[car_wheel.materials == material_id]),
+                       "material": material_index(_WHEEL_MATERIAL_NAMES[material_id])}
+                      for material_id in np.unique(car_wheel.materials)]
+        name = car_wheel.wheel.name
+        nodes.append({"name": name, "mesh": len(meshes), "translation": car_wheel.wheel.centre.tolist()})
+        meshes.append({"name": name, "primitives": primitives})
+    return nodes, meshes, materials
+
+
+def _glb_bytes(model: TexturedMesh | PartAwareCar, name: str) -> bytes:
+    binary = _GlbBinary()
+    if isinstance(model, PartAwareCar):
+        nodes, meshes, materials = _part_aware_scene(binary, model)
+        texture = model.body.texture
+    else:
+        nodes, meshes, materials = _plain_scene(binary, model, name)
+        texture = model.texture
+    image_view = binary.add_view(png_bytes(texture))
     binary.data += b"\0" * (-len(binary.data) % 4)
     document = {
         "asset": {"version": "2.0", "generator": f"ganverse3d {__version__}"},
         "scene": 0,
         "scenes": [{"nodes": [0]}],
-        "nodes": [{"mesh": 0, "name": name}],
-        "meshes": [{"name": name, "primitives": [
-            {"attributes": attributes, "indices": indices, "material": 0, "mode": 4}]}],
-        "materials": [{
-            "name": name,
-            # Non-metallic and fully rough: the closest PBR material to the Lambertian shading we render with.
-            "pbrMetallicRoughness": {"baseColorTexture": {"index": 0}, "metallicFactor": 0.0,
-                                     "roughnessFactor": 1.0},
-            # Reconstructed meshes may fold over; show both sides rather than holes.
-            "doubleSided": True,
-        }],
+        "nodes": nodes,
+        "meshes": meshes,
+        # Reconstructed meshes may fold over: every material shows both sides rather than holes.
+        "materials": materials,
         "textures": [{"sampler": 0, "source": 0}],
         "images": [{"bufferView": image_view, "mimeType": "image/png", "name": name}],
         "samplers": [{"magFilter": _GLTF_LINEAR, "minFilter": _GLTF_LINEAR_MIPMAP_LINEAR,
@@ -248,29 +390,70 @@ def _format_rows(tag: str, rows: np.ndarray, fmt: str) -> str:
     return "".join(f"{tag} {fmt % tuple(row)}\n" for row in rows.tolist())
 
 
-def _obj_bytes(path: Path, mtl_path: Path, texture_path: Path, mesh: TexturedMesh) -> tuple[bytes, bytes, bytes]:
-    """The .obj, .mtl and texture .png of ``mesh``, which refer to each other by the names of the paths."""
+def _obj_bytes(path: Path, mtl_path: Path, texture_path: Path, model: TexturedMesh | PartAwareCar
+               ) -> tuple[bytes, bytes, bytes]:
+    """The .obj, .mtl and texture .png of ``model``, which refer to each other by the names of the paths.
+
+    A plain mesh is one object with one material named after the file. A part-aware car is object ``body``
+    with one ``usemtl`` group per part id (materials named as the parts) and objects ``wheel_front_left`` ...
+    with ``tyre`` and ``rim`` groups; OBJ has no node transforms, so the wheels' vertices are placed at their
+    hubs, and it has no part ids either: the material names carry them."""
     stem = path.stem
+    mesh = model.body if isinstance(model, PartAwareCar) else model
     uvs, corner_uv = np.unique(mesh.face_uvs.reshape(-1, 2).numpy(), axis=0, return_inverse=True)
     obj_uvs = np.column_stack((uvs[:, 0], 1.0 - uvs[:, 1].astype(np.float64)))  # OBJ's v counts from the bottom
     normals = vertex_normals(mesh.verts, mesh.faces).numpy()
     vertex = mesh.faces.numpy() + 1  # OBJ indices start at 1
     uv_index = corner_uv.reshape(-1, 3) + 1
     corners = np.stack((vertex, uv_index, vertex), axis=-1).reshape(-1, 9)  # v/vt/vn, normals per vertex
-    obj_text = "".join((
-        f"# ganverse3d {__version__}: +Y up, front at +Z\n",
-        f"mtllib {mtl_path.name}\n",
-        f"o {stem}\n",
-        _format_rows("v", mesh.verts.numpy(), "%.9g %.9g %.9g"),
-        _format_rows("vt", obj_uvs, "%.9g %.9g"),
-        _format_rows("vn", normals, "%.6f %.6f %.6f"),
-        f"usemtl {stem}\n",
-        _format_rows("f", corners, "%d/%d/%d %d/%d/%d %d/%d/%d"),
-    ))
-    mtl_text = (f"newmtl {stem}\n"
-                "Ka 0 0 0\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n"
-                f"map_Kd {texture_path.name}\n")
-    return obj_text.encode("utf-8"), mtl_text.encode("utf-8"), png_bytes(mesh.texture)
+    lines = [f"# ganverse3d {__version__}: +Y up, front at +Z\n", f"mtllib {mtl_path.name}\n"]
+    if not isinstance(model, PartAwareCar):
+        lines += [f"o {stem}\n", _format_rows("v", mesh.verts.numpy(), "%.9g %.9g %.9g"),
+                  _format_rows("vt", obj_uvs, "%.9g %.9g"), _format_rows("vn", normals, "%.6f %.6f %.6f"),
+                  f"usemtl {stem}\n", _format_rows("f", corners, "%d/%d/%d %d/%d/%d %d/%d/%d")]
+        mtl_text = (f"newmtl {stem}\n"
+                    "Ka 0 0 0\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n"
+                    f"map_Kd {texture_path.name}\n")
+        return "".join(lines).encode("utf-8"), mtl_text.encode("utf-8"), png_bytes(mesh.texture)
+
+    lines += ["o body\n", _format_rows("v", mesh.verts.numpy(), "%.9g %.9g %.9g"),
+              _format_rows("vt", obj_uvs, "%.9g %.9g"), _format_rows("vn", normals, "%.6f %.6f %.6f")]
+    labels = mesh.part_labels.numpy()
+    material_names = []
+    for part_id in np.unique(labels):
+        material_names.append(_part_name(int(part_id)))
+        lines += [f"usemtl {material_names[-1]}\n",
+                  _format_rows("f", corners[labels == part_id], "%d/%d/%d %d/%d/%d %d/%d/%d")]
+    offset = len(mesh.verts)  # vertices (and normals) so far: the next object's indices start after them
+    for car_wheel in model.wheels:
+        wheel_normals = vertex_normals(torch.from_numpy(car_wheel.verts), torch.from_numpy(car_wheel.faces)).numpy()
+        lines += [f"o {car_wheel.wheel.name}\n",
+                  _format_rows("v", car_wheel.verts.astype(np.float64) + car_wheel.wheel.centre, "%.9g %.9g %.9g"),
+                  _format_rows("vn", wheel_normals, "%.6f %.6f %.6f")]
+        for material_id in np.unique(car_wheel.materials):
+            name = _WHEEL_MATERIAL_NAMES[material_id]
+            if name not in material_names:
+                material_names.append(name)
+            wheel_vertex = car_wheel.faces[car_wheel.materials == material_id] + offset + 1
+            lines += [f"usemtl {name}\n",
+                      _format_rows("f", np.repeat(wheel_vertex, 2, axis=1), "%d//%d %d//%d %d//%d")]
+        offset += len(car_wheel.verts)
+    mtl_text = "".join(_mtl_material(name, _PART_LOOKS.get(name, _PART_LOOKS["body"]), texture_path.name)
+                       for name in material_names)
+    return "".join(lines).encode("utf-8"), mtl_text.encode("utf-8"), png_bytes(mesh.texture)
+
+
+def _mtl_material(name: str, look: dict, texture_name: str) -> str:
+    """One .mtl material of :data:`_PART_LOOKS` (roughness and metalness as the PBR extension's Pr and Pm)."""
+    red, green, blue, alpha = look.get("baseColorFactor", [1.0, 1.0, 1.0, 1.0])
+    text = (f"newmtl {name}\nKa 0 0 0\nKd {red:g} {green:g} {blue:g}\nKs 0 0 0\nd {alpha:g}\n"
+            f"Pr {look['roughnessFactor']:g}\nPm {look['metallicFactor']:g}\n")
+    if "emissiveFactor" in look:
+        text += "Ke {:g} {:g} {:g}\n".format(*look["emissiveFactor"])
+    text += "illum 1\n"
+    if look["texture"]:
+        text += f"map_Kd {texture_name}\n"
+    return text
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -284,6 +467,12 @@ def load_mesh(path) -> TexturedMesh:
     positions are welded (files split them along UV seams), so files written by :func:`save_mesh` load back
     with the original vertices, faces, UVs, part labels and texture (up to 8-bit quantisation). A mesh
     without UVs or texture image gets a flat grey texture and all-zero UVs.
+
+    A file that holds meshes with UVs and meshes without (a :class:`PartAwareCar`: its photo-textured body and
+    its plain wheels) loads as the meshes with UVs alone: the car's body, wheel blobs pulled in, without the
+    wheels. From a part-aware .glb that is the body exactly, with its part labels, its faces grouped by part
+    id (in their order within each part); from a part-aware .obj the body's groups as trimesh joins them (their
+    textures packed into one, no part labels).
 
     Raises:
         InputError: the file is missing, has another suffix, cannot be parsed, or holds no triangles.
@@ -302,12 +491,21 @@ def load_mesh(path) -> TexturedMesh:
         raise InputError(f"Cannot read {path}: it is not a valid {path.suffix} file ({_first_line(error)}).") from None
     if not parts:
         raise InputError(f"The file {path} contains no triangles.")
-    joined = parts[0] if len(parts) == 1 else trimesh.util.concatenate(parts)
-
-    faces = np.asarray(joined.faces, dtype=np.int64)
+    textured = [part for part in parts if getattr(part.visual, "uv", None) is not None]
+    if textured and len(textured) < len(parts):  # a part-aware car: its textured body, not its plain wheels
+        parts = textured
+    if all(_same_vertices(part, parts[0]) for part in parts[1:]):
+        # One primitive, or primitives over one set of vertices (the parts of a part-aware body): their faces in
+        # the file's order, the texture of the first that has one.
+        joined = next((part for part in parts if _texture_image(part) is not None), parts[0])
+        faces = np.concatenate([np.asarray(part.faces, dtype=np.int64) for part in parts])
+        labels = joined.vertex_attributes.get(_PART_ATTRIBUTE)
+    else:
+        joined = trimesh.util.concatenate(parts)
+        faces = np.asarray(joined.faces, dtype=np.int64)
+        labels = None
     positions = np.asarray(joined.vertices, dtype=np.float32)
     face_uvs, texture = _uvs_and_texture(joined, faces)
-    labels = joined.vertex_attributes.get(_PART_ATTRIBUTE) if len(parts) == 1 else None
     part_labels = None
     if labels is not None:  # per vertex in the file, constant over each face
         part_labels = np.rint(np.asarray(labels).reshape(-1)[faces[:, 0]]).astype(np.int64)
@@ -323,15 +521,25 @@ def _first_line(error: Exception) -> str:
     return (text[0].rstrip(".")[:160] if text else type(error).__name__)
 
 
-def _uvs_and_texture(mesh, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-face UVs [F, 3, 2] in our convention and the texture [3, Ht, Wt] of a trimesh mesh."""
-    visual = mesh.visual
-    uv = getattr(visual, "uv", None)
-    material = getattr(visual, "material", None)
+def _texture_image(mesh):
+    """The texture image (PIL) of a trimesh mesh's material, or None."""
+    material = getattr(mesh.visual, "material", None)
     # glTF files load as PBR materials (baseColorTexture), OBJ files as simple ones (image).
     image = getattr(material, "baseColorTexture", None)
-    if image is None:
-        image = getattr(material, "image", None)
+    return image if image is not None else getattr(material, "image", None)
+
+
+def _same_vertices(mesh, other) -> bool:
+    """Whether two trimesh meshes have the same vertex positions and UVs (primitives sharing their accessors)."""
+    uv, other_uv = getattr(mesh.visual, "uv", None), getattr(other.visual, "uv", None)
+    return (np.array_equal(mesh.vertices, other.vertices) and (uv is None) == (other_uv is None)
+            and (uv is None or np.array_equal(uv, other_uv)))
+
+
+def _uvs_and_texture(mesh, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-face UVs [F, 3, 2] in our convention and the texture [3, Ht, Wt] of a trimesh mesh."""
+    uv = getattr(mesh.visual, "uv", None)
+    image = _texture_image(mesh)
     if uv is None or len(uv) != len(mesh.vertices) or image is None:
         return (np.zeros((len(faces), 3, 2), np.float32), np.full((3, 1, 1), _FLAT_GREY, np.float32))
     # trimesh stores UVs OpenGL-style (v up from the bottom of the image) for every format; ours run down.

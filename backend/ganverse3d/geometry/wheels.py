@@ -26,7 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-BODY_LABEL, WHEEL_LABEL = 0, 2  # world.cars.PART_LABELS: body, window, wheel, headlight, taillight, plate
+# The part ids: world.cars.PART_LABELS, restated here because geometry, export and the worker sit below the world
+# (tests/geometry/test_wheels.py pins the two equal).
+PART_NAMES = ("body", "window", "wheel", "headlight", "taillight", "plate")
+BODY_LABEL, WHEEL_LABEL = PART_NAMES.index("body"), PART_NAMES.index("wheel")
 
 WHEEL_NAMES = {(True, True): "wheel_front_left", (True, False): "wheel_front_right",
                (False, True): "wheel_rear_left", (False, False): "wheel_rear_right"}
@@ -288,7 +291,8 @@ def pull_in_wheels(verts, faces, part_labels, wheels: list[Wheel]) -> tuple[np.n
     """The body with its wheel blobs pushed in behind the new wheels, their faces relabelled body.
 
     Every vertex of a wheel-labelled face that lies within 1.1 radii of a wheel's axle (distance in y-z) on that
-    wheel's side moves along x towards the centre plane, to just inside the wheel's inner face (|x| never grows).
+    wheel's side and outside a plane just inside the wheel's inner face moves along x towards the car's centre
+    plane, into a thin slab behind that plane (|x| never grows; 0.05 of the wheel's width inside its inner face).
     Pulling in rather than deleting keeps the body one closed surface with its vertex count and topology
     (UVs, the template's face list, the renderer's shared faces): deleting the faces would leave holes in the
     body's side where the wheel arch is, visible round the new wheel's tyre.
@@ -310,7 +314,21 @@ def pull_in_wheels(verts, faces, part_labels, wheels: list[Wheel]) -> tuple[np.n
         near_axle = np.hypot(points[:, 1] - wheel.centre[1], points[:, 2] - wheel.centre[2]) <= _PULL_REACH * wheel.radius
         limit = max(wheel.inner_x - _PULL_MARGIN_SHARE * wheel.width, 0.0)
         chosen = candidates[on_side & near_axle]
-        pulled = np.minimum(np.abs(verts[chosen, 0]), limit)
-        verts[chosen, 0] = np.copysign(pulled, verts[chosen, 0])
+        side_x = np.abs(verts[chosen, 0].astype(np.float64))
+        beyond = side_x > limit
+        # Into a slab _PULL_MARGIN_SHARE of the width thick behind the limit, in their order along x: vertices
+        # stay distinct (a file round trip, which welds equal positions, keeps them all), faces keep their side.
+        side_x[beyond] = limit - _PULL_MARGIN_SHARE * wheel.width * np.exp(-(side_x[beyond] - limit) / wheel.width)
+        verts[chosen, 0] = np.copysign(side_x, verts[chosen, 0])
     part_labels[is_wheel] = BODY_LABEL
     return verts, part_labels
+
+
+def replace_wheels(verts, faces, part_labels) -> tuple[np.ndarray, np.ndarray, list[Wheel]]:
+    """The body with its wheel blobs pulled in, and the wheels that replace them: :func:`fit_wheels` then
+    :func:`pull_in_wheels`. Returns (verts [V, 3] float32, part_labels [F] int64, wheels); build each wheel's
+    mesh with ``wheel_mesh(wheel.radius, wheel.width, wheel.outward)``."""
+    wheels = fit_wheels(verts, faces, part_labels)
+    verts, part_labels = pull_in_wheels(verts, faces, part_labels, wheels)
+    return verts, part_labels, wheels
+
