@@ -90,7 +90,19 @@ Progress events, then::
 * ``mesh.json``: ``{"vertices": [[X, Y, Z], ...], "faces": [[i, j, k], ...], "uvs": [[u, v], ...]}`` in Blender's
   world: metres, Z up, the car's front towards -Y, its lowest vertex at Z = 0, ``length`` long along Y; faces
   counter-clockwise seen from outside; one UV per face corner (3 F entries, corner k of face f at 3 f + k) in
-  Blender's convention, origin at the bottom-left of the texture and v up.
+  Blender's convention, origin at the bottom-left of the texture and v up. When the model labels parts, three
+  more keys (absent otherwise; the car's left is +X, since forward -Y x up +Z = -X is its right):
+
+  - ``"part_names"``: ``["body", "window", "wheel", "headlight", "taillight", "plate"]``;
+  - ``"part_labels"``: [F] ints, each face's index into ``part_names``. The wheels are replaced
+    (``ganverse3d.geometry.wheels.replace_wheels``): the body's wheel blobs are pulled in behind the new wheels
+    (``vertices`` are the pulled-in body) and relabelled body, so no face is ``"wheel"`` in practice;
+  - ``"wheels"``: four objects, front-left, front-right, rear-left, rear-right: ``{"name": "wheel_front_left" |
+    "wheel_front_right" | "wheel_rear_left" | "wheel_rear_right", "front": bool, "left": bool, "hub": [X, Y, Z]
+    metres in the same frame as ``vertices``, "radius": metres, "width": metres (along X), "vertices": [[x, y,
+    z], ...] metres in the wheel's frame (origin at the hub, axes parallel to the world's: +X is the axle, the
+    rim on the outer side: +X on the left, -X on the right), "faces": [[i, j, k], ...] counter-clockwise seen
+    from outside, "materials": [M] ints, 0 = tyre, 1 = rim}``, made with the body's ``scale`` and ``lift``.
 * ``texture.png``: the predicted UV texture, 8-bit RGB.
 * ``photo_framed.png``: the square crop of the photo that the camera sees (use it as the camera background).
 * ``scale``: metres per object-space unit, ``length`` / (extent of the mesh along object z).
@@ -253,7 +265,9 @@ def blender_payload(reconstruction: Reconstruction, length: float) -> tuple[dict
 
     Returns:
         mesh: ``{"vertices": [V][3] metres (Z up, front -Y, min Z = 0), "faces": [F][3] vertex indices,
-            "uvs": [3 F][2] (corner k of face f at 3 f + k; origin bottom-left, v up)}``.
+            "uvs": [3 F][2] (corner k of face f at 3 f + k; origin bottom-left, v up)}``; with the mesh's
+            ``part_labels`` set, also "part_names", "part_labels" and "wheels" (the module docstring's mesh.json),
+            the body's wheel blobs pulled in.
         camera: azimuth, elevation, fov_y (degrees), distance (object units), and the Blender camera:
             location (metres), rotation_euler (radians, XYZ), lens, sensor_width, sensor_height (mm), sensor_fit.
         scale: metres per object-space unit.
@@ -267,6 +281,7 @@ def blender_payload(reconstruction: Reconstruction, length: float) -> tuple[dict
     from .api import FRAMED_SIZE
     from .geometry import camera_to_blender
     from .geometry.camera import OBJECT_TO_BLENDER
+    from .geometry.wheels import replace_wheels
 
     mesh, camera = reconstruction.mesh, reconstruction.camera
     verts = mesh.verts.double()
@@ -274,6 +289,9 @@ def blender_payload(reconstruction: Reconstruction, length: float) -> tuple[dict
     if not extent > 0:
         raise ValueError("the predicted mesh has no extent along its length axis")
     scale = length / extent
+    if mesh.part_labels is not None:  # the body's wheel blobs pulled in: only x moves, so scale and lift stay
+        pulled, part_labels, wheels = replace_wheels(mesh.verts, mesh.faces, mesh.part_labels)
+        verts = torch.from_numpy(pulled).double()
     vertices = scale * verts @ torch.tensor(OBJECT_TO_BLENDER, dtype=torch.float64).T
     lift = -float(vertices[:, 2].min())
     vertices[:, 2] += lift
@@ -286,6 +304,8 @@ def blender_payload(reconstruction: Reconstruction, length: float) -> tuple[dict
                                  scale=scale)
     x, y, z = settings.location
     blender_mesh = {"vertices": vertices.tolist(), "faces": mesh.faces.tolist(), "uvs": uvs.tolist()}
+    if mesh.part_labels is not None:
+        blender_mesh.update(_blender_parts(part_labels, wheels, scale, lift))
     blender_camera = {
         "azimuth": azimuth, "elevation": elevation, "distance": distance, "fov_y": fov_y,
         "location": [x, y, z + lift], "rotation_euler": list(settings.rotation_euler), "lens": settings.lens,
@@ -293,6 +313,28 @@ def blender_payload(reconstruction: Reconstruction, length: float) -> tuple[dict
         "sensor_fit": settings.sensor_fit,
     }
     return blender_mesh, blender_camera, scale, lift
+
+
+def _blender_parts(part_labels, wheels: list, scale: float, lift: float) -> dict:
+    """mesh.json's part keys: the part names, the body's labels after the wheel pull-in, and the wheels
+    (``geometry.wheels.Wheel``, object space) moved as :func:`blender_payload` moves the body, by
+    ``object_to_blender`` scaled by ``scale`` (metres per object unit), hubs lifted by ``lift`` metres."""
+    import numpy as np
+
+    from .geometry.camera import OBJECT_TO_BLENDER
+    from .geometry.wheels import PART_NAMES, wheel_mesh
+
+    to_blender = scale * np.array(OBJECT_TO_BLENDER)  # a scaled rotation (determinant > 0): windings stay
+    blender_wheels = []
+    for wheel in wheels:
+        wheel_verts, wheel_faces, materials = wheel_mesh(wheel.radius, wheel.width, wheel.outward)
+        blender_wheels.append({
+            "name": wheel.name, "front": wheel.front, "left": wheel.left,
+            "hub": (to_blender @ wheel.centre + (0.0, 0.0, lift)).tolist(),
+            "radius": scale * wheel.radius, "width": scale * wheel.width,
+            "vertices": (wheel_verts @ to_blender.T).tolist(), "faces": wheel_faces.tolist(),
+            "materials": materials.tolist()})
+    return {"part_names": list(PART_NAMES), "part_labels": part_labels.tolist(), "wheels": blender_wheels}
 
 
 def _matrix(value, name: str) -> list[list[float]]:

@@ -242,6 +242,78 @@ def test_blender_payload_scales_to_the_length_and_rejects_a_flat_mesh(reference)
 
 
 # ---------------------------------------------------------------------------------------------------
+# Part-aware cars: mesh.json's part keys (issue 20 §3/§4)
+
+PART_KEYS = {"part_names", "part_labels", "wheels"}
+
+
+def labelled_world_car(reference):
+    """The reconstruction with a world sedan (true part labels) as its mesh, and the car."""
+    from ganverse3d.world import cars
+
+    car = cars.build_car(cars.sample_car_spec(np.random.default_rng(0), "sedan"))
+    mesh = api.TexturedMesh(car.verts, car.faces, car.face_uvs, car.texture, car.part_labels)
+    return dataclasses.replace(reference, mesh=mesh), car
+
+
+def test_mesh_json_has_no_part_keys_without_part_labels(reference):
+    unlabelled = dataclasses.replace(reference, mesh=dataclasses.replace(reference.mesh, part_labels=None))
+    mesh, _, _, _ = worker_module.blender_payload(unlabelled, LENGTH_M)
+    assert set(mesh) == {"vertices", "faces", "uvs"}
+
+
+def test_mesh_json_of_a_labelled_car_has_its_parts_and_four_wheels_in_metres(reference):
+    from ganverse3d.geometry.wheels import PART_NAMES, WHEEL_LABEL, fit_wheels
+
+    labelled, car = labelled_world_car(reference)
+    verts = car.verts.double().numpy()
+    length_m = float(np.ptp(verts[:, 2])) / car.params["scale"]  # then the import's scale is the world's
+    mesh, _, scale, lift = worker_module.blender_payload(labelled, length_m)
+    assert PART_KEYS <= set(mesh) and scale == pytest.approx(1.0 / car.params["scale"])
+    assert mesh["part_names"] == list(PART_NAMES) == ["body", "window", "wheel", "headlight", "taillight", "plate"]
+    labels = np.array(mesh["part_labels"])
+    assert len(labels) == len(mesh["faces"]) and WHEEL_LABEL not in labels
+    assert np.array_equal(labels == 0, (car.part_labels == 0).numpy() | (car.part_labels == WHEEL_LABEL).numpy())
+
+    # The body: the same transform as without labels, only the wheel blobs moved towards X = 0.
+    plain, _, _, _ = worker_module.blender_payload(
+        dataclasses.replace(labelled, mesh=dataclasses.replace(labelled.mesh, part_labels=None)), length_m)
+    vertices, plain_vertices = np.array(mesh["vertices"]), np.array(plain["vertices"])
+    assert np.array_equal(vertices[:, 1:], plain_vertices[:, 1:])
+    assert (np.abs(vertices[:, 0]) <= np.abs(plain_vertices[:, 0])).all()
+
+    wheels = mesh["wheels"]
+    assert [wheel["name"] for wheel in wheels] == ["wheel_front_left", "wheel_front_right", "wheel_rear_left",
+                                                   "wheel_rear_right"]
+    for wheel, fitted in zip(wheels, fit_wheels(car.verts, car.faces, car.part_labels)):
+        assert (wheel["front"], wheel["left"]) == (fitted.front, fitted.left)
+        hub = np.array(wheel["hub"])
+        expected_hub = scale * np.array(object_point_to_blender(fitted.centre)) + (0.0, 0.0, lift)
+        assert np.abs(hub - expected_hub).max() < 1e-9
+        # Metres: the world's wheel; the left is +X, the front -Y; the wheels stand on the ground (Z = 0).
+        assert wheel["radius"] == pytest.approx(car.params["wheel_radius"], rel=0.02)
+        assert wheel["width"] == pytest.approx(car.params["wheel_width"], rel=1e-4)
+        assert (hub[0] > 0) == wheel["left"] and (hub[1] < 0) == wheel["front"]
+        assert hub[2] == pytest.approx(wheel["radius"], abs=0.01)
+        # The wheel's own frame: round about X, the rim on the outer side, faces outward.
+        wheel_vertices, faces = np.array(wheel["vertices"]), np.array(wheel["faces"])
+        assert np.hypot(wheel_vertices[:, 1], wheel_vertices[:, 2]).max() == pytest.approx(wheel["radius"])
+        assert np.ptp(wheel_vertices[:, 0]) == pytest.approx(wheel["width"])
+        materials = np.array(wheel["materials"])
+        assert len(materials) == len(faces) and set(materials.tolist()) == {0, 1}
+        assert (wheel_vertices[faces[materials == 1]][..., 0].mean() > 0) == wheel["left"]
+        corners = wheel_vertices[faces]
+        assert np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2])).sum() > 0
+    json.dumps(mesh)  # plain JSON types throughout
+
+
+def object_point_to_blender(point):
+    """Object space -> Blender axes, stated independently of the worker: (x, y, z) -> (x, -z, y)."""
+    x, y, z = point
+    return (x, -z, y)
+
+
+# ---------------------------------------------------------------------------------------------------
 # Errors: the right kind, one sentence, and the worker answers the next request
 
 
