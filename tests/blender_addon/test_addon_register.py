@@ -127,7 +127,10 @@ class RecordingLayout:
         self.use_property_split = self.active = False
 
     def prop(self, data, name, **options):
-        assert name in data.bl_rna.properties, f"{name} is not a property of {data}"
+        if name.startswith('["'):  # a custom property
+            assert name[2:-2] in data, f"{data} has no custom property {name}"
+        else:
+            assert name in data.bl_rna.properties, f"{name} is not a property of {data}"
         self.items.append(("prop", name))
 
     def operator(self, idname, **options):
@@ -256,6 +259,37 @@ def test_the_panel_and_the_preferences_draw_their_options_and_status(enabled):
         ("prop", "python"), ("prop", "model"), ("prop", "neural_model"), ("prop", "device"), ("prop", "timeout"),
         ("operator", "ganverse3d.check_backend")]
     assert ("label", f"Using Blender's own Python: {sys.executable}", "INFO") in items
+
+
+def test_the_car_panel_shows_the_rig_of_the_selected_car_or_wheel_and_the_bake_button(enabled):
+    panel = enabled.panel.GANVERSE3D_PT_car_rig
+    car = bpy.data.objects.new("car_x", None)
+    wheel = bpy.data.objects.new("car_x wheel_front_left", None)
+    plain = bpy.data.objects.new("plain", None)
+    try:
+        for obj in (car, wheel, plain):
+            bpy.context.scene.collection.objects.link(obj)
+        enabled.part_materials.add_lights_property(car)
+        bpy.context.view_layer.objects.active = car
+        assert panel.poll(bpy.context), "a car with part materials only: its Lights"
+        items = []
+        panel.draw(RecordingLayoutOwner(items), bpy.context)
+        assert items == [("label", "car_x", "AUTO"), ("prop", '["Lights"]')]
+        assert not bpy.ops.ganverse3d.bake_wheel_rotation.poll(), "no wheels to bake"
+        enabled.wheels.add_rig_properties(car)
+        wheel[enabled.wheels.WHEEL_PROPERTY], wheel.parent = "wheel_front_left", car
+        for active in (car, wheel):
+            bpy.context.view_layer.objects.active = active
+            items = []
+            panel.draw(RecordingLayoutOwner(items), bpy.context)
+            assert items == [("label", "car_x", "AUTO"), ("prop", '["Lights"]'), ("prop", '["Speed"]'),
+                             ("prop", '["Distance"]'), ("prop", '["Steer"]'),
+                             ("operator", "ganverse3d.bake_wheel_rotation")]
+            assert bpy.ops.ganverse3d.bake_wheel_rotation.poll()
+        bpy.context.view_layer.objects.active = plain
+        assert not panel.poll(bpy.context) and not bpy.ops.ganverse3d.bake_wheel_rotation.poll()
+    finally:
+        bpy.data.batch_remove([car, wheel, plain])
 
 
 def test_the_neural_preview_panel_draws_car_background_swaps_and_the_toggle(enabled):
