@@ -47,7 +47,7 @@ def test_true_labels_find_the_four_wheels_within_a_centimetre(body_type):
     assert [(wheel.front, wheel.left) for wheel in wheels] == list(WHEEL_NAMES)
     assert {wheel.source for wheel in wheels} == {"fitted"}
     centre_cm, radius = errors_cm_and_radius(car, wheels)
-    assert centre_cm < 1.0 and radius < 0.02  # a 16-gon's moments: radius 1.3 % short
+    assert centre_cm < 0.5 and radius < 0.01  # a 16-gon's moments: radius 0.6 % short
     scale = car.params["scale"]
     for wheel in wheels:
         assert wheel.width == pytest.approx(car.params["wheel_width"] * scale, rel=1e-4)
@@ -89,7 +89,7 @@ def test_a_blotchy_labelling_still_finds_the_wheels(body_type):
     wheels = fit_wheels(car.verts, car.faces, labels)
     assert {wheel.source for wheel in wheels} == {"fitted"}
     centre_cm, radius = errors_cm_and_radius(car, wheels)
-    assert centre_cm < 3.0 and radius < 0.05
+    assert centre_cm < 4.0 and radius < 0.06  # 20 cars of each type: at most 3.0 cm and 4.6 % (bm_wheels.py)
 
 
 def test_a_wheel_without_faces_is_its_partner_mirrored():
@@ -117,18 +117,24 @@ def test_without_wheel_labels_the_bounding_box_prior_places_the_wheels():
     assert centre_cm < 25.0 and radius < 0.2
 
 
-def test_a_template_sphere_wrapped_onto_a_car_gives_wheels_within_a_radius():
-    """The inverse network's shape: the 642-vertex sphere on the car's surface, each face labelled as the
-    nearest face of the car. The wheel regions are a dozen coarse faces that also take in the arch around
-    the tyre: hubs within 25 cm, radii up to 40 % large (benchmarks/bm_wheels.py has the numbers)."""
-    car = world_car("sedan", seed=0)
+def wrapped_template(car) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The inverse network's kind of mesh for ``car``: the 642-vertex template sphere shrink-wrapped onto the
+    car's outer surface, each face labelled as the car's face nearest its centre. (verts, faces, part_labels)."""
     sphere = template_sphere()
     verts = (sphere.verts.double() * shrink_wrap(sphere.verts, car.verts, car.faces)[:, None]).float()
     nearest = torch.cdist(verts[sphere.faces].mean(1), car.verts[car.faces].mean(1)).argmin(1)
-    wheels = fit_wheels(verts, sphere.faces, car.part_labels[nearest])
+    return verts, sphere.faces, car.part_labels[nearest]
+
+
+def test_a_template_sphere_wrapped_onto_a_car_gives_wheels_within_a_radius():
+    """On the template's resolution the wheel regions are a dozen coarse faces that also take in some of the arch
+    around the tyre: hubs within 15 cm, radii within 30 % (20 cars of each type: at most 12.6 cm and 26 %,
+    benchmarks/bm_wheels.py)."""
+    car = world_car("sedan", seed=0)
+    wheels = fit_wheels(*wrapped_template(car))
     assert {wheel.source for wheel in wheels} == {"fitted"}
     centre_cm, radius = errors_cm_and_radius(car, wheels)
-    assert centre_cm < 25.0 and radius < 0.4
+    assert centre_cm < 15.0 and radius < 0.3
 
 
 def test_bad_shapes_are_refused():

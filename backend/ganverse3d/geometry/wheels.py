@@ -108,11 +108,11 @@ def fit_wheels(verts, faces, part_labels) -> list[Wheel]:
         The wheels front-left, front-right, rear-left, rear-right, left/right symmetric (mirror images in x=0).
         Wheel faces split by side (sign of x) and by end (z against the middle of the car's z extent); faces
         farther than 0.12 L along z from their group's median are stray labels. For each wheel with at least
-        :data:`MIN_WHEEL_FACES` faces, seen from the side: the hub's z and the radius are the centre and radius
-        of the disk with the region's projected-area moments (:func:`_side_view_disk`); the hub stands one
-        radius above the car's lowest vertex (wheels touch the ground); the tyre's outer face is the region's
-        outermost |x|, its width the region's |x| range when that lies within :data:`WIDTH_OVER_RADIUS` times
-        the radius, else 0.7 radii (a reconstruction's region seldom shows the tyre's inner side). Then each
+        :data:`MIN_WHEEL_FACES` faces, seen from the side (:func:`_side_view_disk`, projected-area moments):
+        the hub's z is the region's mean z, the radius the geometric mean of twice its z standard deviation
+        and the height of its mean y above the car's lowest vertex; the hub stands one radius above that
+        vertex (wheels touch the ground); the tyre's outer face is the region's outermost |x|, its width the
+        region's |x| range when that lies within :data:`WIDTH_OVER_RADIUS` times the radius, else 0.7 radii (a reconstruction's region seldom shows the tyre's inner side). Then each
         left/right pair is averaged (or mirrored from the one found), and an axle with neither comes from the
         prior (see :class:`Wheel`.source).
 
@@ -140,7 +140,13 @@ def fit_wheels(verts, faces, part_labels) -> list[Wheel]:
         if int(chosen.sum()) < MIN_WHEEL_FACES:
             continue
         chosen &= np.abs(centroids[:, 2] - np.median(centroids[chosen, 2])) <= _STRAY_SHARE * length
-        z, radius = _side_view_disk(triangles[chosen])
+        z, y, spread_radius = _side_view_disk(triangles[chosen])
+        # Two radii, both exact for a fully labelled wheel: the spread along z grows when the region takes in
+        # faces beyond the tyre, the side-view centre's height above the ground shrinks when the arch hides the
+        # tyre's top. Their geometric mean cancels most of both (benchmarks/bm_wheels.py, "template").
+        radius = math.sqrt(spread_radius * (y - ground)) if y > ground else spread_radius
+        if not radius > 0:
+            continue
         side_x = np.abs(triangles[chosen][..., 0]).reshape(-1)
         width = float(np.ptp(side_x))
         low_width, high_width = (share * radius for share in WIDTH_OVER_RADIUS)
@@ -176,25 +182,26 @@ def fit_wheels(verts, faces, part_labels) -> list[Wheel]:
     return wheels
 
 
-def _side_view_disk(triangles: np.ndarray) -> tuple[float, float]:
-    """(z of the centre, radius) of the disk that the triangles [N, 3, 3] make seen from the side (along x).
+def _side_view_disk(triangles: np.ndarray) -> tuple[float, float, float]:
+    """(z, y, radius) of the centre and radius of the disk that triangles [N, 3, 3] make seen from the side.
 
-    The triangles' projections onto the y-z plane are weighted by their projected areas, and their z mean and
-    variance are exact integrals over the projected triangles. A disk of radius r has a z variance of r^2 / 4,
-    and so has any part of it cut off by a horizontal line through its centre, so a wheel whose top hides in
-    the arch still measures right; unlike the region's extent, the moments do not grow with the size of the
-    faces that stick out of a coarse mesh's wheel region. A region seen edge-on has no projected area: then the
-    middle and half of its z range.
+    The triangles' projections onto the y-z plane are weighted by their projected areas; the z and y means and
+    the z variance are exact integrals over the projected triangles. A disk of radius r has a z variance of
+    r^2 / 4, and so has any part of it cut off by a horizontal line through its centre, so a wheel whose top
+    hides in the arch still measures right; unlike the region's extent, the moments do not grow with the size
+    of the faces that stick out of a coarse mesh's wheel region (they still grow with the region's area). A
+    region seen edge-on has no projected area: then the middles and half of its z range.
     """
     edges = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
     weights = 0.5 * np.abs(edges[:, 0])  # projected area on the y-z plane
-    z = triangles[..., 2]
+    z, y = triangles[..., 2], triangles[..., 1]
     if not weights.sum() > 1e-12:
-        return 0.5 * float(z.min() + z.max()), 0.5 * float(np.ptp(z))
-    mean = float((weights * z.mean(axis=1)).sum() / weights.sum())
+        return 0.5 * float(z.min() + z.max()), 0.5 * float(y.min() + y.max()), 0.5 * float(np.ptp(z))
+    mean_z = float((weights * z.mean(axis=1)).sum() / weights.sum())
+    mean_y = float((weights * y.mean(axis=1)).sum() / weights.sum())
     # Over a triangle with corner values a, b, c: the mean of z^2 is (a^2 + b^2 + c^2 + ab + bc + ca) / 6.
     second = (weights * ((z ** 2).sum(axis=1) + (z * np.roll(z, 1, axis=1)).sum(axis=1)) / 6.0).sum() / weights.sum()
-    return mean, 2.0 * math.sqrt(max(float(second) - mean ** 2, 0.0))
+    return mean_z, mean_y, 2.0 * math.sqrt(max(float(second) - mean_z ** 2, 0.0))
 
 
 # ---------------------------------------------------------------------------------------------------
