@@ -137,3 +137,22 @@ def test_obj_keeps_the_wheels_as_objects_and_the_parts_as_material_groups(car, t
     assert len(loaded.faces) == len(car.body.faces) and loaded.part_labels is None
     assert np.allclose(np.sort(loaded.verts.numpy(), axis=0), np.sort(np.unique(car.body.verts.numpy(), axis=0), axis=0),
                        atol=1e-6)
+
+
+def test_blender_imports_the_body_with_part_materials_and_four_wheels_at_their_hubs(car, tmp_path):
+    bpy = pytest.importorskip("bpy")
+    path = tmp_path / "car.glb"
+    save_mesh(path, car)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.import_scene.gltf(filepath=str(path))
+    objects = {o.name: o for o in bpy.context.scene.objects if o.type == "MESH"}
+    assert set(objects) == {"body", *WHEEL_NODE_NAMES}
+    body = objects["body"]
+    assert [slot.material.name for slot in body.material_slots] == [
+        PART_NAMES[part] for part in np.unique(car.body.part_labels.numpy())]
+    for car_wheel in car.wheels:
+        blender_wheel = objects[car_wheel.wheel.name]
+        assert blender_wheel.parent == body
+        x, y, z = car_wheel.wheel.centre
+        assert np.allclose(list(blender_wheel.matrix_world.translation), (x, -z, y), atol=1e-5)
+        assert [slot.material.name for slot in blender_wheel.material_slots] == ["tyre", "rim"]

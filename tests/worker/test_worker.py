@@ -115,8 +115,14 @@ def round_trip(worker, tmp_path_factory):
 
 
 def object_to_blender_reference(reconstruction, length):
-    """Independent statement of the geometry: (x, y, z) -> s (x, -z, y), lifted to the ground; (vertices, s, lift)."""
-    verts = reconstruction.mesh.verts.double().numpy()
+    """Independent statement of the geometry: (x, y, z) -> s (x, -z, y), lifted to the ground; (vertices, s, lift).
+    A mesh with part labels has its wheel blobs pulled in first (only x moves: the scale and lift stay)."""
+    from ganverse3d.geometry.wheels import replace_wheels
+
+    mesh = reconstruction.mesh
+    verts = mesh.verts.double().numpy()
+    if mesh.part_labels is not None:
+        verts[:, 0] = replace_wheels(mesh.verts, mesh.faces, mesh.part_labels)[0][:, 0]
     scale = length / (verts[:, 2].max() - verts[:, 2].min())
     lift = -scale * verts[:, 1].min()
     return scale * np.stack((verts[:, 0], -verts[:, 2], verts[:, 1]), axis=1) + (0.0, 0.0, lift), scale, lift
@@ -281,6 +287,7 @@ def test_mesh_json_of_a_labelled_car_has_its_parts_and_four_wheels_in_metres(ref
     vertices, plain_vertices = np.array(mesh["vertices"]), np.array(plain["vertices"])
     assert np.array_equal(vertices[:, 1:], plain_vertices[:, 1:])
     assert (np.abs(vertices[:, 0]) <= np.abs(plain_vertices[:, 0])).all()
+    assert np.abs(vertices - object_to_blender_reference(labelled, length_m)[0]).max() < 1e-9
 
     wheels = mesh["wheels"]
     assert [wheel["name"] for wheel in wheels] == ["wheel_front_left", "wheel_front_right", "wheel_rear_left",
