@@ -8,8 +8,8 @@ texture is rendered from the 6 others and compared with the world's true part re
 included: a mesh that misses the car's outline loses there). Per-class IoU, mIoU over the 7 classes and over
 the 6 parts.
 
-Rows: the **part branch**, its texture read back **per face** (what the exported .glb and Blender's material slots
-get), and baselines on the same predicted meshes: **one constant car** (every car gets the mean of the branch's
+Rows: the **part branch**, its texture read back **per face** of the mesh split 1-to-4 (the reconstruction's part
+mesh: what the exported .glb and Blender's material slots get), and baselines on the same predicted meshes: **one constant car** (every car gets the mean of the branch's
 part textures over the test inputs: the prior without looking) and **all body** (the silhouette alone). Prints a
 table, writes benchmarks/results/bm_parts3d.json, and with ``--figure`` a sheet: input | truth in 3 other views
 | the branch there.
@@ -62,7 +62,7 @@ def main() -> None:
     body = F.one_hot(torch.zeros(mean_texture.shape[1:], dtype=torch.int64), mean_texture.shape[0]).permute(2, 0, 1)
 
     rows = {"part branch": part_scores(data, inverse, branch_logits),
-            "part branch, per face (export)": part_scores(data, inverse, branch_logits, per_face=True),
+            "part branch, per split face (export)": part_scores(data, inverse, branch_logits, per_face=True),
             "one constant car (mean part texture)": part_scores(
                 data, inverse, lambda indices: mean_texture.log().expand(len(indices), -1, -1, -1)),
             "all body (silhouette only)": part_scores(

@@ -40,6 +40,11 @@ SOURCES = {
         description="default StyleGAN-R (`--neural-model world64`): the default generator with its mapping network, "
                     "1,000 warm-up and 1,500 fine-tuning steps through the `gan` inverse network (README, "
                     "\"StyleGAN-R\")"),
+    "part_branch_oracle.safetensors": dict(
+        kind="part_branch", name="oracle", default=True, script="scripts/make_part_branch.sh",
+        description="part branch of the `oracle` inverse net: a part texture (body, window, wheel, headlight, "
+                    "taillight, plate) from its image code, trained through the renderer on world cars' true parts "
+                    "in 8 views (README, \"Parts\")"),
 }
 
 

@@ -17,7 +17,10 @@
    keep the one under which the predicted mesh's silhouette best matches the mask (``ganverse3d.inverse.camera_search``);
 6. with ``fit_steps`` > 0, fit mesh (mirror-symmetric), proportions, camera and texture to the framed photo and
    its mask through the differentiable renderer (``ganverse3d.inverse.fitting``); 0, the default, skips it;
-7. with a ``texture_size``, bake the photo itself into a texture of that height (and twice the width): the
+7. with the model's part branch (``ganverse3d.parts.branch``; the shipped models' own, or ``part_branch``), split
+   every face of the mesh in four and label each with a part (body, window, wheel, headlight, taillight, plate):
+   ``part_mesh``;
+8. with a ``texture_size``, bake the photo itself into a texture of that height (and twice the width): the
    framed crop, taken again from the photo at up to ``texture_size`` pixels, projected through the camera onto
    the faces it sees, the mirrored side onto those it does not, the network's texture where neither reaches
    (``ganverse3d.render.projection``); None, the default, keeps the network's texture.
@@ -42,7 +45,7 @@ from .errors import InputError, setting
 from .export import TexturedMesh, encode_mesh, mesh_files
 from .files import check_output_file, check_outputs, image_grid, is_file, png_bytes, shown_path, write_files
 from .geometry import Camera, azimuth_bins
-from .render.turntable import normalise_verts, render_turntable, turntable_rows
+from .render.turntable import BACKGROUND_GREY, normalise_verts, render_turntable, turntable_cameras, turntable_rows
 
 # Larger photos are refused before decoding: 50 megapixels covers every common camera.
 MAX_PIXELS = 50_000_000
@@ -86,6 +89,10 @@ class Reconstruction:
             the photo's border, where edge pixels were repeated.
         network_texture: [3, Ht, 2 Ht] float32 in [0, 1], the texture on the inverse network's template UVs
             (after fitting, before any baking): what StyleGAN-R reads as the car's texture.
+        part_mesh: with a part branch, the mesh with every face split in four (the same surface,
+            ``geometry.mesh.split_faces``: finer faces keep a headlight or a plate) and one part per face
+            (``part_labels``, ids of ``ganverse3d.parts.branch.PART_NAMES``): what export and Blender get; None
+            without one.
         sources: the files it was made from, ``{"photo": path, "mask": path}`` for those given as paths
             (:func:`write_reconstruction` never replaces them).
     """
@@ -97,6 +104,7 @@ class Reconstruction:
     image: torch.Tensor
     crop: tuple[float, float, float]
     network_texture: torch.Tensor
+    part_mesh: TexturedMesh | None = None
     sources: dict[str, Path] = field(default_factory=dict)
 
 
@@ -292,6 +300,51 @@ def load_inverse_model(model=None, device="auto"):
     return _MODEL_CACHE[key]
 
 
+# No part branch: ``part_branch="none"``.
+NO_PART_BRANCH = "none"
+
+
+def load_part_branch(model=None, part_branch=None, device="auto"):
+    """The part branch (``ganverse3d.parts.branch.PartBranch``) that labels the faces of ``model``'s meshes, or
+    None for none.
+
+    ``part_branch`` None takes the shipped branch of the shipped ``model`` (same name; none for a model given as a
+    file); "none" turns parts off; anything else is a branch's name or file, which must have been trained on
+    ``model`` (its bundle records the model file's sha256). Cached per file and device.
+    """
+    from .assets import lookup, resolve, shipped
+    from .bundle import load_module, read_metadata
+    from .dataset.segment import file_sha256
+    from .devices import resolve_device
+    from .parts.branch import PartBranch
+
+    if part_branch == NO_PART_BRANCH:
+        return None
+    model_path = resolve("inverse", model)
+    if part_branch is None:
+        shipped_model = next((asset for asset in shipped("inverse") if asset.path == model_path.resolve()), None)
+        paired = None if shipped_model is None else lookup("part_branch", shipped_model.name)
+        if paired is None:
+            return None
+        path = paired.path
+    else:
+        path = resolve("part_branch", part_branch)
+    device = resolve_device(device)
+    key = (str(path.resolve()), path.stat().st_mtime_ns, str(model_path.resolve()), str(device))
+    if key not in _PART_BRANCH_CACHE:
+        trained_on = read_metadata(path)["provenance"].get("inverse_sha256")
+        if trained_on != file_sha256(model_path):
+            raise InputError(f"The {setting('part_branch')} {shown_path(path)} was trained on another "
+                             f"inverse-graphics model than the {setting('model')} {shown_path(model_path)}; give the "
+                             f"branch trained on it, or {NO_PART_BRANCH!r}.")
+        _PART_BRANCH_CACHE.clear()
+        _PART_BRANCH_CACHE[key] = load_module(path, PartBranch, device=device).eval()
+    return _PART_BRANCH_CACHE[key]
+
+
+_PART_BRANCH_CACHE: dict[tuple, object] = {}
+
+
 # ---------------------------------------------------------------------------------------------------
 # The facade
 
@@ -326,7 +379,7 @@ def check_quality(quality) -> Quality:
 @torch.no_grad()
 def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="auto",
                 quality: str = DEFAULT_QUALITY, fit_steps: int | None = None,
-                texture_size: int | None = None) -> Reconstruction:
+                texture_size: int | None = None, part_branch: str | None = None) -> Reconstruction:
     """One photo of one car -> :class:`Reconstruction` (see the module docstring for the steps).
 
     Args:
@@ -344,6 +397,8 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
         texture_size: 0 keeps the network's texture; a height from :data:`MIN_TEXTURE_SIZE` to
             :data:`MAX_TEXTURE_SIZE` bakes the photo into a texture of that height and twice the width (after
             the fitting, when there is one).
+        part_branch: None (the shipped model's own part branch, if it has one), "none", or a part branch's
+            file trained on ``model`` (:func:`load_part_branch`); with one, the result has a ``part_mesh``.
 
     Raises:
         InputError: unreadable / damaged / oversized / tiny photo or mask, no car, several cars, a car the
@@ -353,6 +408,8 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
     from .devices import resolve_device
     from .inverse.camera_search import search_camera
     from .inverse.fitting import FitSettings, fit_to_photo
+    from .geometry.mesh import split_corners, split_faces
+    from .parts.branch import face_part_labels
 
     preset = check_quality(quality)
     fit_steps = check_fit_steps(preset.fit_steps if fit_steps is None else fit_steps)
@@ -367,6 +424,7 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
     else:
         car = None
     net, framing = load_inverse_model(model, device)
+    branch = load_part_branch(model, part_branch, device)
     device = resolve_device(device)
     if car is None:
         car = segment_photo(photo, _segmenter(segmenter, device))
@@ -400,11 +458,19 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
                                            texture[0], texture_size)
         texture = texture[None]
     mesh = TexturedMesh(verts[0].detach(), net.faces.cpu(), face_uvs.cpu(), texture[0].detach())
+    part_mesh = None
+    if branch is not None:
+        part_texture = branch(net.image_code(net_image, net_mask))
+        split_verts, split_faces_of_mesh = split_faces(mesh.verts, mesh.faces)
+        part_labels = face_part_labels(part_texture, split_corners(net.face_uvs))[0].cpu()
+        part_mesh = TexturedMesh(split_verts, split_faces_of_mesh, split_corners(mesh.face_uvs), mesh.texture,
+                                 part_labels)
     camera = camera.to(device="cpu")
     sources = {what: Path(source) for what, source in (("photo", image), ("mask", mask))
                if isinstance(source, (str, os.PathLike))}
     return Reconstruction(mesh=mesh, camera=camera, background=image_crop * (mask_crop <= 0.5), mask=mask_crop,
-                          image=image_crop, crop=box, network_texture=network_texture, sources=sources)
+                          image=image_crop, crop=box, network_texture=network_texture, part_mesh=part_mesh,
+                          sources=sources)
 
 
 def _photo_texture(photo: Image.Image, car: Image.Image, box, verts, faces, face_uvs, camera: Camera, texture,
@@ -425,12 +491,22 @@ def _photo_texture(photo: Image.Image, car: Image.Image, box, verts, faces, face
 
 
 def turntable_sheet(reconstruction: Reconstruction, size: int = 128) -> torch.Tensor:
-    """[3, H, W] sheet: the framed photo, then the mesh from 6 azimuths (lit, on grey)."""
-    mesh = reconstruction.mesh
+    """[3, H, W] sheet: the framed photo, then the mesh from 6 azimuths (lit, on grey); with a part mesh a second
+    row shows each face's part in the palette of ``ganverse3d.parts.PALETTE`` from the same azimuths."""
+    from .parts.branch import render_face_labels
+    from .parts.interpreter import colourise
+
+    mesh, part_mesh = reconstruction.mesh, reconstruction.part_mesh
     with torch.no_grad():
         views, _ = render_turntable(mesh.verts, mesh.faces, mesh.face_uvs, mesh.texture, size=size)
-    tiles = turntable_rows(reconstruction.image, views)
-    return image_grid(tiles, columns=len(tiles))
+        tiles = turntable_rows(reconstruction.image, views)
+        if part_mesh is not None:
+            cameras = turntable_cameras()
+            labels = render_face_labels(normalise_verts(part_mesh.verts)[None].expand(len(cameras), -1, -1),
+                                        part_mesh.faces, part_mesh.part_labels, cameras, size)
+            parts = torch.where(labels[:, None] >= 0, colourise(labels + 1), BACKGROUND_GREY)
+            tiles = torch.cat((tiles, torch.full_like(tiles[:1], 1.0), parts))
+    return image_grid(tiles, columns=len(views) + 1)
 
 
 def turntable_path(out) -> Path:
@@ -649,7 +725,8 @@ def swap(a: Reconstruction, b: Reconstruction, parts=SWAP_PARTS) -> Reconstructi
     """``a`` with ``parts`` (of :data:`SWAP_PARTS`) taken from ``b`` (paper Fig. 10): its camera stays.
 
     "shape" takes b's vertices (the faces are shared), "texture" b's textures (network texture, and the mesh's
-    texture with its UVs), "background" b's background and mask.
+    texture with its UVs), "background" b's background and mask. The result has no ``part_mesh`` (the part labels
+    belong to one car's shape and texture).
     """
     parts = tuple(parts)
     unknown = [part for part in parts if part not in SWAP_PARTS]

@@ -45,3 +45,25 @@ def test_uniform_laplacian_rows_sum_to_zero_and_point_inward():
     assert set(degree.tolist()) == {5, 6}  # 12 icosahedron corners of degree 5, the rest 6
     delta = laplacian @ mesh.verts
     assert ((delta * mesh.verts).sum(-1) < 0).all()   # the neighbours' mean lies inside a convex surface
+
+
+def test_split_faces_quarters_every_triangle_on_the_same_surface():
+    from ganverse3d.geometry.mesh import split_corners, split_faces
+
+    verts = torch.tensor([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0]])
+    faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
+    split, new_faces = split_faces(verts, faces)
+    assert split.shape == (4 + 5, 3) and new_faces.shape == (8, 3)
+    assert torch.equal(split[:4], verts)
+    areas = face_normals(split, new_faces, normalize=False).norm(dim=-1) / 2
+    original = face_normals(verts, faces, normalize=False).norm(dim=-1) / 2
+    assert torch.allclose(areas.reshape(4, 2).sum(0), original)          # face f's quarters are rows f, F + f, ...
+    assert torch.allclose(areas, original.repeat(4) / 4)
+    normals = face_normals(split, new_faces)
+    assert torch.allclose(normals, face_normals(verts, faces).repeat(4, 1))  # windings kept
+    uvs = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])
+    quarters = split_corners(uvs)
+    assert quarters.tolist()[3] == [[0.5, 0.0], [0.5, 0.5], [0.0, 0.5]]
+    # Corner attributes of the split faces are the positions' interpolation: UVs equal to x, y stay so.
+    xy = split_corners(verts[faces][..., :2])
+    assert torch.allclose(xy, split[new_faces][..., :2])

@@ -4,21 +4,25 @@ import dataclasses
 import json
 import shutil
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+from ganverse3d import api
 from ganverse3d.bundle import load_module, save_module
+from ganverse3d.cli import main
 from ganverse3d.dataset.format import MultiViewDataset
 from ganverse3d.dataset.world_multiview import write_world_multiview
 from ganverse3d.errors import InputError
 from ganverse3d.files import save_png
 from ganverse3d.geometry import Camera, template_sphere
 from ganverse3d.inverse.model import InverseGraphicsNet
+from ganverse3d.inverse.train import load_images, measure_framing
 from ganverse3d.parts.branch import (PART_NAMES, PartBranch, confusion_matrix, face_part_labels, iou_from_confusion,
                                      render_face_labels, render_part_labels)
-from ganverse3d.parts.train_branch import (BranchTrainConfig, part_scores, read_part_data, train_part_branch,
-                                           view_part_labels)
+from ganverse3d.parts.train_branch import part_scores, read_part_data, view_part_labels
 from ganverse3d.render import render_mesh
 from ganverse3d.world.cars import build_car
 from ganverse3d.world.scene import render_world, sample_item
@@ -35,12 +39,13 @@ def world_views(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_inverse(tmp_path_factory):
+def tiny_inverse(world_views, tmp_path_factory):
     torch.manual_seed(0)
     net = InverseGraphicsNet(resolution=32, base_channels=8, max_channels=16, feature_dim=32, texture_height=8,
                              texture_channels=16, subdivisions=3, template="car")
+    data = load_images(MultiViewDataset(world_views), 32, progress=False)
     path = tmp_path_factory.mktemp("inverse") / "inverse.safetensors"
-    save_module(path, net)
+    save_module(path, net, config={"framing": measure_framing(data.masks, data.cameras[:, 0])})
     return path
 
 
@@ -121,12 +126,13 @@ def test_a_dataset_without_part_labels_is_one_sentence_naming_the_setting(world_
         view_part_labels(MultiViewDataset(folder))
 
 
-def test_training_learns_the_parts_of_other_views_better_than_one_constant_part(world_views, tiny_inverse, tmp_path):
-    config = BranchTrainConfig(data=str(world_views), inverse=str(tiny_inverse), channels=16, steps=120, batch=8,
-                               learning_rate=3e-3, holdout=0.0, log_every=40, checkpoint_every=60)
+def test_training_learns_the_parts_of_other_views_better_than_one_constant_part(world_views, tiny_inverse, tmp_path,
+                                                                                 capsys):
     out = tmp_path / "branch.safetensors"
-    provenance = train_part_branch(config, out, device="cpu", progress=False, runs_root=tmp_path / "runs")
-    assert provenance["steps"] == 120
+    assert main(["inverse", "train-parts", "--data", str(world_views), "--inverse", str(tiny_inverse), "--out",
+                 str(out), "--steps", "120", "--batch", "8", "--learning-rate", "3e-3", "--holdout", "0",
+                 "--checkpoint-every", "60", "--runs", str(tmp_path / "runs"), "--device", "cpu"]) == 0
+    assert f"Wrote {out}: 120 steps." in capsys.readouterr().out
     branch = load_module(out, PartBranch)
     inverse = load_module(tiny_inverse, InverseGraphicsNet).eval()
     data = read_part_data(MultiViewDataset(world_views), inverse, progress=False)
@@ -137,7 +143,59 @@ def test_training_learns_the_parts_of_other_views_better_than_one_constant_part(
         constant = part_scores(data, inverse, lambda indices: body.expand(len(indices), -1, -1, -1))
         per_face = part_scores(data, inverse, lambda indices: branch(data.codes[indices]), per_face=True)
     assert learnt["views"] == 3 * 3
+    print(learnt["parts_miou"], constant["parts_miou"], per_face["parts_miou"])
     assert learnt["parts_miou"] > constant["parts_miou"] + 0.05
     assert per_face["parts_miou"] > constant["parts_miou"]
     samples = sorted((tmp_path / "runs" / "part_branch").glob("*/samples/*.png"))
     assert [path.name for path in samples] == ["step0000060.png", "step0000120.png"]
+
+
+def test_train_parts_without_data_or_on_unlabelled_data_is_one_sentence_and_exit_2(world_views, tmp_path, capsys):
+    out = tmp_path / "branch.safetensors"
+    assert main(["inverse", "train-parts", "--out", str(out)]) == 2
+    assert "Give --data" in capsys.readouterr().err
+    assert main(["inverse", "train-parts", "--data", str(tmp_path / "missing"), "--out", str(out),
+                 "--runs", str(tmp_path / "runs")]) == 2
+    assert not out.exists() and not (tmp_path / "runs" / "part_branch").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_branch(world_views, tiny_inverse, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("branch")
+    assert main(["inverse", "train-parts", "--data", str(world_views), "--inverse", str(tiny_inverse), "--out",
+                 str(folder / "branch.safetensors"), "--steps", "2", "--batch", "2", "--runs", str(folder / "runs"),
+                 "--device", "cpu"]) == 0
+    return folder / "branch.safetensors"
+
+
+def test_reconstruct_labels_every_face_with_the_branch_trained_on_its_model(world_views, tiny_inverse, tiny_branch,
+                                                                            tmp_path):
+    photo = world_views / "images" / "000001_02.png"
+    mask = world_views / "masks" / "000001_02.png"
+    plain = api.reconstruct(photo, mask=mask, model=str(tiny_inverse), device="cpu")
+    assert plain.part_mesh is None  # a model given as a file has no branch unless one is given
+    labelled = api.reconstruct(photo, mask=mask, model=str(tiny_inverse), part_branch=str(tiny_branch), device="cpu")
+    assert torch.equal(labelled.mesh.verts, plain.mesh.verts) and labelled.mesh.part_labels is None
+    part_mesh, faces = labelled.part_mesh, labelled.mesh.faces
+    assert part_mesh.faces.shape == (4 * len(faces), 3) and part_mesh.part_labels.shape == (4 * len(faces),)
+    assert torch.equal(part_mesh.verts[:len(labelled.mesh.verts)], labelled.mesh.verts)
+    assert part_mesh.part_labels.dtype == torch.int64
+    assert 0 <= part_mesh.part_labels.min() and part_mesh.part_labels.max() < len(PART_NAMES)
+    off = api.reconstruct(photo, mask=mask, model=str(tiny_inverse), part_branch="none", device="cpu")
+    assert off.part_mesh is None
+
+
+def test_a_branch_trained_on_another_model_is_one_sentence_naming_both_settings(world_views, tiny_branch):
+    with pytest.raises(InputError, match="part_branch.*another inverse-graphics model than the.*model"):
+        api.reconstruct(world_views / "images" / "000001_02.png", mask=world_views / "masks" / "000001_02.png",
+                        model="oracle", part_branch=str(tiny_branch), device="cpu")
+
+
+def test_the_shipped_model_labels_the_example_car_with_its_own_branch():
+    result = api.reconstruct(Path(__file__).resolve().parents[2] / "docs" / "example_car.png", device="cpu")
+    labels = result.part_mesh.part_labels
+    counts = torch.bincount(labels, minlength=len(PART_NAMES))
+    # Most faces are paint; the glass, the four wheels and the lights are there too.
+    assert counts[PART_NAMES.index("body")] > counts.sum() / 2
+    for part in ("window", "wheel", "headlight", "taillight"):
+        assert counts[PART_NAMES.index(part)] > 0, part

@@ -10,6 +10,7 @@ and under which ``kind`` and ``name`` a user picks it:
     segmenter    segmenter               world (default)
     feature_net  feature_net             world (default)
     neural       neural_model            world64 (default)
+    part_branch  part_branch             oracle (the part branch of the inverse model of that name)
 
 ``default`` is a name too: it picks the kind's default entry. :func:`resolve` is the one way the library
 turns what a user set (a name or a file path) into a file; the registry lives in the folder it lists so
@@ -30,9 +31,11 @@ MANIFEST_FORMAT_VERSION = 1
 
 # Every kind of shipped model, with the setting (library name) through which a user picks one.
 KIND_SETTINGS = {"inverse": "model", "generator": "generator", "segmenter": "segmenter",
-                 "feature_net": "feature_net", "neural": "neural_model"}
+                 "feature_net": "feature_net", "neural": "neural_model",
+                 "part_branch": "part_branch"}
 _KIND_WORDS = {"inverse": "inverse-graphics model", "generator": "generator", "segmenter": "segmenter",
-               "feature_net": "feature net", "neural": "StyleGAN-R model"}
+               "feature_net": "feature net", "neural": "StyleGAN-R model",
+               "part_branch": "part branch"}
 DEFAULT = "default"
 
 

@@ -99,3 +99,47 @@ def inverse_eval(model, data, out_dir, turntables, max_contents, device):
     if out_dir:
         click.echo(f"Wrote {Path(out_dir) / 'metrics.json'}" + (f" and {Path(out_dir) / 'turntables.png'}."
                                                                   if turntables else "."))
+
+
+_PARTS = "ganverse3d.parts.train_branch:BranchTrainConfig"
+
+
+@inverse.command("train-parts")
+@config_option(_PARTS, "--data",
+               help="Multi-view dataset with part labels: `dataset world` (its meshes' parts) or one with a parts/ "
+                    "folder.")
+@config_option(_PARTS, "--inverse", help="The frozen inverse-graphics model the branch reads: a shipped name or a bundle.")
+@click.option("--out", "out_path", required=True, help="Output part branch bundle, .safetensors.")
+@config_option(_PARTS, "--steps", type=int, help="Training steps.")
+@config_option(_PARTS, "--batch", type=int, help="Images per step.")
+@config_option(_PARTS, "--learning-rate", type=float, help="Adam learning rate.")
+@config_option(_PARTS, "--class-balance", type=float,
+               help="A part's cross-entropy weight is its pixel frequency to the minus this (0: unweighted).")
+@config_option(_PARTS, "--holdout", type=float, help="Share of the cars held out and scored at each checkpoint.")
+@config_option(_PARTS, "--seed", type=int, help="Seed of the initialisation, split and batches.")
+@config_option(_PARTS, "--checkpoint-every", type=int, help="Steps between checkpoints (held-out scores, samples).")
+@runs_option("part_branch")
+@resume_option("--steps may extend it.")
+@device_option
+@click.pass_context
+def inverse_train_parts(ctx, out_path, runs_root, resume_dir, device, **_config_fields):
+    """Train the inverse network's part branch: a part texture (body, window, wheel, headlight, taillight, plate)
+    on its template UVs, through the renderer against the part labels of other views of each car.
+
+    Writes runs/part_branch/NNNNN-NAME/ (config.json, metrics.jsonl with the held-out cars' part mIoU in their
+    other views, samples/*.png: input | truth in another view | the branch there, checkpoints/); kill it at any
+    time and --resume the run folder. Then copies the branch to --out; `reconstruct --part-branch` uses it.
+
+    \b
+    Example:
+      ganverse3d dataset world --cars 300 --views 8 --resolution 64 --seed 21 --out world-mv
+      ganverse3d inverse train-parts --data world-mv --inverse oracle --out part_branch.safetensors
+    """
+    from ..parts.train_branch import BranchTrainConfig, train_part_branch
+
+    config, changes = new_run_or_resume(ctx, BranchTrainConfig, resume_dir, "a multi-view dataset with part labels")
+    provenance = train_part_branch(config, out_path, device=device, runs_root=runs_root, resume=resume_dir, **changes)
+    held_out = provenance["held_out"]
+    scores = (f"; held-out cars in their other views: mIoU {held_out['miou']:.3f}, parts {held_out['parts_miou']:.3f}"
+              if held_out else "")
+    echo_once(f"Wrote {out_path}: {provenance['steps']} steps{scores}.")

@@ -71,17 +71,36 @@ def _orient_outward(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return torch.where(inward[:, None], faces[:, [0, 2, 1]], faces)
 
 
-def _subdivide(verts: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loop-style 1-to-4 split with midpoints pushed onto the unit sphere."""
+def split_faces(verts: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every triangle split 1-to-4 at its edge midpoints, the surface unchanged (flat, no smoothing).
+
+    verts [..., V, 3] (any leading batch dims), faces [F, 3] -> (verts [..., V + E, 3]: the originals first, then
+    one midpoint per edge; faces [4 F, 3]: for each corner's triangle in turn (corner 0, 1, 2), then all the
+    middle triangles, in the order of :func:`split_corners`), keeping each face's winding.
+    """
     edges = torch.cat((faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]])).sort(dim=1).values
     unique, inverse = torch.unique(edges, dim=0, return_inverse=True)
-    midpoints = torch.nn.functional.normalize(verts[unique].mean(1), dim=-1)
-    mid = (inverse + verts.shape[0]).reshape(3, -1).T  # [F, 3]: midpoints of edges (01, 12, 20)
+    mid = (inverse + verts.shape[-2]).reshape(3, -1).T  # [F, 3]: midpoints of edges (01, 12, 20)
     a, b, c = faces.T
     m01, m12, m20 = mid.T
     new_faces = torch.cat((torch.stack((a, m01, m20), 1), torch.stack((m01, b, m12), 1),
                            torch.stack((m20, m12, c), 1), torch.stack((m01, m12, m20), 1)))
-    return torch.cat((verts, midpoints)), new_faces
+    return torch.cat((verts, verts[..., unique, :].mean(dim=-2)), dim=-2), new_faces
+
+
+def split_corners(corners: torch.Tensor) -> torch.Tensor:
+    """Per-corner face attributes [F, 3, C] (UVs, normals) of faces split by :func:`split_faces` -> [4 F, 3, C],
+    interpolated linearly at the edge midpoints."""
+    a, b, c = corners.unbind(dim=1)
+    m01, m12, m20 = (a + b) / 2, (b + c) / 2, (c + a) / 2
+    return torch.cat((torch.stack((a, m01, m20), 1), torch.stack((m01, b, m12), 1), torch.stack((m20, m12, c), 1),
+                      torch.stack((m01, m12, m20), 1)))
+
+
+def _subdivide(verts: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loop-style 1-to-4 split with midpoints pushed onto the unit sphere."""
+    split, new_faces = split_faces(verts, faces)
+    return torch.cat((verts, torch.nn.functional.normalize(split[verts.shape[0]:], dim=-1))), new_faces
 
 
 def _spherical_face_uvs(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:

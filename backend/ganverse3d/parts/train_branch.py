@@ -36,6 +36,7 @@ from ..dataset.segment import file_sha256
 from ..errors import InputError, setting
 from ..export import load_mesh
 from ..files import check_output_file, image_grid, is_file, read_image, save_png, shown_path, write_bytes
+from ..geometry.mesh import split_corners, split_faces
 from ..inverse.model import InverseGraphicsNet
 from .branch import (PART_NAMES, PartBranch, confusion_matrix, face_part_labels, iou_from_confusion,
                      render_face_labels, render_part_labels, render_part_logits)
@@ -150,8 +151,9 @@ def part_scores(data: PartData, inverse: InverseGraphicsNet, logits_of, contents
     predicted mesh with that texture is rendered from each *other* view's camera and compared with the view's
     labels, background included (class 0 = no car, then the parts). Returns ``per_class`` IoU (background
     first), ``miou`` (all classes) and ``parts_miou`` (the parts only), and ``views`` (how many were scored).
-    With ``per_face`` the textures are first read back as one part per face (:func:`face_part_labels`: what an
-    exported car and Blender's material slots get).
+    With ``per_face`` the textures are first read back as one part per face of the mesh split 1-to-4
+    (:func:`face_part_labels`, ``geometry.mesh.split_faces``: the reconstruction's ``part_mesh``, what an exported
+    car and Blender's material slots get).
     """
     device = inverse.template_verts.device
     wanted = set(int(c) for c in (data.contents.unique() if contents is None else contents))
@@ -167,8 +169,9 @@ def part_scores(data: PartData, inverse: InverseGraphicsNet, logits_of, contents
         logits, verts = logits_of(first).to(device), data.verts[first].to(device)
         cameras = cameras_from_batch(data.cameras[other].to(device))
         if per_face:
-            predicted = render_face_labels(verts, inverse.faces, face_part_labels(logits, inverse.face_uvs), cameras,
-                                           inverse.resolution)
+            split_verts, split = split_faces(verts, inverse.faces)
+            predicted = render_face_labels(split_verts, split, face_part_labels(logits, split_corners(inverse.face_uvs)),
+                                           cameras, inverse.resolution)
         else:
             predicted = render_part_labels(verts, inverse.faces, inverse.face_uvs, logits, cameras, inverse.resolution)
         confusion += confusion_matrix(predicted.cpu() + 1, data.labels[other].long() + 1, classes)
