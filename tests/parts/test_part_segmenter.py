@@ -10,7 +10,7 @@ from ganverse3d.cli import main
 from ganverse3d.dataset.segment import WorldSegmenter, WorldSegmenterNet
 from ganverse3d.parts import CLASSES
 from ganverse3d.parts.annotations import label_png_bytes
-from ganverse3d.parts.segmenter import load_part_images, part_scores, train_part_segmenter
+from ganverse3d.parts.segmenter import class_weights, load_part_images, part_scores, train_part_segmenter
 
 
 def toy_item(index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -132,3 +132,19 @@ def test_part_scores_on_a_hand_computed_case():
     assert scores["miou"] == pytest.approx((1 / 2 + 1 / 3 + 2 / 3) / 3)
     assert scores["miou_parts"] == pytest.approx((1 / 3 + 2 / 3) / 2)
     assert scores["accuracy"] == pytest.approx(4 / 6) and scores["count"] == 1
+
+
+def test_part_scores_of_the_benchmarks_trivial_row():
+    """bm_parts.py's free row: every pixel of the true car mask body. Truth: 2 background, 2 body, 2 wheel."""
+    truth = torch.tensor([[[0, 1, 1], [0, 3, 3]]])
+    scores = part_scores((truth > 0).long(), truth)
+    assert scores["per_class"]["background"] == 1 and scores["per_class"]["body"] == pytest.approx(2 / 4)
+    assert scores["per_class"]["wheel"] == 0
+    assert scores["miou"] == pytest.approx((1 + 1 / 2 + 0) / 3) and scores["miou_parts"] == pytest.approx(1 / 4)
+
+
+def test_class_weights_on_a_hand_computed_case():
+    labels = torch.tensor([[[0, 0, 0, 1]]])  # background 3/4, body 1/4, the rest absent (one pixel each)
+    weights = class_weights(labels, 0.5)
+    assert weights[1] / weights[0] == pytest.approx(3 ** 0.5)
+    assert torch.equal(class_weights(labels, 0.0), torch.ones(7))

@@ -134,6 +134,8 @@ _SEGMENTER = "ganverse3d.parts.segmenter:PartSegmenterTrainConfig"
 @config_option(_SEGMENTER, "--epochs", type=int, help="Passes over the training split.")
 @config_option(_SEGMENTER, "--batch", type=int, help="Minibatch size.")
 @config_option(_SEGMENTER, "--learning-rate", type=float, help="Peak learning rate (one-cycle schedule, Adam).")
+@config_option(_SEGMENTER, "--balance", type=float,
+               help="Class c's pixels weigh freq_c ** -balance in the cross-entropy (0: unweighted).")
 @config_option(_SEGMENTER, "--holdout", type=float,
                help="Share of the images held out and scored (0: train on all, score the training images).")
 @config_option(_SEGMENTER, "--seed", type=int, help="Seed for initialisation, split, batches and augmentation.")
@@ -180,7 +182,11 @@ def parts_eval_segmenter(data, segmenter_path, device):
 
 
 def _scores_line(scores: dict) -> str:
-    per_class = ", ".join(f"{name} {'-' if value is None else f'{100 * value:.1f}'}"
-                          for name, value in scores["per_class"].items())
-    return (f"mIoU {100 * scores['miou']:.1f} (parts only {100 * scores['miou_parts']:.1f}), pixel accuracy "
-            f"{100 * scores['accuracy']:.1f} %; IoU {per_class}.")
+    from ..parts.interpreter import CLASSES
+
+    def percent(value):
+        return "-" if value is None else f"{100 * value:.1f}"
+
+    per_class = ", ".join(f"{name} {percent(scores['per_class'][name])}" for name in CLASSES)
+    return (f"mIoU {percent(scores['miou'])} (parts only {percent(scores['miou_parts'])}), pixel accuracy "
+            f"{percent(scores['accuracy'])} %; IoU {per_class}.")
