@@ -50,7 +50,7 @@ PRIOR_INSET_SHARE = 0.050
 # the labelled region's width along the axle says little (its inner side hides in the body), so it is clamped.
 WIDTH_OVER_RADIUS = (0.45, 1.0)
 _TYPICAL_WIDTH_OVER_RADIUS = 0.7  # the world's mean (0.71)
-# Labelled vertices farther along the car than this share of L from their wheel's median are stray labels.
+# Wheel faces whose centres lie farther along the car than this share of L from their wheel's median are strays.
 _STRAY_SHARE = 0.12
 
 
