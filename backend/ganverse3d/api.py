@@ -42,7 +42,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .dataset.segment import bounding_box, crop_resize, load_segmenter, segment_photo, single_car
 from .errors import InputError, setting
-from .export import TexturedMesh, encode_mesh, mesh_files
+from .export import TexturedMesh, encode_mesh, mesh_files, part_aware_car
 from .files import check_output_file, check_outputs, image_grid, is_file, png_bytes, shown_path, write_files
 from .geometry import Camera, azimuth_bins
 from .render.turntable import BACKGROUND_GREY, normalise_verts, render_turntable, turntable_cameras, turntable_rows
@@ -532,9 +532,12 @@ def check_mesh_output(out, inputs: dict | None = None) -> Path:
 
 def write_reconstruction(reconstruction: Reconstruction, out) -> list[Path]:
     """Write the mesh (.glb, or .obj + .mtl + texture) and its turntable sheet, all of them or none, and return
-    the files written; a file that is the photo or mask of the reconstruction is never replaced."""
+    the files written; a file that is the photo or mask of the reconstruction is never replaced. With a part mesh
+    the file holds the part-aware car (``ganverse3d.export.part_aware_car``: a material per part, four separate
+    wheels)."""
     out = check_mesh_output(out, reconstruction.sources)
-    contents = encode_mesh(out, reconstruction.mesh)
+    part_mesh = reconstruction.part_mesh
+    contents = encode_mesh(out, reconstruction.mesh if part_mesh is None else part_aware_car(part_mesh))
     contents[turntable_path(out)] = png_bytes(turntable_sheet(reconstruction))
     return write_files(contents)
 

@@ -119,7 +119,7 @@ def object_to_blender_reference(reconstruction, length):
     A mesh with part labels has its wheel blobs pulled in first (only x moves: the scale and lift stay)."""
     from ganverse3d.geometry.wheels import replace_wheels
 
-    mesh = reconstruction.mesh
+    mesh = reconstruction.part_mesh or reconstruction.mesh
     verts = mesh.verts.double().numpy()
     if mesh.part_labels is not None:
         verts[:, 0] = replace_wheels(mesh.verts, mesh.faces, mesh.part_labels)[0][:, 0]
@@ -167,8 +167,10 @@ def test_reconstruct_reports_progress_then_the_files_and_camera(round_trip, refe
 def test_reconstruct_files_hold_the_reconstruction_with_consistent_sizes(round_trip, reference):
     out_dir, _, _ = round_trip
     mesh = json.loads((out_dir / "mesh.json").read_text())
-    faces = reference.mesh.faces
-    assert len(mesh["vertices"]) == reference.mesh.verts.shape[0]
+    sent = reference.part_mesh  # the shipped model labels parts: its mesh split 1-to-4 goes to Blender
+    faces = sent.faces
+    assert faces.shape[0] == 4 * reference.mesh.faces.shape[0]
+    assert len(mesh["vertices"]) == sent.verts.shape[0]
     assert mesh["faces"] == faces.tolist()
     assert len(mesh["uvs"]) == 3 * faces.shape[0]
     with Image.open(out_dir / "texture.png") as texture:
@@ -188,14 +190,14 @@ def test_mesh_json_is_in_blenders_frame_on_the_ground_front_towards_minus_y(roun
     expected, _, _ = object_to_blender_reference(reference, LENGTH_M)
     assert np.abs(vertices - expected).max() < 1e-5
     # Object space's front (+z) is Blender's -Y: the front-most vertex has the smallest Y.
-    object_z = reference.mesh.verts[:, 2].numpy()
+    object_z = reference.part_mesh.verts[:, 2].numpy()
     assert np.argmin(vertices[:, 1]) == np.argmax(object_z)
 
 
 def test_mesh_json_uvs_are_blenders_with_v_up(round_trip, reference):
     out_dir, _, _ = round_trip
     uvs = np.array(json.loads((out_dir / "mesh.json").read_text())["uvs"])
-    ours = reference.mesh.face_uvs.reshape(-1, 2).double().numpy()  # corner k of face f at 3 f + k
+    ours = reference.part_mesh.face_uvs.reshape(-1, 2).double().numpy()  # corner k of face f at 3 f + k
     assert np.abs(uvs[:, 0] - ours[:, 0]).max() < 1e-6
     assert np.abs(uvs[:, 1] - (1.0 - ours[:, 1])).max() < 1e-6
 
@@ -205,6 +207,7 @@ def test_mesh_json_uvs_are_blenders_with_v_up(round_trip, reference):
 
 
 def test_blender_payload_camera_projects_the_mesh_where_the_predicted_camera_does(reference):
+    reference = dataclasses.replace(reference, part_mesh=None)  # the plain mesh (the split one lies on its surface)
     mesh, camera, scale, lift = worker_module.blender_payload(reference, 4.5)
     vertices = np.array(mesh["vertices"])  # Blender world, metres
     verts = reference.mesh.verts.double()
@@ -236,6 +239,7 @@ def test_blender_payload_camera_projects_the_mesh_where_the_predicted_camera_doe
 
 
 def test_blender_payload_scales_to_the_length_and_rejects_a_flat_mesh(reference):
+    reference = dataclasses.replace(reference, part_mesh=None)
     for length in (1.0, 4.5, 12.0):
         mesh, _, scale, _ = worker_module.blender_payload(reference, length)
         y = np.array(mesh["vertices"])[:, 1]
@@ -254,16 +258,16 @@ PART_KEYS = {"part_names", "part_labels", "wheels"}
 
 
 def labelled_world_car(reference):
-    """The reconstruction with a world sedan (true part labels) as its mesh, and the car."""
+    """The reconstruction with a world sedan (true part labels) as its part mesh, and the car."""
     from ganverse3d.world import cars
 
     car = cars.build_car(cars.sample_car_spec(np.random.default_rng(0), "sedan"))
     mesh = api.TexturedMesh(car.verts, car.faces, car.face_uvs, car.texture, car.part_labels)
-    return dataclasses.replace(reference, mesh=mesh), car
+    return dataclasses.replace(reference, part_mesh=mesh), car
 
 
 def test_mesh_json_has_no_part_keys_without_part_labels(reference):
-    unlabelled = dataclasses.replace(reference, mesh=dataclasses.replace(reference.mesh, part_labels=None))
+    unlabelled = dataclasses.replace(reference, part_mesh=None)
     mesh, _, _, _ = worker_module.blender_payload(unlabelled, LENGTH_M)
     assert set(mesh) == {"vertices", "faces", "uvs"}
 
@@ -283,7 +287,8 @@ def test_mesh_json_of_a_labelled_car_has_its_parts_and_four_wheels_in_metres(ref
 
     # The body: the same transform as without labels, only the wheel blobs moved towards X = 0.
     plain, _, _, _ = worker_module.blender_payload(
-        dataclasses.replace(labelled, mesh=dataclasses.replace(labelled.mesh, part_labels=None)), length_m)
+        dataclasses.replace(labelled, mesh=dataclasses.replace(labelled.part_mesh, part_labels=None), part_mesh=None),
+        length_m)
     vertices, plain_vertices = np.array(mesh["vertices"]), np.array(plain["vertices"])
     assert np.array_equal(vertices[:, 1:], plain_vertices[:, 1:])
     assert (np.abs(vertices[:, 0]) <= np.abs(plain_vertices[:, 0])).all()
