@@ -1,7 +1,7 @@
 """Render a part-aware car imported by the add-on: a Cycles night still with its lights on, and a driving sheet.
 
-    blender -b --factory-startup --python scripts/part_car_showcase.py -- \\
-        [--photo docs/example_car.png] [--backend-python PY] [--out-dir docs] [--night-samples 128] [--drive-samples 16]
+    blender -b --factory-startup --python scripts/part_car_showcase.py -- [--photo docs/example_car.png] \\
+        [--backend-python PY] [--out-dir docs] [--night-samples 128] [--drive-samples 16]
 
 The photo goes through the add-on's own operator (``bpy.ops.ganverse3d.import_photo``, Part Materials and
 Separate Wheels on, as a user's import does), with the backend worker started from ``--backend-python``
@@ -11,8 +11,9 @@ parts (mesh.json's "part_labels" and "wheels"), else this stops with one sentenc
 * ``part_car_night.png``: 640 x 360, Cycles, a dark world with a little moonlight, the car's Lights on (its
   head- and taillight materials glow; two spot lights at its headlights light the road), its front wheels
   steered by Steer; denoised where this Blender's Cycles has OpenImageDenoise (Debian's 3.4 has not).
-* ``part_car_drive.png``: 8 frames (256 px tiles in a row, scripts/neural_turntable.py's sheet) of the car driving DRIVE_METRES forward past a side
-  camera in daylight, its Distance baked from its motion by Bake Wheel Rotation, so its wheels roll.
+* ``part_car_drive.png``: 8 frames (256 px tiles in a row, scripts/neural_turntable.py's sheet) of the car
+  driving DRIVE_METRES forward past a side camera in daylight, its Distance baked from its motion by Bake Wheel
+  Rotation, so its wheels roll.
 
 About a minute on 2 CPU cores with the defaults (the fake part car of tests/blender_addon/fake_worker.py:
 50 s); the night still's noise is clamped, as Debian's Cycles has no denoiser.

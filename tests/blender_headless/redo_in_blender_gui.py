@@ -2,7 +2,7 @@
 timers, the undo stack), import a photo the ways a user does, and print one JSON line per step, then quit.
 
     xvfb-run -a blender --factory-startup --enable-event-simulate \
-        --python tests/blender_headless/redo_in_blender_gui.py -- BACKEND_PYTHON PHOTO
+        --python tests/blender_headless/redo_in_blender_gui.py -- BACKEND_PYTHON PHOTO PART_CAR_BACKEND_PYTHON
 
 The steps, in order, each on the car names and lengths the scene then holds:
 
@@ -18,7 +18,11 @@ The steps, in order, each on the car names and lengths the scene then holds:
   pressed there), which must appear in the panel's Photo field and be imported;
 * ``check_from_preferences``: Check Backend in the preferences window, and what the sidebar of the main
   window showed the last time it was drawn: its Import button is greyed while the backend is busy, so it
-  must be redrawn when the check ends, although the check ran in another window.
+  must be redrawn when the check ends, although the check ran in another window;
+* ``part_car_invoke``, ``part_car_undo``, ``part_car_invoke_again``, ``part_car_adjusted``: with the fake
+  ``part_car`` backend, the Import button (a car with part materials and four rigged wheels), Undo (the whole
+  import goes), the Import button again, Adjust Last Operation with Separate Wheels off (the wheels become
+  part of the car's mesh).
 
 Each step runs from a timer, inside the 3D viewport's context as a click would; the file browser gets a
 simulated key press (``--enable-event-simulate`` makes Blender take input only from ``Window.event_simulate``).
@@ -89,7 +93,38 @@ def file_browser_context() -> dict:
     raise AssertionError("the file browser did not open")
 
 
-def steps(photo: str):
+def part_car_fields() -> dict:
+    """The wheel objects, and the material slots of the last imported car."""
+    cars = [obj for obj in bpy.data.objects if obj.name.startswith("car_") and "ganverse3d_wheel" not in obj]
+    last = max(cars, key=lambda obj: obj.name, default=None)
+    return {"wheels": sorted(obj.name for obj in bpy.data.objects if "ganverse3d_wheel" in obj),
+            "slots": [material.name for material in last.data.materials] if last else [],
+            "car_count": len(cars)}
+
+
+def part_car_steps(photo: str, part_car_python: str):
+    bpy.context.preferences.addons[ADDON].preferences.python = part_car_python
+    for step in ("part_car_invoke", "part_car_invoke_again"):
+        cars_before = len([obj for obj in bpy.data.objects if obj.name.startswith("car_")])
+        with bpy.context.temp_override(**viewport_context()):
+            bpy.ops.ganverse3d.import_photo("INVOKE_DEFAULT", True, filepath=photo, length=4.0)
+        yield from wait_for_import(cars_before)
+        emit(step, **part_car_fields())
+        if step == "part_car_invoke":
+            with bpy.context.temp_override(**viewport_context()):
+                result = bpy.ops.ed.undo()
+            emit("part_car_undo", result=sorted(result), **part_car_fields())
+            yield
+
+    last = bpy.context.window_manager.operators[-1]
+    last.properties.separate_wheels = False
+    with bpy.context.temp_override(**viewport_context()):
+        result = bpy.ops.ed.undo_redo()
+    emit("part_car_adjusted", result=sorted(result), **part_car_fields())
+    yield
+
+
+def steps(photo: str, part_car_python: str):
     """The scenario as a generator: each ``yield`` hands control back to Blender's event loop for 0.1 s."""
     status = bpy.context.window_manager.ganverse3d
     with bpy.context.temp_override(**viewport_context()):
@@ -141,10 +176,11 @@ def steps(photo: str):
     for _ in range(3):
         yield
     emit("check_from_preferences", status=status.backend, last_sidebar_draw=sidebar_draws[-1])
+    yield from part_car_steps(photo, part_car_python)
 
 
 def main() -> None:
-    backend_python, photo = sys.argv[sys.argv.index("--") + 1:]
+    backend_python, photo, part_car_python = sys.argv[sys.argv.index("--") + 1:]
     sys.path.insert(0, str(ROOT / "blender_addon"))
     addon_utils.enable(ADDON, default_set=True, handle_error=None)
     bpy.context.preferences.addons[ADDON].preferences.python = backend_python
@@ -152,7 +188,7 @@ def main() -> None:
         bpy.data.objects.remove(obj)
     viewport_context()["area"].spaces.active.show_region_ui = True
     bpy.types.SpaceView3D.draw_handler_add(record_sidebar_draw, (), "UI", "POST_PIXEL")
-    scenario = steps(photo)
+    scenario = steps(photo, part_car_python)
 
     def tick():
         try:

@@ -30,10 +30,13 @@ def require(program: str) -> str:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> tuple[dict, list]:
     """Run the scenario once -> (its STEP lines by step name, the reconstruct requests the fake worker read)."""
-    backend_python, starts = fake_worker.write_launcher(tmp_path_factory.mktemp("backend"), "car")
+    backends = tmp_path_factory.mktemp("backend")
+    backend_python, starts = fake_worker.write_launcher(backends, "car")
+    part_car_python, _ = fake_worker.write_launcher(backends, "part_car")
     done = subprocess.run([require("xvfb-run"), "-a", require("blender"), "--factory-startup", "--enable-event-simulate",
                            "--python", str(REPO / "tests" / "blender_headless" / "redo_in_blender_gui.py"), "--",
-                           backend_python, str(PHOTO)], capture_output=True, text=True, timeout=300)
+                           backend_python, str(PHOTO), part_car_python], capture_output=True, text=True,
+                          timeout=300)
     lines = [json.loads(line[len("STEP "):]) for line in done.stdout.splitlines() if line.startswith("STEP ")]
     assert done.returncode == 0, f"Blender exited with {done.returncode}: " + done.stdout[-3000:] + done.stderr[-2000:]
     requests = [request for request in fake_worker.received(starts) if request["op"] == "reconstruct"]
@@ -88,3 +91,19 @@ def test_a_check_in_the_preferences_window_redraws_the_sidebar_of_the_main_windo
     assert check["status"] == "The backend answered without a summary."  # the fake worker's hello
     _, backend_status, busy = check["last_sidebar_draw"]
     assert backend_status == check["status"] and not busy
+
+
+def test_a_part_car_is_undone_in_one_step_and_adjusted_to_joined_wheels(steps):
+    car = "car_example_car.005"
+    wheels = [f"{car} wheel_{end}_{side}" for end in ("front", "rear") for side in ("left", "right")]
+    invoke, undo = steps["part_car_invoke"], steps["part_car_undo"]
+    again, adjusted = steps["part_car_invoke_again"], steps["part_car_adjusted"]
+    assert invoke["wheels"] == sorted(wheels)
+    assert invoke["slots"] == [f"{car}_{part}" for part in ("body", "window", "tyre", "headlight", "taillight",
+                                                             "plate")]
+    assert undo["result"] == ["FINISHED"] and undo["wheels"] == [] and undo["car_count"] == invoke["car_count"] - 1
+    assert undo["cars"] == steps["check_from_preferences"]["cars"], "one undo step: exactly the whole import"
+    assert {key: again[key] for key in invoke if key != "step"} == {key: invoke[key] for key in invoke if key != "step"}
+    assert adjusted["result"] == ["FINISHED"] and adjusted["wheels"] == [], "Separate Wheels off: no wheel objects"
+    assert adjusted["slots"] == invoke["slots"] + [f"{car}_tyre", f"{car}_rim"], "the wheels in the car's mesh"
+    assert adjusted["car_count"] == invoke["car_count"]
