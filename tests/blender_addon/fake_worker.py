@@ -22,6 +22,10 @@ Behaviours:
   a body of boxes, ``length`` metres long, labelled body / window / wheel / headlight / taillight / plate
   (:func:`part_car_mesh`), and four wheels (:func:`wheel_entry`).
 * ``bad_wheel``: like ``part_car``, but its third wheel has a negative radius.
+* ``world_car``: the backend's own mesh.json of a part-labelled car (``ganverse3d.worker.blender_payload`` of
+  the world's sedan of seed 0 with its true part labels, ``length`` metres long): what the real worker sends
+  once its model labels parts (:func:`world_car_mesh`); needs the ganverse3d package. It keeps a copy of the
+  mesh.json beside its starts file (:func:`kept_mesh`), for tests that run where ganverse3d is not.
 """
 
 import json
@@ -164,6 +168,29 @@ def part_car_wheels(length: float) -> list:
             for end in ("front", "rear") for side in ("left", "right")]
 
 
+def kept_mesh(starts: Path) -> Path:
+    """Where the ``world_car`` worker of the launcher with starts file ``starts`` keeps its last mesh.json."""
+    return starts.with_name(starts.name.replace("_starts.txt", "_mesh.json"))
+
+
+def world_car_mesh(length: float) -> tuple[dict, dict]:
+    """The real worker's (mesh.json content, Blender camera) for the world's sedan of seed 0 with its true parts."""
+    import types
+
+    import numpy as np
+
+    from ganverse3d.api import TexturedMesh
+    from ganverse3d.geometry.camera import Camera
+    from ganverse3d.worker import blender_payload
+    from ganverse3d.world import cars
+
+    car = cars.build_car(cars.sample_car_spec(np.random.default_rng(0), "sedan"))
+    mesh = TexturedMesh(car.verts, car.faces, car.face_uvs, car.texture, car.part_labels)
+    reconstruction = types.SimpleNamespace(mesh=mesh, part_mesh=mesh, camera=Camera.create(30.0, 10.0, 2.6, 40.0))
+    blender_mesh, camera, _, _ = blender_payload(reconstruction, length)
+    return blender_mesh, camera
+
+
 def neural_result(request: dict) -> dict:
     """Write ``neural.png`` (8 x 8, one colour made from the camera and background) and return the reply."""
     from PIL import Image
@@ -221,6 +248,11 @@ def main(behaviour: str, starts_file: str, options: list[str]) -> None:
             if behaviour == "bad_wheel":
                 mesh["wheels"][2]["radius"] = -0.3
             reply(reconstruct_result(request, mesh=mesh))
+            continue
+        if op == "reconstruct" and behaviour == "world_car":
+            mesh, camera = world_car_mesh(request.get("length", 4.5))
+            kept_mesh(Path(starts_file)).write_text(json.dumps(mesh))
+            reply({**reconstruct_result(request, mesh=mesh), "camera": camera})
             continue
         if op == "fail":
             reply({"id": request_id, "type": "error", "kind": "input", "message": "No car found in the photo."})

@@ -3,10 +3,13 @@
 
 Each check imports the fake worker's part car (fake_worker.part_car_mesh / part_car_wheels: the mesh.json
 contract's keys) through the add-on's operator into an emptied scene and asserts; it takes ``pythons``, the
-backend launchers by fake behaviour ("part_car", "car", "bad_wheel"). The add-on must be enabled.
+backend launchers by fake behaviour ("part_car", "car", "bad_wheel", "world_car": the real worker's mesh.json
+of a world car with its true parts). The add-on must be enabled.
 """
 
+import json
 import math
+from pathlib import Path
 
 import bpy
 from mathutils import Matrix, Vector
@@ -247,6 +250,24 @@ def check_baking_a_car_following_a_circular_path_turns_its_wheels_by_the_path_le
     assert abs(abs(travelled) - half_polygon) < 0.01 * half_polygon, (travelled, half_polygon)
     assert travelled > 0, "the car drives forward along the path"
     assert all(abs(spin - travelled / RADIUS) < 1e-4 for spin in spins)
+
+
+def check_the_backends_own_mesh_json_of_a_world_car_builds_the_same_rig(pythons, photo):
+    car = import_car(pythons, photo, behaviour="world_car")
+    launcher = Path(pythons["world_car"])
+    mesh = json.loads(fake_worker.kept_mesh(launcher.with_name("world_car_starts.txt")).read_text())
+    assert [polygon.material_index for polygon in car.data.polygons] == mesh["part_labels"]
+    assert len(car.data.materials) == len(mesh["part_names"]) == 6
+    car["Distance"] = 1.0
+    refresh(car)
+    for entry in mesh["wheels"]:
+        wheel = bpy.data.objects[f"{CAR} {entry['name']}"]
+        assert (wheel.matrix_world.translation - Vector(entry["hub"])).length < 1e-5
+        assert abs(wheel.rotation_euler.x - 1 / entry["radius"]) < 1e-5
+        assert len(wheel.data.polygons) == len(entry["faces"])
+        # The rim is on the outer side: +X for a left wheel (the car's left is Blender's +X).
+        rim_x = [polygon.center.x for polygon in wheel.data.polygons if polygon.material_index == wheels.RIM]
+        assert (sum(rim_x) > 0) == entry["left"]
 
 
 def check_without_parts_the_import_is_the_old_single_material_one(pythons, photo):

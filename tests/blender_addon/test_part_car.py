@@ -18,7 +18,7 @@ def addon():
 
 @pytest.fixture
 def pythons(fake_python):
-    return {behaviour: fake_python(behaviour)[0] for behaviour in ("part_car", "car", "bad_wheel")}
+    return {behaviour: fake_python(behaviour)[0] for behaviour in ("part_car", "car", "bad_wheel", "world_car")}
 
 
 @pytest.fixture

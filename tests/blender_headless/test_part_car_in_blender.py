@@ -29,7 +29,8 @@ def report(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("part_car")
     photo = folder / "photo.png"
     Image.new("RGB", (64, 64), (180, 40, 30)).save(photo)
-    pythons = [fake_worker.write_launcher(folder, behaviour)[0] for behaviour in ("part_car", "car", "bad_wheel")]
+    pythons = [fake_worker.write_launcher(folder, behaviour)[0] for behaviour in ("part_car", "car", "bad_wheel",
+                                                                                  "world_car")]
     done = subprocess.run([blender, "--background", "--factory-startup", "--python",
                            str(REPO / "tests" / "blender_headless" / "part_car_in_blender.py"), "--",
                            *pythons, str(photo)], capture_output=True, text=True, timeout=300)
