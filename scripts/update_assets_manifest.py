@@ -45,6 +45,11 @@ SOURCES = {
         description="part branch of the `oracle` inverse net: a part texture (body, window, wheel, headlight, "
                     "taillight, plate) from its image code, trained through the renderer on world cars' true parts "
                     "in 8 views (README, \"Parts\")"),
+    "interpreter_world64.safetensors": dict(
+        kind="interpreter", name="world64", default=True, script="scripts/make_parts.sh",
+        description="DatasetGAN style interpreter of the default generator (`--interpreter world64`): 10 pixel "
+                    "classifiers on world64's features, trained on the 16 annotations of training/parts-world64 "
+                    "(SHIP=1 scripts/make_parts.sh)"),
 }
 
 

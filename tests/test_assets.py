@@ -43,11 +43,13 @@ def test_every_shipped_model_loads_as_the_class_its_kind_needs(asset):
     from ganverse3d.inverse import InverseGraphicsNet
     from ganverse3d.neural import StyleGANR
     from ganverse3d.parts.branch import PartBranch
+    from ganverse3d.parts.interpreter import StyleInterpreter
     from ganverse3d.stylegan2 import Generator
     from ganverse3d.world.features import WorldFeatureNet
 
     expected = {"inverse": InverseGraphicsNet, "generator": Generator, "segmenter": WorldSegmenterNet,
-                "feature_net": WorldFeatureNet, "neural": StyleGANR, "part_branch": PartBranch}[asset.kind]
+                "feature_net": WorldFeatureNet, "neural": StyleGANR, "part_branch": PartBranch,
+                "interpreter": StyleInterpreter}[asset.kind]
     assert isinstance(load_module(asset.path), expected)
 
 

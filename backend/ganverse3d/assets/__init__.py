@@ -32,10 +32,10 @@ MANIFEST_FORMAT_VERSION = 1
 # Every kind of shipped model, with the setting (library name) through which a user picks one.
 KIND_SETTINGS = {"inverse": "model", "generator": "generator", "segmenter": "segmenter",
                  "feature_net": "feature_net", "neural": "neural_model",
-                 "part_branch": "part_branch"}
+                 "part_branch": "part_branch", "interpreter": "interpreter"}
 _KIND_WORDS = {"inverse": "inverse-graphics model", "generator": "generator", "segmenter": "segmenter",
                "feature_net": "feature net", "neural": "StyleGAN-R model",
-               "part_branch": "part branch"}
+               "part_branch": "part branch", "interpreter": "style interpreter"}
 DEFAULT = "default"
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__
+from .. import __version__, assets
 from ..bundle import load_module
 from ..errors import InputError, setting
 from ..files import (check_output_folder_writable, is_dir, is_file, png_bytes, remove_temp_files, shown_path,
@@ -50,11 +50,9 @@ def item_name(index: int) -> str:
 
 
 def load_interpreter(path, device="cpu") -> StyleInterpreter:
-    """A :class:`StyleInterpreter` bundle (``parts train``), InputError for anything else."""
-    if not is_file(path):
-        raise InputError(f"The interpreter {shown_path(path)} does not exist; train one with `ganverse3d parts "
-                         f"train`.")
-    return load_module(path, expected_class=StyleInterpreter, device=device)
+    """A :class:`StyleInterpreter` bundle (``parts train``) or a shipped one by name (``world64``: the default
+    generator's), InputError for anything else."""
+    return load_module(assets.resolve("interpreter", path), expected_class=StyleInterpreter, device=device)
 
 
 def synthesize_parts(out, generator, interpreter, count: int, seed: int = 0, truncation: float = 0.7,
