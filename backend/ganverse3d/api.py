@@ -460,7 +460,7 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
     mesh = TexturedMesh(verts[0].detach(), net.faces.cpu(), face_uvs.cpu(), texture[0].detach())
     part_mesh = None
     if branch is not None:
-        part_texture = branch(net.image_code(net_image, net_mask))
+        part_texture = branch(net.image_code(net_image, net_mask), prediction.texture)
         split_verts, split_faces_of_mesh = split_faces(mesh.verts, mesh.faces)
         part_labels = face_part_labels(part_texture, split_corners(net.face_uvs))[0].cpu()
         part_mesh = TexturedMesh(split_verts, split_faces_of_mesh, split_corners(mesh.face_uvs), mesh.texture,

@@ -137,11 +137,11 @@ def test_training_learns_the_parts_of_other_views_better_than_one_constant_part(
     inverse = load_module(tiny_inverse, InverseGraphicsNet).eval()
     data = read_part_data(MultiViewDataset(world_views), inverse, progress=False)
     with torch.no_grad():
-        learnt = part_scores(data, inverse, lambda indices: branch(data.codes[indices]))
+        learnt = part_scores(data, inverse, lambda indices: branch(data.codes[indices], data.textures[indices]))
         body = torch.zeros(len(PART_NAMES), 8, 16)
         body[0] = 1
         constant = part_scores(data, inverse, lambda indices: body.expand(len(indices), -1, -1, -1))
-        per_face = part_scores(data, inverse, lambda indices: branch(data.codes[indices]), per_face=True)
+        per_face = part_scores(data, inverse, lambda indices: branch(data.codes[indices], data.textures[indices]), per_face=True)
     assert learnt["views"] == 3 * 3
     print(learnt["parts_miou"], constant["parts_miou"], per_face["parts_miou"])
     assert learnt["parts_miou"] > constant["parts_miou"] + 0.05

@@ -104,7 +104,7 @@ def _conv_stage(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1), nn.LeakyReLU(0.2))
 
 
-class _UVPad(nn.Module):
+class UVPad(nn.Module):
     """Pads a UV-space feature map by one texel: wrapping around in u (the texture repeats across the seam at
     the back of the car, so the decoder sees no border there) and repeating the edge in v (the poles)."""
 
@@ -115,7 +115,7 @@ class _UVPad(nn.Module):
 def uv_upsample_stage(in_channels: int, out_channels: int) -> nn.Sequential:
     """One step of a decoder in the template's UV space: 2x nearest upsampling, a 3x3 conv that wraps around in
     u, LeakyReLU (the texture decoder's, and the part branch's)."""
-    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), _UVPad(),
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), UVPad(),
                          nn.Conv2d(in_channels, out_channels, 3), nn.LeakyReLU(0.2))
 
 

@@ -5,7 +5,9 @@ network predicts a *part texture* - per texel the logits of the car's parts (:da
 wheel, headlight, taillight, plate) - trained with cross-entropy on the part labels of a multi-view dataset
 through the renderer: the predicted mesh, seen from any view's camera, must show that view's parts where the
 car is (:mod:`.train_branch`). The inverse network stays frozen; :class:`PartBranch` reads its image code
-(:meth:`InverseGraphicsNet.image_code`) through a decoder of the texture decoder's kind.
+(:meth:`InverseGraphicsNet.image_code`) through a decoder of the texture decoder's kind and, at the texture's
+resolution, its predicted colour texture, which lies on the same UVs: dark glass and bright lamps are where the
+texture shows them.
 
 What the part texture gives:
 
@@ -26,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..geometry import Camera
-from ..inverse.model import uv_upsample_stage
+from ..inverse.model import UVPad, uv_upsample_stage
 from ..render import render_mesh
 from ..world.cars import PART_LABELS
 
@@ -34,7 +36,8 @@ PART_NAMES = PART_LABELS
 
 
 class PartBranch(nn.Module):
-    """Image codes [B, feature_dim] -> part logits [B, P, Ht, 2 Ht] on the inverse network's template UVs."""
+    """Image codes [B, feature_dim] and colour textures [B, 3, Ht, 2 Ht] -> part logits [B, P, Ht, 2 Ht] on the
+    inverse network's template UVs."""
 
     def __init__(self,
                  feature_dim: int = 256,      # Size of the inverse network's image code (its feature_dim).
@@ -58,12 +61,17 @@ class PartBranch(nn.Module):
         for _ in range(int(math.log2(texture_height // 4))):
             stages.append(uv_upsample_stage(width, max(width // 2, 16)))
             width = max(width // 2, 16)
-        self.decoder = nn.Sequential(*stages, nn.Conv2d(width, len(part_names), 1))
+        self.decoder = nn.Sequential(*stages)
+        self.head = nn.Sequential(UVPad(), nn.Conv2d(width + 3, width, 3), nn.LeakyReLU(0.2),
+                                  nn.Conv2d(width, len(part_names), 1))
 
-    def forward(self, code: torch.Tensor) -> torch.Tensor:
+    def forward(self, code: torch.Tensor, texture: torch.Tensor) -> torch.Tensor:
+        batch, size = code.shape[0], (self.texture_height, 2 * self.texture_height)
         assert code.dim() == 2 and code.shape[1] == self.feature_dim, code.shape
-        logits = self.decoder(self.start(code).reshape(code.shape[0], self.channels, 4, 8))
-        assert logits.shape[1:] == (len(self.part_names), self.texture_height, 2 * self.texture_height), logits.shape
+        assert texture.shape == (batch, 3, *size), texture.shape
+        features = self.decoder(self.start(code).reshape(batch, self.channels, 4, 8))
+        logits = self.head(torch.cat((features, texture * 2 - 1), dim=1))
+        assert logits.shape[1:] == (len(self.part_names), *size), logits.shape
         return logits
 
 

@@ -115,6 +115,7 @@ class PartData:
 
     images: torch.Tensor    # [N, 3, R, R] in [0, 1]
     codes: torch.Tensor     # [N, D] the network's image codes
+    textures: torch.Tensor  # [N, 3, Ht, 2 Ht] its predicted colour textures
     verts: torch.Tensor     # [N, V, 3] its predicted meshes, object space
     cameras: torch.Tensor   # [N, 4] (azimuth, elevation, distance, fov_y) of each image
     labels: torch.Tensor    # [N, R, R] int8 part ids, -1 = no car
@@ -132,12 +133,14 @@ def read_part_data(dataset: MultiViewDataset, inverse: InverseGraphicsNet, progr
     items = [dataset[index] for index in runs.loading_bar(range(len(dataset)), "parts data", enabled=progress)]
     images = torch.stack([item["image"] for item in items])
     masks = torch.stack([item["mask"] for item in items])
-    codes, verts = [], []
+    codes, textures, verts = [], [], []
     for start in range(0, len(items), _BATCH):
         image, mask = images[start:start + _BATCH].to(device), masks[start:start + _BATCH].to(device)
+        prediction = inverse(image, mask)
         codes.append(inverse.image_code(image, mask).cpu())
-        verts.append(inverse(image, mask).verts.cpu())
-    return PartData(images=images, codes=torch.cat(codes), verts=torch.cat(verts),
+        textures.append(prediction.texture.cpu())
+        verts.append(prediction.verts.cpu())
+    return PartData(images=images, codes=torch.cat(codes), textures=torch.cat(textures), verts=torch.cat(verts),
                     cameras=torch.stack([item["camera"] for item in items]), labels=view_part_labels(dataset),
                     contents=torch.tensor([item["content_id"] for item in items]))
 
@@ -147,7 +150,7 @@ def part_scores(data: PartData, inverse: InverseGraphicsNet, logits_of, contents
     """How well part textures label the cars in views they were not made from.
 
     For every car (of ``contents``, default all), its first image is the input: ``logits_of(indices)`` gives the
-    part textures [n, P, Ht, 2 Ht] of those images (the branch on their codes, or a baseline's); the input's
+    part textures [n, P, Ht, 2 Ht] of those images (the branch on their codes and textures, or a baseline's); the input's
     predicted mesh with that texture is rendered from each *other* view's camera and compared with the view's
     labels, background included (class 0 = no car, then the parts). Returns ``per_class`` IoU (background
     first), ``miou`` (all classes) and ``parts_miou`` (the parts only), and ``views`` (how many were scored).
@@ -244,7 +247,7 @@ class BranchTrainer(runs.RunTrainer):
         items = self.train_items[torch.randint(len(self.train_items), (self.config.batch,), generator=self.rng)]
         views = self.other_views(items)
         self.branch.train()
-        logits = self.branch(data.codes[items].to(device))
+        logits = self.branch(data.codes[items].to(device), data.textures[items].to(device))
         image, covered = render_part_logits(data.verts[items].to(device), self.inverse.faces, self.inverse.face_uvs,
                                             logits, cameras_from_batch(data.cameras[views].to(device)),
                                             self.inverse.resolution)
@@ -261,7 +264,7 @@ class BranchTrainer(runs.RunTrainer):
     @torch.no_grad()
     def branch_logits(self, indices: torch.Tensor) -> torch.Tensor:
         self.branch.eval()
-        return self.branch(self.data.codes[indices].to(self.device))
+        return self.branch(self.data.codes[indices].to(self.device), self.data.textures[indices].to(self.device))
 
     def measure(self) -> dict:
         """The held-out cars' part scores in their other views (:func:`part_scores`)."""
