@@ -78,3 +78,19 @@ def test_another_generator_is_one_sentence_and_labels_nothing(gan_views, interpr
     with pytest.raises(InputError, match="generator.*does not remake"):
         label_multiview(gan_views, other, interpreter_file, progress=False)
     assert not (gan_views / "parts").exists() or not any((gan_views / "parts").iterdir())
+
+
+def test_the_command_labels_a_dataset_and_refuses_a_world_one(gan_views, generator_file, interpreter_file, tmp_path,
+                                                               capsys):
+    from ganverse3d.cli import main
+    from ganverse3d.dataset.world_multiview import write_world_multiview
+
+    assert main(["parts", "label", "--data", str(gan_views), "--generator", str(generator_file), "--interpreter",
+                 str(interpreter_file), "--device", "cpu"]) == 0
+    assert f"Wrote the part labels of 6 images to {gan_views}/parts." in capsys.readouterr().out
+    world = tmp_path / "world"
+    write_world_multiview(world, cars=1, views=2, resolution=16, seed=0, progress=False)
+    assert main(["parts", "label", "--data", str(world), "--generator", str(generator_file), "--interpreter",
+                 str(interpreter_file)]) == 2
+    assert "not a GAN multi-view dataset" in capsys.readouterr().err
+    assert not (world / "parts").exists()

@@ -121,6 +121,30 @@ def parts_synth(ctx, generator, interpreter, count, out, device, **_settings):
                f"most uncertain.")
 
 
+@parts.command("label")
+@click.option("--data", required=True, help="GAN multi-view dataset (`ganverse3d dataset synth`) to label.")
+@generator_option
+@click.option("--interpreter", default="world64", show_default=True,
+              help="Style interpreter: a shipped name or a bundle (`parts train`).")
+@device_option
+def parts_label(data, generator, interpreter, device):
+    """Label the parts of every image of a GAN multi-view dataset, from its own codes, into DATA/parts/.
+
+    The generator remakes each image's pixel features from the W* the dataset kept; the interpreter's majority
+    vote labels them within the image's car mask (parts/NAME.png: 8-bit grey, part id + 1). Rerun to resume.
+    `inverse train-parts --data DATA` then trains the inverse network's part branch on them.
+
+    \b
+    Example:
+      ganverse3d parts label --data gan-mv-64 --generator world64 --interpreter world64
+      ganverse3d inverse train-parts --data gan-mv-64 --inverse gan --out part_branch_gan.safetensors
+    """
+    from ..parts.label import label_multiview
+
+    labelled = label_multiview(data, generator, interpreter, device=device)
+    click.echo(f"Wrote the part labels of {labelled} images to {data}/parts.")
+
+
 _SEGMENTER = "ganverse3d.parts.segmenter:PartSegmenterTrainConfig"
 
 
