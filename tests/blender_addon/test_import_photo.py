@@ -21,7 +21,8 @@ from PIL import Image
 
 from ganverse3d.api import reconstruct
 from ganverse3d.geometry import object_to_blender
-from ganverse3d_blender import scene_build, session
+from ganverse3d.geometry.wheels import replace_wheels
+from ganverse3d_blender import scene_build, session, wheels
 
 import fake_worker
 
@@ -107,13 +108,27 @@ def reconstruction():
     return reconstruct(PHOTO, device="cpu")
 
 
-def test_import_creates_exactly_one_car_and_one_camera(imported):
+def sent_mesh(reconstruction):
+    """What the worker sends, in object space -> (vertices [V, 3] float64, the TexturedMesh): with a part branch
+    the part mesh with its wheel blobs pulled in (the wheels come as objects of their own), else the mesh."""
+    mesh = reconstruction.part_mesh or reconstruction.mesh
+    if mesh.part_labels is None:
+        return mesh.verts.double(), mesh
+    return torch.from_numpy(replace_wheels(mesh.verts, mesh.faces, mesh.part_labels)[0]).double(), mesh
+
+
+def wheel_objects(car: str, reconstruction) -> set:
+    """The wheel objects that the import of ``reconstruction`` as ``car`` adds (Separate Wheels is on)."""
+    return {f"{car} {name}" for name in wheels.WHEEL_NAMES} if reconstruction.part_mesh is not None else set()
+
+
+def test_import_creates_exactly_one_car_its_wheels_and_one_camera(imported, reconstruction):
     assert imported.result == {"FINISHED"}
     new_objects = set(imported.after["objects"]) - set(imported.before["objects"])
-    assert new_objects == {"car_example_car", "camera_example_car"}
+    assert new_objects == {"car_example_car", "camera_example_car", *wheel_objects("car_example_car", reconstruction)}
     car, camera = bpy.data.objects["car_example_car"], bpy.data.objects["camera_example_car"]
     assert (car.type, camera.type) == ("MESH", "CAMERA")
-    assert imported.after["collection"] == ["camera_example_car", "car_example_car"]
+    assert imported.after["collection"] == sorted(new_objects)
     assert bpy.context.scene.render.resolution_x == bpy.context.scene.render.resolution_y == RESOLUTION
     assert bpy.context.scene.camera == camera
     assert tuple(car.location) == (0, 0, 0) and tuple(car.rotation_euler) == (0, 0, 0)
@@ -127,13 +142,13 @@ def test_the_mesh_is_the_reconstruction_in_blender_frame_scaled_and_on_the_groun
     mesh = bpy.data.objects["car_example_car"].data
     vertices = np.array([vertex.co for vertex in mesh.vertices], dtype=np.float64)
     faces = np.array([polygon.vertices for polygon in mesh.polygons])
-    ours = reconstruction.mesh.verts.double()
+    ours, sent = sent_mesh(reconstruction)
     # Object space (+Y up, front +Z) -> Blender (Z up, front -Y), scaled to the length, lifted onto the ground.
     expected = np.array([object_to_blender(v) for v in ours.tolist()])
     expected *= LENGTH / float(ours[:, 2].max() - ours[:, 2].min())
     expected[:, 2] -= expected[:, 2].min()
     np.testing.assert_allclose(vertices, expected, atol=1e-4)
-    np.testing.assert_array_equal(faces, reconstruction.mesh.faces.numpy())
+    np.testing.assert_array_equal(faces, sent.faces.numpy())
     assert abs(vertices[:, 2].min()) < 1e-5, "the car stands on the ground"
     assert vertices[:, 1].max() - vertices[:, 1].min() == pytest.approx(LENGTH, abs=1e-4), "length along Y"
     assert np.ptp(vertices[:, 1]) > np.ptp(vertices[:, 0]), "the car's long axis is Blender's Y"
@@ -145,12 +160,15 @@ def test_uvs_smooth_shading_and_a_textured_material_with_packed_images(imported,
     assert [layer.name for layer in mesh.uv_layers] == ["UVMap"]
     uvs = np.zeros(2 * len(mesh.loops))
     mesh.uv_layers["UVMap"].data.foreach_get("uv", uvs)
-    expected = reconstruction.mesh.face_uvs.double().reshape(-1, 2).numpy().copy()
+    expected = sent_mesh(reconstruction)[1].face_uvs.double().reshape(-1, 2).numpy().copy()
     expected[:, 1] = 1 - expected[:, 1]  # ours: v down from the top; Blender's: v up from the bottom
     np.testing.assert_allclose(uvs.reshape(-1, 2), expected, atol=1e-6)
     assert all(polygon.use_smooth for polygon in mesh.polygons)
 
-    assert len(mesh.materials) == 1
+    body_materials = ["car_example_car"] if reconstruction.part_mesh is None else \
+        ["car_example_car_body", "car_example_car_window", "car_example_car_tyre", "car_example_car_headlight",
+         "car_example_car_taillight", "car_example_car_plate"]
+    assert [material.name for material in mesh.materials] == body_materials
     nodes = mesh.materials[0].node_tree.nodes
     shader = next(node for node in nodes if node.type == "BSDF_PRINCIPLED")
     base_colour = shader.inputs["Base Color"]
@@ -173,15 +191,16 @@ def test_uvs_smooth_shading_and_a_textured_material_with_packed_images(imported,
     assert background.image.packed_file is not None and background.frame_method == "FIT"
 
 
-def test_each_import_is_a_collection_of_its_own_named_after_the_photo(imported):
+def test_each_import_is_a_collection_of_its_own_named_after_the_photo(imported, reconstruction):
     assert set(imported.after["collections"]) - set(imported.before["collections"]) == {"example_car"}
     collection = bpy.data.collections["example_car"]
-    assert sorted(collection.objects.keys()) == ["camera_example_car", "car_example_car"]
+    assert sorted(collection.objects.keys()) == sorted(["camera_example_car", "car_example_car",
+                                                        *wheel_objects("car_example_car", reconstruction)])
     assert sorted(collection.all_objects.keys()) == sorted(collection.objects.keys())
     scene_collection = bpy.context.scene.collection
     assert collection.name in scene_collection.children, "a child of the collection that was active"
     assert not scene_collection.objects, "nothing of the import lies outside its collection"
-    for name in ("car_example_car", "camera_example_car"):
+    for name in collection.objects.keys():
         assert [c.name for c in bpy.data.objects[name].users_collection] == ["example_car"]
 
 
@@ -219,7 +238,7 @@ def test_cycles_sees_the_import_from_its_camera_as_our_renderer_sees_the_reconst
                                                                                           tmp_path):
     scene = bpy.context.scene
     assert (scene.render.resolution_x, scene.render.resolution_y) == (RESOLUTION, RESOLUTION)
-    mesh = reconstruction.mesh
+    mesh = reconstruction.mesh  # the part mesh, if any, is the same surface (its faces split in four)
     camera = reconstruction.camera.to(dtype=torch.float64)
     ours = our_mask(mesh.verts.double(), mesh.faces, mesh.face_uvs.double(), camera, (RESOLUTION, RESOLUTION))
     blender = render_cycles_alpha(scene, tmp_path) >= 0.5
@@ -320,7 +339,7 @@ def test_a_mask_goes_to_the_backend_and_a_missing_one_is_reported(imported, tmp_
     expect_untouched_failure(f"The mask {tmp_path / 'missing.png'} does not exist.", mask=str(tmp_path / "missing.png"))
 
 
-def test_one_undo_step_removes_the_whole_import(imported):
+def test_one_undo_step_removes_the_whole_import(imported, reconstruction):
     # In background mode Blender starts without an undo stack; the first undo_push creates it. Operators
     # called from Python push their own step only when asked (the `undo` argument) and only with the UNDO flag.
     scene = bpy.context.scene
@@ -331,13 +350,15 @@ def test_one_undo_step_removes_the_whole_import(imported):
     print(f"\nimport with a warm worker: {seconds:.2f} s")
     assert result == {"FINISHED"}
     after = datablocks()
-    assert set(after["objects"]) - set(before["objects"]) == {"car_example_car.001", "camera_example_car.001"}
+    imported_objects = {"car_example_car.001", "camera_example_car.001",
+                        *wheel_objects("car_example_car.001", reconstruction)}
+    assert set(after["objects"]) - set(before["objects"]) == imported_objects
     assert set(after["collections"]) - set(before["collections"]) == {"example_car.001"}
-    assert sorted(bpy.data.collections["example_car.001"].objects.keys()) == [
-        "camera_example_car.001", "car_example_car.001"]
-    material = bpy.data.objects["car_example_car.001"].active_material
+    assert sorted(bpy.data.collections["example_car.001"].objects.keys()) == sorted(imported_objects)
+    material = bpy.data.objects["car_example_car.001"].data.materials[0]
     textures = [node.image.name for node in material.node_tree.nodes if node.type == "TEX_IMAGE"]
-    assert (material.name, textures) == ("car_example_car.001", ["car_example_car.001_texture"]), \
+    body = "car_example_car.001" + ("" if reconstruction.part_mesh is None else "_body")
+    assert (material.name, textures) == (body, ["car_example_car.001_texture"]), \
         "the second car's texture is named after it, not after the first car"
     assert before["render"] == (2 * RESOLUTION, RESOLUTION) and after["render"] == (2 * RESOLUTION, 2 * RESOLUTION)
     assert after["scene camera"] == "camera_example_car.001"

@@ -31,10 +31,19 @@ def test_import_operator_in_blender_background_builds_the_car():
     car = next(obj for obj in report["objects"] if obj["type"] == "MESH")
     camera = next(obj for obj in report["objects"] if obj["type"] == "CAMERA")
     assert car["name"] == "car_example_car" and camera["name"] == "camera_example_car"
-    assert car["vertices"] == 642 and car["faces"] == 1280 and car["uv_layers"] == 1 and car["smooth"]
+    if report["wheels"]:  # a part branch: the template's faces split in four, a part each, and four wheels
+        assert report["wheels"] == sorted(f"car_example_car wheel_{end}_{side}" for end in ("front", "rear")
+                                          for side in ("left", "right"))
+        assert car["vertices"] == 642 + 1920 and car["faces"] == 4 * 1280
+        assert car["materials"] == [f"car_example_car_{part}" for part in (
+            "body", "window", "tyre", "headlight", "taillight", "plate")]
+    else:
+        assert car["vertices"] == 642 and car["faces"] == 1280 and car["materials"] == ["car_example_car"]
+    assert car["uv_layers"] == 1 and car["smooth"]
     assert abs(car["min_z"]) < 1e-5 and abs(car["length_y"] - 4.0) < 1e-4
     assert car["packed_textures"] == 1 and car["textures"] == ["car_example_car_texture"]
     assert car["texture_sizes"] == [[1024, 512]], "Texture Size 512 reached the backend: the photo baked 512 high"
-    assert report["collections"] == {"example_car": ["camera_example_car", "car_example_car"]}
+    assert report["collections"] == {"example_car": sorted(["camera_example_car", "car_example_car",
+                                                            *report["wheels"]])}
     assert report["render"] == [1920, 1920], "the factory 1920 x 1080 render becomes the square camera's"
     assert camera["scene_camera"] and camera["backgrounds"] == 1
