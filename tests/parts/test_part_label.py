@@ -86,7 +86,7 @@ def test_the_command_labels_a_dataset_and_refuses_a_world_one(gan_views, generat
     from ganverse3d.dataset.world_multiview import write_world_multiview
 
     assert main(["parts", "label", "--data", str(gan_views), "--generator", str(generator_file), "--interpreter",
-                 str(interpreter_file), "--device", "cpu"]) == 0
+                 str(interpreter_file)]) == 0
     assert f"Wrote the part labels of 6 images to {gan_views}/parts." in capsys.readouterr().out
     world = tmp_path / "world"
     write_world_multiview(world, cars=1, views=2, resolution=16, seed=0, progress=False)

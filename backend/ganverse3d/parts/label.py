@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from ..dataset.format import MultiViewDataset
+from ..devices import resolve_device
 from ..errors import InputError, setting
 from ..files import is_file, save_png, shown_path
 from ..runs import progress_bar
@@ -36,7 +37,7 @@ _BATCH = 16
 
 
 @torch.no_grad()
-def label_multiview(folder, generator, interpreter, device="cpu", progress: bool = True) -> int:
+def label_multiview(folder, generator, interpreter, device="auto", progress: bool = True) -> int:
     """Write ``parts/`` for every image of the GAN multi-view dataset ``folder`` (module docstring) that lacks it,
     with the ``interpreter`` bundle over the ``generator`` (a shipped name or a file). Returns how many were
     labelled."""
@@ -46,6 +47,7 @@ def label_multiview(folder, generator, interpreter, device="cpu", progress: bool
     if source.get("kind") != "stylegan2" or not is_file(folder / "view_codes.safetensors"):
         raise InputError(f"The {setting('data')} {shown_path(folder)} is not a GAN multi-view dataset with its "
                          f"codes (`ganverse3d dataset synth` writes one); world datasets carry their true parts.")
+    device = resolve_device(device)
     G = load_generator(generator, device=device).eval()
     members = load_interpreter(interpreter, device=device).eval()
     members.check_generator(G, f"The {setting('interpreter')}")
