@@ -155,7 +155,7 @@ def light_the_night(scene, car) -> list:
     background.inputs["Strength"].default_value = 1.0
     scene.world = world
     moon = bpy.data.objects["sun"].data
-    moon.energy, moon.color = 0.15, (0.6, 0.7, 1.0)
+    moon.energy, moon.color = 0.4, (0.6, 0.7, 1.0)
     spots = []
     for index, centre in enumerate(headlight_centres(car)):
         spot = bpy.data.objects.new(f"headlamp_{index}", bpy.data.lights.new(f"headlamp_{index}", "SPOT"))
