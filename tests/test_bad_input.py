@@ -168,6 +168,16 @@ CASES = {
                                                  "--n", "2", "--out", "d"],
     "parts synth to an over-long name": ["parts", "synth", "--generator", "world64", "--interpreter", "car.png",
                                          "--n", "2", "--out", LONG],
+    "parts label a world dataset": ["parts", "label", "--data", "garbage-meta", "--generator", "world64"],
+    "parts label a missing dataset": ["parts", "label", "--data", "no-such-folder", "--generator", "world64"],
+    "parts train-segmenter on a broken dataset": ["parts", "train-segmenter", "--data", "broken-data", "--out",
+                                                  "s.safetensors"],
+    "parts eval-segmenter with an image as segmenter": ["parts", "eval-segmenter", "--data", "garbage-meta",
+                                                        "--segmenter", "car.png"],
+    "inverse train-parts on unlabelled data": ["inverse", "train-parts", "--data", "broken-data", "--out",
+                                               "b.safetensors"],
+    "inverse train-parts with an image as inverse": ["inverse", "train-parts", "--data", "garbage-meta", "--inverse",
+                                                     "car.png", "--out", "b.safetensors"],
 }
 
 
