@@ -76,6 +76,20 @@ def look_material(name: str, look: str, created: list, texture=None):
     return material
 
 
+def shine_outwards_only(material, shader) -> None:
+    """Faces seen from behind (from inside the car's hollow shell) get black diffuse instead of the light: the
+    mesh is a closed shell, so a lamp's back faces would light the cabin, which the glass then shows."""
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    output = next(node for node in nodes if node.type == "OUTPUT_MATERIAL")
+    geometry, black, mix = (nodes.new(kind) for kind in ("ShaderNodeNewGeometry", "ShaderNodeBsdfDiffuse",
+                                                          "ShaderNodeMixShader"))
+    black.inputs["Color"].default_value = (0.0, 0.0, 0.0, 1.0)
+    links.new(geometry.outputs["Backfacing"], mix.inputs["Fac"])
+    links.new(shader.outputs["BSDF"], mix.inputs[1])
+    links.new(black.outputs["BSDF"], mix.inputs[2])
+    links.new(mix.outputs["Shader"], output.inputs["Surface"])
+
+
 def drive_light(material, car, look: str) -> None:
     """Emission strength of ``material`` = car["Lights"] x LIGHT_STRENGTHS[look], by a simple-expression driver."""
     shader = next(node for node in material.node_tree.nodes if node.type == "BSDF_PRINCIPLED")
@@ -103,6 +117,8 @@ def part_materials(car, part_names: list, texture, tyre, created: list) -> dict:
         material = look_material(f"{car.name}_{part}", look, created, texture if look == "body" else None)
         if look in LIGHT_STRENGTHS:
             drive_light(material, car, look)
+            shine_outwards_only(material, next(node for node in material.node_tree.nodes
+                                               if node.type == "BSDF_PRINCIPLED"))
         materials[part] = material
     return materials
 

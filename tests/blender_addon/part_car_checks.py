@@ -122,6 +122,20 @@ def check_the_lights_property_drives_both_emission_strengths(pythons, photo):
     assert "Lights" not in bpy.data.objects[WHEEL_OBJECTS[0]], "one switch, on the car"
 
 
+def check_the_lights_shine_outwards_only(pythons, photo):
+    import_car(pythons, photo)
+    for look in part_materials.LIGHT_STRENGTHS:
+        material = bpy.data.materials[f"{CAR}_{look}"]
+        output = next(node for node in material.node_tree.nodes if node.type == "OUTPUT_MATERIAL")
+        mix = output.inputs["Surface"].links[0].from_node
+        assert mix.type == "MIX_SHADER", "the lamp's back faces (inside the shell) must not light the cabin"
+        backfacing = mix.inputs["Fac"].links[0].from_socket
+        assert backfacing.node.type == "NEW_GEOMETRY" and backfacing.name == "Backfacing"
+        assert mix.inputs[1].links[0].from_node == shader_of(material), "front faces: the lamp"
+        back = mix.inputs[2].links[0].from_node
+        assert back.type == "BSDF_DIFFUSE" and tuple(back.inputs["Color"].default_value)[:3] == (0.0, 0.0, 0.0)
+
+
 def check_four_wheels_parented_with_their_origins_at_the_hubs(pythons, photo):
     car = import_car(pythons, photo)
     entries = {entry["name"]: entry for entry in fake_worker.part_car_wheels(LENGTH)}
