@@ -77,14 +77,22 @@ def look_material(name: str, look: str, created: list, texture=None):
 
 
 def shine_outwards_only(material, shader) -> None:
-    """Faces seen from behind (from inside the car's hollow shell) get black diffuse instead of the light: the
-    mesh is a closed shell, so a lamp's back faces would light the cabin, which the glass then shows."""
+    """A lamp's faces seen from behind by any ray but the camera's get black diffuse instead of the light: the mesh
+    is a closed shell, so its lamps' back faces would light the cabin, which the glass then shows. Camera rays keep
+    the light on both sides, since a reconstructed mesh folds over here and there and its folded faces face
+    inwards."""
     nodes, links = material.node_tree.nodes, material.node_tree.links
     output = next(node for node in nodes if node.type == "OUTPUT_MATERIAL")
-    geometry, black, mix = (nodes.new(kind) for kind in ("ShaderNodeNewGeometry", "ShaderNodeBsdfDiffuse",
-                                                          "ShaderNodeMixShader"))
+    geometry, light_path, not_camera, hidden, black, mix = (nodes.new(kind) for kind in (
+        "ShaderNodeNewGeometry", "ShaderNodeLightPath", "ShaderNodeMath", "ShaderNodeMath", "ShaderNodeBsdfDiffuse",
+        "ShaderNodeMixShader"))
+    not_camera.operation, hidden.operation = "SUBTRACT", "MULTIPLY"
+    not_camera.inputs[0].default_value = 1.0
+    links.new(light_path.outputs["Is Camera Ray"], not_camera.inputs[1])
+    links.new(geometry.outputs["Backfacing"], hidden.inputs[0])
+    links.new(not_camera.outputs["Value"], hidden.inputs[1])
     black.inputs["Color"].default_value = (0.0, 0.0, 0.0, 1.0)
-    links.new(geometry.outputs["Backfacing"], mix.inputs["Fac"])
+    links.new(hidden.outputs["Value"], mix.inputs["Fac"])
     links.new(shader.outputs["BSDF"], mix.inputs[1])
     links.new(black.outputs["BSDF"], mix.inputs[2])
     links.new(mix.outputs["Shader"], output.inputs["Surface"])

@@ -129,8 +129,12 @@ def check_the_lights_shine_outwards_only(pythons, photo):
         output = next(node for node in material.node_tree.nodes if node.type == "OUTPUT_MATERIAL")
         mix = output.inputs["Surface"].links[0].from_node
         assert mix.type == "MIX_SHADER", "the lamp's back faces (inside the shell) must not light the cabin"
-        backfacing = mix.inputs["Fac"].links[0].from_socket
+        hidden = mix.inputs["Fac"].links[0].from_node  # back faces, seen by any ray but the camera's
+        assert hidden.type == "MATH" and hidden.operation == "MULTIPLY"
+        backfacing, not_camera = (socket.links[0].from_socket for socket in hidden.inputs[:2])
         assert backfacing.node.type == "NEW_GEOMETRY" and backfacing.name == "Backfacing"
+        assert not_camera.node.operation == "SUBTRACT" and not_camera.node.inputs[0].default_value == 1.0
+        assert not_camera.node.inputs[1].links[0].from_socket.name == "Is Camera Ray"
         assert mix.inputs[1].links[0].from_node == shader_of(material), "front faces: the lamp"
         back = mix.inputs[2].links[0].from_node
         assert back.type == "BSDF_DIFFUSE" and tuple(back.inputs["Color"].default_value)[:3] == (0.0, 0.0, 0.0)
