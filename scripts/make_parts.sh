@@ -75,7 +75,7 @@ for name, ids in (("synth-filtered", sorted(_kept(records, len(records), 0.1))),
 EOF
 
 train_segmenter datasetgan "$work/synth-filtered" --epochs 8 --batch 32
-train_segmenter datasetgan_all "$work/synth-unfiltered" --epochs 7 --batch 32
+train_segmenter datasetgan_all "$work/synth-unfiltered" --epochs 8 --batch 32
 train_segmenter transfer "$annotations" --epochs 600 --batch 16 --holdout 0
 
 python benchmarks/bm_parts.py --test "$work/world-s42-r64" \

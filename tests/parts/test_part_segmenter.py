@@ -10,7 +10,8 @@ from ganverse3d.cli import main
 from ganverse3d.dataset.segment import WorldSegmenter, WorldSegmenterNet
 from ganverse3d.parts import CLASSES
 from ganverse3d.parts.annotations import label_png_bytes
-from ganverse3d.parts.segmenter import class_weights, load_part_images, part_scores, train_part_segmenter
+from ganverse3d.parts.interpreter import class_weights
+from ganverse3d.parts.segmenter import load_part_images, part_scores, train_part_segmenter
 
 
 def toy_item(index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -148,3 +149,12 @@ def test_class_weights_on_a_hand_computed_case():
     weights = class_weights(labels, 0.5)
     assert weights[1] / weights[0] == pytest.approx(3 ** 0.5)
     assert torch.equal(class_weights(labels, 0.0), torch.ones(7))
+
+
+def test_interpreter_balance_is_checked():
+    from ganverse3d.errors import InputError
+    from ganverse3d.parts.train import InterpreterTrainConfig
+
+    InterpreterTrainConfig(annotations="a", balance=0.5).check()
+    with pytest.raises(InputError, match="balance must lie in"):
+        InterpreterTrainConfig(annotations="a", balance=1.5).check()

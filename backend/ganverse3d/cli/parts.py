@@ -56,6 +56,8 @@ def parts_annotate(ctx, generator, out, device, **_settings):
 @config_option(_TRAIN, "--learning-rate", type=float, help="Adam learning rate.")
 @config_option(_TRAIN, "--min-epochs", type=int, help="Epochs over the pixels before a member may stop early.")
 @config_option(_TRAIN, "--patience", type=int, help="Steps without a lower loss that stop a member.")
+@config_option(_TRAIN, "--balance", type=float,
+               help="Class c's pixels weigh freq_c ** -balance in the cross-entropy (0: unweighted, DatasetGAN's).")
 @config_option(_TRAIN, "--seed", type=int, help="Seed of the initialisation and pixel orders.")
 @config_option(_TRAIN, "--checkpoint-every", type=int, help="Steps between checkpoints.")
 @runs_option("parts")

@@ -137,6 +137,15 @@ def image_uncertainty(probabilities: torch.Tensor, top: float = TOP_PIXELS) -> t
     return js.topk(count, dim=1).values.mean(1)
 
 
+def class_weights(labels: torch.Tensor, balance: float) -> torch.Tensor:
+    """labels [N, H, W] class indices -> [C] float32 weights freq_c ** -balance (freq_c: the class's share of the
+    pixels, a class without pixels counted as one pixel), scaled so that the mean weight of a pixel is 1."""
+    counts = torch.bincount(labels.flatten(), minlength=len(CLASSES)).double().clamp_min(1)
+    frequency = counts / counts.sum()
+    weights = frequency ** -balance
+    return (weights / (weights * frequency).sum()).float()
+
+
 def colourise(labels: torch.Tensor) -> torch.Tensor:
     """labels [B, H, W] int64 class indices -> [B, 3, H, W] float palette colours in [0, 1]."""
     palette = torch.tensor(PALETTE, dtype=torch.float32) / 255

@@ -35,7 +35,7 @@ from ..files import check_dataset_complete, image_grid, is_dir, is_file, png_fil
 from ..dataset.segment import WorldSegmenterNet, logits_at
 from ..dataset.train_segmenter import SegmenterTrainConfig, SegmenterTrainer, augment
 from .annotations import read_label_file
-from .interpreter import CLASSES, colourise, mean_iou
+from .interpreter import CLASSES, class_weights, colourise, mean_iou
 
 # Held-out images in each checkpoint's sample grid.
 _SAMPLE_ITEMS = 8
@@ -132,15 +132,6 @@ def part_scores(predicted: torch.Tensor, truth: torch.Tensor) -> dict:
     return {"count": len(truth), "accuracy": float((predicted == truth).float().mean()),
             "miou": scores["miou"], "miou_parts": sum(parts) / len(parts) if parts else 1.0,
             "per_class": dict(zip(CLASSES, scores["per_class"]))}
-
-
-def class_weights(labels: torch.Tensor, balance: float) -> torch.Tensor:
-    """labels [N, H, W] class indices -> [C] float32 weights freq_c ** -balance (freq_c: the class's share of the
-    pixels, a class without pixels counted as one pixel), scaled so that the mean weight of a pixel is 1."""
-    counts = torch.bincount(labels.flatten(), minlength=len(CLASSES)).double().clamp_min(1)
-    frequency = counts / counts.sum()
-    weights = frequency ** -balance
-    return (weights / (weights * frequency).sum()).float()
 
 
 class PartSegmenterTrainer(SegmenterTrainer):

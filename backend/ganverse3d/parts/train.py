@@ -31,7 +31,8 @@ from ..devices import to_device
 from ..files import check_output_file, image_grid, save_png, write_bytes
 from ..stylegan2.load import load_generator
 from .annotations import read_annotations
-from .interpreter import CLASSES, StyleInterpreter, colourise, feature_dims, majority_vote, mean_iou, pixel_features
+from .interpreter import (CLASSES, StyleInterpreter, class_weights, colourise, feature_dims, majority_vote,
+                          mean_iou, pixel_features)
 
 _SAMPLE_ITEMS = 8
 
@@ -48,6 +49,7 @@ class InterpreterTrainConfig:
     steps: int = 20000            # the most steps any member trains
     min_epochs: int = 3           # epochs over the pixels before early stopping may stop a member
     patience: int = 50            # steps without a lower batch loss that stop a member
+    balance: float = 0.0          # class c's pixels weigh freq_c ** -balance (0: plain cross-entropy, DatasetGAN's)
     seed: int = 0
     log_every: int = 50
     checkpoint_every: int = 1000
@@ -58,6 +60,7 @@ class InterpreterTrainConfig:
         runs.check_at_least(self, 2, "batch")  # BatchNorm needs two pixels
         runs.check_at_least(self, 0, "seed", "min_epochs")
         runs.check_positive(self, "learning_rate")
+        runs.check_within(self, "balance", 0, 1)
 
 
 class InterpreterTrainer(runs.RunTrainer):
@@ -79,6 +82,9 @@ class InterpreterTrainer(runs.RunTrainer):
         self.pixels = torch.cat(features)                 # [P, D]
         self.pixel_labels = self.labels.reshape(-1)        # [P]
         self.feature_dims = feature_dims(G)
+        # None for plain cross-entropy, so that balance 0 trains exactly as before the setting existed.
+        self.class_weights = (class_weights(self.labels, config.balance).to(self.device) if config.balance
+                              else None)
         del G
         self.rng = runs.seeded_rng(config.seed)
         torch.manual_seed(config.seed)
@@ -136,7 +142,7 @@ class InterpreterTrainer(runs.RunTrainer):
                 continue
             member.train()
             loss = F.cross_entropy(member(to_device(self.pixels[items], self.device)),
-                                   to_device(self.pixel_labels[items], self.device))
+                                   to_device(self.pixel_labels[items], self.device), weight=self.class_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
