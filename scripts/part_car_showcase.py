@@ -29,12 +29,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import addon_utils  # Blender's own module: importable once bpy is
 import bpy
 from mathutils import Vector
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+from blender_png import enable_addon, import_photo  # noqa: E402
 from neural_turntable import write_sheet  # noqa: E402
 
 NIGHT_SIZE = (640, 360)
@@ -59,14 +59,8 @@ def parse_arguments() -> argparse.Namespace:
 
 def import_car(photo: Path, backend_python: str):
     """A fresh empty scene with the car imported through the add-on's operator -> (scene, car)."""
-    bpy.ops.wm.read_factory_settings(use_empty=True)  # resets the preferences too, so enable the add-on after
-    sys.path.insert(0, str(ROOT / "blender_addon"))
-    addon_utils.enable("ganverse3d_blender", default_set=True, handle_error=None)
-    bpy.context.preferences.addons["ganverse3d_blender"].preferences.python = backend_python
-    try:
-        bpy.ops.ganverse3d.import_photo(filepath=str(photo), part_materials=True, separate_wheels=True)
-    except RuntimeError as error:  # the operator's one-sentence report, e.g. a backend Python without ganverse3d
-        sys.exit(f"{str(error).strip()} (backend: {backend_python})")
+    enable_addon(backend_python)
+    import_photo(photo, backend_python, part_materials=True, separate_wheels=True)
     return bpy.context.scene, bpy.data.objects[f"car_{photo.stem}"]
 
 

@@ -20,13 +20,12 @@ import tempfile
 from pathlib import Path
 
 import bpy
-import addon_utils  # Blender's own module: importable once bpy is
 import numpy as np  # bundled with Blender and with the bpy module
 from mathutils import Vector
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from blender_png import save_png  # noqa: E402  (beside this script)
+from blender_png import enable_addon, import_photo, save_png  # noqa: E402  (beside this script)
 TILE = 256
 SAMPLES = 16
 ORBIT_AZIMUTHS_DEG = (30, 120, 210, 300)  # around Blender's Z; 0 looks at the car's front (from -Y)
@@ -47,17 +46,11 @@ def parse_arguments() -> argparse.Namespace:
 
 def import_car(photo: Path, backend_python: str):
     """A fresh empty scene with the car and its camera, imported through the add-on's operator."""
-    bpy.ops.wm.read_factory_settings(use_empty=True)  # resets the preferences too, so enable the add-on after
-    sys.path.insert(0, str(ROOT / "blender_addon"))
-    addon_utils.enable("ganverse3d_blender", default_set=True, handle_error=None)
-    bpy.context.preferences.addons["ganverse3d_blender"].preferences.python = backend_python
+    enable_addon(backend_python)
     scene = bpy.context.scene
     scene.render.resolution_x = scene.render.resolution_y = TILE
     scene.render.resolution_percentage = 100
-    try:
-        bpy.ops.ganverse3d.import_photo(filepath=str(photo))
-    except RuntimeError as error:  # the operator's one-sentence report, e.g. a backend Python without ganverse3d
-        sys.exit(f"{str(error).strip()} (backend: {backend_python})")
+    import_photo(photo, backend_python)
     stem = photo.stem
     return scene, bpy.data.objects[f"car_{stem}"], bpy.data.objects[f"camera_{stem}"]
 
