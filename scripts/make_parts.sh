@@ -12,7 +12,7 @@
 #      every sample kept, its uncertainty recorded), then two 2,700-image training sets: the 90 % least uncertain
 #      (the filter of `parts synth --drop 0.1`, the same rule) and the first 2,700 (no filter).
 #   5. (i) and (i') segmenters on those two sets, (ii) the same net on the 16 annotated images alone, each for
-#      about 600 steps; then the benchmark.
+#      about 600 steps; (i-b) the same as (i) from an interpreter trained with --balance 0.5; then the benchmark.
 # About 1.5 hours on 2 shared CPU cores; run from the repository root with the project's environment active:
 #
 #   [SHIP=1] scripts/make_parts.sh [WORK_DIR]
@@ -78,9 +78,23 @@ train_segmenter datasetgan "$work/synth-filtered" --epochs 8 --batch 32
 train_segmenter datasetgan_all "$work/synth-unfiltered" --epochs 8 --batch 32
 train_segmenter transfer "$annotations" --epochs 600 --batch 16 --holdout 0
 
+# (i-b): the interpreter trained with class-balanced cross-entropy, its 90 % least uncertain of 3,000 samples.
+interpreter_b="$work/interpreter_b.safetensors"
+run=$(ls -d "$work"/runs-interpreter-b/parts/*/config.json 2>/dev/null | tail -n 1 || true)
+if [ -n "$run" ]; then
+    $nice ganverse3d parts train --resume "$(dirname "$run")" --out "$interpreter_b" --device cpu
+else
+    $nice ganverse3d parts train --annotations "$annotations" --generator world64 --out "$interpreter_b" --seed 0 \
+        --balance 0.5 --device cpu --runs "$work/runs-interpreter-b"
+fi
+$nice ganverse3d parts synth --generator world64 --interpreter "$interpreter_b" --n 3000 --drop 0.1 --seed 0 \
+    --out "$work/synth-b"
+train_segmenter datasetgan_b "$work/synth-b" --epochs 8 --batch 32
+
 python benchmarks/bm_parts.py --test "$work/world-s42-r64" \
     --row "(i) DatasetGAN, filtered=$work/seg_datasetgan.safetensors" \
     --row "(i') DatasetGAN, no filter=$work/seg_datasetgan_all.safetensors" \
+    --row "(i-b) DatasetGAN, balanced interpreter=$work/seg_datasetgan_b.safetensors" \
     --row "(ii) transfer, 16 labels=$work/seg_transfer.safetensors" \
     --row "(iii) supervised, 2,700 renders=$work/seg_world.safetensors" \
     --figure docs/parts_benchmark.png
