@@ -60,7 +60,8 @@ def test_labels_read_the_same_from_every_folder_encoding(tmp_path, encoding):
     assert images.shape == (3, 3, 16, 16) and images.dtype == torch.uint8
     assert torch.equal(labels, torch.from_numpy(np.stack([toy_item(i)[1] for i in range(3)])).long())
     small_images, small_labels = load_part_images(tmp_path / "data", resolution=8)
-    assert small_images.shape == (3, 3, 8, 8) and torch.equal(small_labels, labels[:, 1::2, 1::2])  # nearest: the centre of each 2 x 2 block
+    # Labels resize by nearest: the lower-right pixel of each 2 x 2 block.
+    assert small_images.shape == (3, 3, 8, 8) and torch.equal(small_labels, labels[:, 1::2, 1::2])
 
 
 def test_the_net_overfits_a_tiny_set():

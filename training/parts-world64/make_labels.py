@@ -70,7 +70,8 @@ def main() -> None:
     contents[FOLDER / "sheet.png"] = sheet_png_bytes(images.float() / 255, labels)
     write_files(contents)
     counts = torch.bincount(labels.flatten(), minlength=len(CLASSES)).tolist()
-    print(f"wrote {len(names)} label files; pixels per class: " + ", ".join(f"{c} {n}" for c, n in zip(CLASSES, counts)))
+    print(f"wrote {len(names)} label files; pixels per class: "
+          + ", ".join(f"{name} {count}" for name, count in zip(CLASSES, counts)))
 
 
 if __name__ == "__main__":
