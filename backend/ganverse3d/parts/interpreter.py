@@ -137,10 +137,11 @@ def image_uncertainty(probabilities: torch.Tensor, top: float = TOP_PIXELS) -> t
     return js.topk(count, dim=1).values.mean(1)
 
 
-def class_weights(labels: torch.Tensor, balance: float) -> torch.Tensor:
-    """labels [N, H, W] class indices -> [C] float32 weights freq_c ** -balance (freq_c: the class's share of the
-    pixels, a class without pixels counted as one pixel), scaled so that the mean weight of a pixel is 1."""
-    counts = torch.bincount(labels.flatten(), minlength=len(CLASSES)).double().clamp_min(1)
+def class_weights(labels: torch.Tensor, balance: float, num_classes: int = len(CLASSES)) -> torch.Tensor:
+    """labels [...] class indices in [0, num_classes) -> [num_classes] float32 weights freq_c ** -balance (freq_c:
+    the class's share of the pixels, a class without pixels counted as one pixel), scaled so that the mean weight
+    of a pixel is 1."""
+    counts = torch.bincount(labels.flatten(), minlength=num_classes).double().clamp_min(1)
     frequency = counts / counts.sum()
     weights = frequency ** -balance
     return (weights / (weights * frequency).sum()).float()

@@ -40,7 +40,7 @@ from ..geometry.mesh import split_corners, split_faces
 from ..inverse.model import InverseGraphicsNet
 from .branch import (PART_NAMES, PartBranch, confusion_matrix, face_part_labels, iou_from_confusion,
                      render_face_labels, render_part_labels, render_part_logits)
-from .interpreter import colourise
+from .interpreter import class_weights, colourise
 
 _SAMPLE_ITEMS = 8
 _BATCH = 64  # images per batch when reading the dataset through the frozen network
@@ -204,10 +204,8 @@ class BranchTrainer(runs.RunTrainer):
         if len(self.train_items) == 0:
             raise InputError(f"The {setting('holdout')} {config.holdout} leaves no car of {shown_path(config.data)} "
                              f"to train on.")
-        counts = torch.bincount(self.data.labels[self.train_items].long().flatten() + 1,
-                                minlength=len(PART_NAMES) + 1)[1:].double()
-        self.class_weights = (counts.clamp_min(1) / counts.sum()).pow(-config.class_balance)
-        self.class_weights = (self.class_weights / (self.class_weights * counts / counts.sum()).sum()).float()
+        car_pixels = self.data.labels[self.train_items].long()
+        self.class_weights = class_weights(car_pixels[car_pixels >= 0], config.class_balance, len(PART_NAMES))
         self.branch = PartBranch(feature_dim=self.data.codes.shape[1], texture_height=self.inverse.texture_height,
                                  channels=config.channels).to(self.device)
         self.optimizer = torch.optim.Adam(self.branch.parameters(), lr=config.learning_rate)
