@@ -199,3 +199,17 @@ def test_the_shipped_model_labels_the_example_car_with_its_own_branch():
     assert counts[PART_NAMES.index("body")] > counts.sum() / 2
     for part in ("window", "wheel", "headlight", "taillight"):
         assert counts[PART_NAMES.index(part)] > 0, part
+
+
+def test_reconstruct_writes_a_part_aware_car_unless_the_part_branch_is_none(tmp_path, capsys):
+    import trimesh
+
+    photo = str(Path(__file__).resolve().parents[2] / "docs" / "example_car.png")
+    assert main(["reconstruct", photo, "-o", str(tmp_path / "car.glb"), "--device", "cpu"]) == 0
+    nodes = set(trimesh.load(tmp_path / "car.glb").graph.nodes)
+    assert {"body", "wheel_front_left", "wheel_front_right", "wheel_rear_left", "wheel_rear_right"} <= nodes
+    assert main(["reconstruct", photo, "-o", str(tmp_path / "plain.glb"), "--part-branch", "none",
+                 "--device", "cpu"]) == 0
+    assert not any(node.startswith("wheel") for node in trimesh.load(tmp_path / "plain.glb").graph.nodes)
+    assert main(["reconstruct", photo, "-o", str(tmp_path / "x.glb"), "--part-branch", str(tmp_path / "no")]) == 2
+    assert "--part-branch" in capsys.readouterr().err and not (tmp_path / "x.glb").exists()
