@@ -2,7 +2,7 @@
 # Reproduces the part branch of the default inverse-graphics net (`--model oracle`),
 # backend/ganverse3d/assets/part_branch_oracle.safetensors: the oracle frozen, its part texture trained through the
 # renderer against the true parts of world renders of 300 cars x 8 views (seed 21: cars of the oracle's own
-# training set), 3,000 steps of 32 images (README, "Parts"). About 10 minutes on 2 CPU cores with one thread;
+# training set), 3,000 steps of 32 images (README, "Parts"). About 12 minutes on 2 CPU cores with one thread;
 # kill it at any time and run it again to resume.
 #
 #   scripts/make_part_branch.sh [WORK_DIR] [STEPS]

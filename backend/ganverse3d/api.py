@@ -323,22 +323,21 @@ def load_part_branch(model=None, part_branch=None, device="auto"):
     model_path = resolve("inverse", model)
     if part_branch is None:
         shipped_model = next((asset for asset in shipped("inverse") if asset.path == model_path.resolve()), None)
-        paired = None if shipped_model is None else lookup("part_branch", shipped_model.name)
-        if paired is None:
+        if shipped_model is None or lookup("part_branch", shipped_model.name) is None:
             return None
-        path = paired.path
+        path = resolve("part_branch", shipped_model.name)  # one sentence when the shipped file is missing
     else:
         path = resolve("part_branch", part_branch)
     device = resolve_device(device)
     key = (str(path.resolve()), path.stat().st_mtime_ns, str(model_path.resolve()), str(device))
     if key not in _PART_BRANCH_CACHE:
-        trained_on = read_metadata(path)["provenance"].get("inverse_sha256")
-        if trained_on != file_sha256(model_path):
+        branch = load_module(path, PartBranch, device=device).eval()  # first: is it a part branch at all
+        if read_metadata(path)["provenance"].get("inverse_sha256") != file_sha256(model_path):
             raise InputError(f"The {setting('part_branch')} {shown_path(path)} was trained on another "
                              f"inverse-graphics model than the {setting('model')} {shown_path(model_path)}; give the "
                              f"branch trained on it, or {NO_PART_BRANCH!r}.")
         _PART_BRANCH_CACHE.clear()
-        _PART_BRANCH_CACHE[key] = load_module(path, PartBranch, device=device).eval()
+        _PART_BRANCH_CACHE[key] = branch
     return _PART_BRANCH_CACHE[key]
 
 

@@ -596,7 +596,8 @@ class Worker:
         # StyleGAN-R reads the network's texture on the network's UVs; a baked texture (up to 100 MB) is not kept.
         net, _ = load_inverse_model(self.model, self.device)
         mesh_kept = TexturedMesh(result.mesh.verts, result.mesh.faces, net.face_uvs.cpu(), result.network_texture)
-        reconstruction_id = self._keep(Kept(dataclasses.replace(result, mesh=mesh_kept), scale, lift))
+        kept = dataclasses.replace(result, mesh=mesh_kept, part_mesh=None)  # the part mesh holds the baked texture too
+        reconstruction_id = self._keep(Kept(kept, scale, lift))
         return {"reconstruction": reconstruction_id, **{key: str(path) for key, path in files.items()},
                 "length": length, "scale": scale, "camera": camera}
 

@@ -103,6 +103,26 @@ def test_a_wheel_without_faces_is_its_partner_mirrored():
     assert centre_cm < 1.0 and radius < 0.02
 
 
+def test_two_equal_clusters_far_apart_on_one_side_count_as_no_wheel_there():
+    # Three faces of the front-left wheel and three body faces by the sill labelled wheel: the median along the car
+    # falls between the clusters, the stray filter keeps none of them, and the wheel is its partner mirrored.
+    car = world_car("sedan", seed=3)
+    centroids = car.verts[car.faces].mean(1)
+    labels = car.part_labels.clone()
+    front_left = ((labels == WHEEL_LABEL) & (centroids[:, 0] > 0) & (centroids[:, 2] > 0)).nonzero().flatten()
+    front_left = front_left[centroids[front_left, 2].argsort(descending=True)]  # the three frontmost stay wheel
+    labels[front_left[3:]] = BODY_LABEL
+    length = float(car.verts[:, 2].max() - car.verts[:, 2].min())
+    middle = float(car.verts[:, 2].max() + car.verts[:, 2].min()) / 2
+    wheel_z = float(centroids[front_left[:3], 2].mean())
+    sill = ((labels == BODY_LABEL) & (centroids[:, 0] > 0) & (centroids[:, 2] < wheel_z - 0.25 * length)
+            & (centroids[:, 2] > middle)).nonzero().flatten()
+    assert len(sill) >= 3
+    labels[sill[:3]] = WHEEL_LABEL
+    wheels = fit_wheels(car.verts, car.faces, labels)
+    assert [wheel.source for wheel in wheels] == ["mirrored", "fitted", "fitted", "fitted"]
+
+
 def test_without_wheel_labels_the_bounding_box_prior_places_the_wheels():
     car = world_car("sedan", seed=4)
     centroids = car.verts[car.faces].mean(1)

@@ -1,6 +1,5 @@
 """Helpers of the parts tests: a tiny generator, and labels that are a known function of an image."""
 
-import numpy as np
 import torch
 
 from ganverse3d.stylegan2.networks import Generator

@@ -20,6 +20,7 @@ from ganverse3d.files import save_png
 from ganverse3d.geometry import Camera, template_sphere
 from ganverse3d.inverse.model import InverseGraphicsNet
 from ganverse3d.inverse.train import load_images, measure_framing
+from ganverse3d.parts.annotations import label_png_bytes
 from ganverse3d.parts.branch import (PART_NAMES, PartBranch, confusion_matrix, face_part_labels, iou_from_confusion,
                                      render_face_labels, render_part_labels)
 from ganverse3d.parts.train_branch import part_scores, read_part_data, view_part_labels
@@ -108,11 +109,16 @@ def test_a_parts_folder_is_read_as_part_id_plus_one(world_views, tmp_path):
     painted[4:8, 4:8] = WHEEL + 1
     for line in dataset.meta:
         save_png(folder / "parts" / line["image"].split("/")[-1], painted)
+    # The first image's labels as `parts synth` writes them: an indexed PNG with the class palette.
+    (folder / "parts" / dataset.meta[0]["image"].split("/")[-1]).write_bytes(label_png_bytes(painted))
     labels = view_part_labels(dataset)
     assert (labels[:, 4:8, 4:8] == WHEEL).all() and (labels[:, :4] == -1).all()
     painted[0, 0] = len(PART_NAMES) + 1
     save_png(folder / "parts" / dataset.meta[0]["image"].split("/")[-1], painted)
-    with pytest.raises(InputError, match="part labels are 0"):
+    with pytest.raises(InputError, match="has the value 7"):
+        view_part_labels(dataset)
+    save_png(folder / "parts" / dataset.meta[0]["image"].split("/")[-1], painted[:16])
+    with pytest.raises(InputError, match="32x16 px, but its image is 32x32"):
         view_part_labels(dataset)
 
 

@@ -94,3 +94,14 @@ def test_the_command_labels_a_dataset_and_refuses_a_world_one(gan_views, generat
                  str(interpreter_file)]) == 2
     assert "not a GAN multi-view dataset" in capsys.readouterr().err
     assert not (world / "parts").exists()
+
+
+def test_a_generator_of_another_shape_is_one_sentence(gan_views, interpreter_file, tmp_path):
+    from ganverse3d.stylegan2.networks import Generator
+
+    torch.manual_seed(0)
+    other = tmp_path / "wide.safetensors"
+    save_module(other, Generator(z_dim=8, w_dim=16, img_resolution=16, img_channels=3, channel_base=128,
+                                 channel_max=16, num_mapping_layers=2, img_content_shape=(12, 16)).eval())
+    with pytest.raises(InputError, match="generator.*does not make the images"):
+        label_multiview(gan_views, other, interpreter_file, progress=False)

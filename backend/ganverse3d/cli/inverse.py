@@ -113,8 +113,8 @@ _PARTS = "ganverse3d.parts.train_branch:BranchTrainConfig"
 @config_option(_PARTS, "--steps", type=int, help="Training steps.")
 @config_option(_PARTS, "--batch", type=int, help="Images per step.")
 @config_option(_PARTS, "--learning-rate", type=float, help="Adam learning rate.")
-@config_option(_PARTS, "--class-balance", type=float,
-               help="A part's cross-entropy weight is its pixel frequency to the minus this (0: unweighted).")
+@config_option(_PARTS, "--balance", type=float,
+               help="A part's cross-entropy weight is its pixel frequency to the minus this, 0 to 1 (0: unweighted).")
 @config_option(_PARTS, "--holdout", type=float, help="Share of the cars held out and scored at each checkpoint.")
 @config_option(_PARTS, "--seed", type=int, help="Seed of the initialisation, split and batches.")
 @config_option(_PARTS, "--checkpoint-every", type=int, help="Steps between checkpoints (held-out scores, samples).")

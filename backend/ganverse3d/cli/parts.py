@@ -95,7 +95,8 @@ def parts_train(ctx, annotations, generator, out_path, runs_root, resume_dir, de
 
 @parts.command("synth")
 @generator_option
-@click.option("--interpreter", required=True, help="Interpreter bundle (`parts train`).")
+@click.option("--interpreter", required=True,
+              help="Style interpreter: a shipped name (world64) or a bundle (`parts train`).")
 @click.option("--n", "count", type=int, required=True, help="Images to generate (the most uncertain are dropped).")
 @click.option("--out", "out", required=True, help="Dataset folder: new, empty, or one to resume or extend.")
 @config_option(_SYNTH, "--seed", type=int, help="Image i draws its code from (seed, i).")

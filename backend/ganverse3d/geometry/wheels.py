@@ -13,10 +13,12 @@ Pure math on numpy arrays (torch tensors are accepted and read as numpy). Conven
 
 Why the fitting looks the way it does: a reconstruction is a 642-vertex sphere pushed into the car's shape, its
 part labels are predicted and blotchy, and only the outer, lower part of each wheel is on its surface (the top
-hides in the arch, the inner side in the body). The length of the labelled region along the car (z) is the
-most reliable measure of a wheel's diameter; the hub then stands one radius above the car's lowest point
-(wheels touch the ground); the axle's outer end is the region's outermost x. Cars are left/right symmetric,
-so mirrored pairs are averaged, and a wheel with no labelled faces is its partner mirrored.
+hides in the arch, the inner side in the body). So each wheel's region is seen from the side (y, z) as a
+disk: its area-weighted centre and spread give the hub's place along the car and a first radius, which grows
+when the region takes in faces beyond the tyre; the height of that centre above the car's lowest point (wheels
+touch the ground) gives a second, which shrinks when the arch hides the tyre's top; the fit takes their
+geometric mean. The axle's outer end is the region's outermost x. Cars are left/right symmetric, so mirrored
+pairs are averaged, and a wheel with too few labelled faces is its partner mirrored.
 """
 
 from __future__ import annotations
@@ -140,6 +142,8 @@ def fit_wheels(verts, faces, part_labels) -> list[Wheel]:
         if int(chosen.sum()) < MIN_WHEEL_FACES:
             continue
         chosen &= np.abs(centroids[:, 2] - np.median(centroids[chosen, 2])) <= _STRAY_SHARE * length
+        if int(chosen.sum()) < MIN_WHEEL_FACES:  # two clusters apart: the median fell between them
+            continue
         z, y, spread_radius = _side_view_disk(triangles[chosen])
         # Two radii, both exact for a fully labelled wheel: the spread along z grows when the region takes in
         # faces beyond the tyre, the side-view centre's height above the ground shrinks when the arch hides the

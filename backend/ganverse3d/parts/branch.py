@@ -24,12 +24,11 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..geometry import Camera
 from ..inverse.model import UVPad, uv_upsample_stage
-from ..render import render_mesh
+from ..render import render_mesh, sample_texture
 from ..world.cars import PART_LABELS
 
 PART_NAMES = PART_LABELS
@@ -116,12 +115,12 @@ def face_part_labels(logits: torch.Tensor, face_uvs: torch.Tensor) -> torch.Tens
     a face across a part's border goes to the part covering most of it)."""
     corners = face_uvs.to(logits.dtype)
     points = torch.cat((corners, (corners + corners.roll(1, dims=1)) / 2, corners.mean(dim=1, keepdim=True)), dim=1)
-    grid_u = (points[..., 0] - torch.floor(points[..., 0])) * 2 - 1  # u repeats; v is clamped at the poles
-    grid_v = points[..., 1].clamp(0, 1) * 2 - 1
-    grid = torch.stack((grid_u, grid_v), dim=-1).expand(logits.shape[0], -1, -1, -1)   # [B, F, 7, 2]
-    probability = F.grid_sample(logits.softmax(dim=1), grid, mode="bilinear", padding_mode="border",
-                                align_corners=False)                                     # [B, P, F, 7]
-    return probability.mean(dim=3).argmax(dim=1)
+    batch, samples = logits.shape[0], points.shape[0] * points.shape[1]                 # points [F, 7, 2]
+    batch_index = torch.arange(batch, device=logits.device).repeat_interleave(samples)
+    # The renderer's own texture lookup (u wraps around the seam at the back, v is clamped), so a face reads what
+    # a render of the part texture shows on it.
+    probability = sample_texture(logits.softmax(dim=1), points.reshape(-1, 2).repeat(batch, 1), batch_index)
+    return probability.reshape(batch, *points.shape[:2], -1).mean(dim=2).argmax(dim=-1)
 
 
 def confusion_matrix(predicted: torch.Tensor, truth: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -52,6 +52,10 @@ def label_multiview(folder, generator, interpreter, device="auto", progress: boo
     members = load_interpreter(interpreter, device=device).eval()
     members.check_generator(G, f"The {setting('interpreter')}")
     view_codes = _read_tensors(folder / "view_codes.safetensors", ("ws", "view_ids"))
+    if (tuple(view_codes["ws"].shape[1:]) != (G.num_ws, G.w_dim)
+            or tuple(G.img_content_shape) != tuple(dataset.manifest["resolution"])):
+        raise InputError(f"The {setting('generator')} does not make the images of {shown_path(folder)} (its codes "
+                         f"or image size differ); give the generator the dataset was made with.")
     view_index = {int(view_id): index for index, view_id in enumerate(view_codes["view_ids"].tolist())}
     view_layers = int(source["view_layers"])
     todo = [index for index, line in enumerate(dataset.meta) if not is_file(_labels_path(folder, line))]

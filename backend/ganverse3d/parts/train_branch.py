@@ -1,4 +1,4 @@
-"""Training the inverse network's part branch (``ganverse3d parts train-branch``).
+"""Training the inverse network's part branch (``ganverse3d inverse train-parts``).
 
 The data is a multi-view dataset (:mod:`ganverse3d.dataset.format`) whose images carry part labels: a
 ``parts/`` folder beside ``images/`` (value = part id + 1, 0 = no car: a world dataset's encoding and
@@ -7,7 +7,7 @@ The data is a multi-view dataset (:mod:`ganverse3d.dataset.format`) whose images
 once (image code and mesh); a step then draws ``batch`` images, each with a random view of the same car (itself
 included), renders the image's predicted mesh with its :class:`~ganverse3d.parts.branch.PartBranch` part texture
 from that view's camera, and takes the cross-entropy against that view's labels wherever both the mesh and the
-car are (each part weighted by frequency^-``class_balance``, so that a headlight's pixels count). Parts the
+car are (each part weighted by frequency^-``balance``, so that a headlight's pixels count). Parts the
 input view does not show are learnt from the other views, as DIB-R's multi-view training learns the far side.
 
 This needs the predicted mesh to live in the cameras' object space, as it does for an inverse network trained
@@ -25,7 +25,6 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -35,11 +34,12 @@ from ..dataset.format import MultiViewDataset, cameras_from_batch
 from ..dataset.segment import file_sha256
 from ..errors import InputError, setting
 from ..export import load_mesh
-from ..files import check_output_file, image_grid, is_file, read_image, save_png, shown_path, write_bytes
+from ..files import check_output_file, image_grid, is_file, save_png, shown_path, write_bytes
 from ..geometry.mesh import split_corners, split_faces
 from ..inverse.model import InverseGraphicsNet
 from .branch import (PART_NAMES, PartBranch, confusion_matrix, face_part_labels, iou_from_confusion,
                      render_face_labels, render_part_labels, render_part_logits)
+from .annotations import read_label_file
 from .interpreter import class_weights, colourise
 
 _SAMPLE_ITEMS = 8
@@ -48,7 +48,7 @@ _BATCH = 64  # images per batch when reading the dataset through the frozen netw
 
 @dataclass(frozen=True)
 class BranchTrainConfig:
-    """Settings of ``ganverse3d parts train-branch`` (all recorded in the bundle)."""
+    """Settings of ``ganverse3d inverse train-parts`` (all recorded in the bundle)."""
 
     data: str                     # multi-view dataset with part labels (module docstring)
     inverse: str = "oracle"       # the frozen inverse network: a shipped name or a bundle path
@@ -56,7 +56,7 @@ class BranchTrainConfig:
     steps: int = 3000
     batch: int = 32               # images per step
     learning_rate: float = 1e-3   # Adam
-    class_balance: float = 0.5    # cross-entropy weight of a part = its pixel frequency ^ -class_balance
+    balance: float = 0.5          # cross-entropy weight of a part = its pixel frequency ^ -balance
     holdout: float = 0.1          # share of the cars held out for the checkpoints' scores
     seed: int = 0
     log_every: int = 50
@@ -66,7 +66,8 @@ class BranchTrainConfig:
         runs.check_fields(self)
         runs.check_at_least(self, 16, "channels")
         runs.check_at_least(self, 1, "steps", "batch", "log_every", "checkpoint_every")
-        runs.check_at_least(self, 0, "seed", "class_balance")
+        runs.check_at_least(self, 0, "seed")
+        runs.check_within(self, "balance", 0, 1)
         runs.check_positive(self, "learning_rate")
         runs.check_within(self, "holdout", 0, 1, include_high=False)
 
@@ -88,11 +89,7 @@ def view_part_labels(dataset: MultiViewDataset) -> torch.Tensor:
             path = folder / "parts" / Path(line["image"]).name
             if not is_file(path):
                 raise InputError(f"{shown_path(folder)}/parts lacks {path.name}: every image needs its part labels.")
-            value = torch.from_numpy(read_image(path, "L").astype(np.int64))
-            if int(value.max()) > len(PART_NAMES):
-                raise InputError(f"{shown_path(path)} has the value {int(value.max())}; part labels are 0 (no car) "
-                                 f"to {len(PART_NAMES)}.")
-            labels[index] = (value - 1).to(torch.int8)
+            labels[index] = torch.from_numpy(read_label_file(path, (height, width)) - 1).to(torch.int8)
         return labels
     if not all("mesh" in line for line in dataset.meta):
         raise InputError(f"{shown_path(folder)} has no part labels: it needs a parts/ folder (`ganverse3d parts "
@@ -153,7 +150,8 @@ def part_scores(data: PartData, inverse: InverseGraphicsNet, logits_of, contents
     part textures [n, P, Ht, 2 Ht] of those images (the branch on their codes and textures, or a baseline's); the input's
     predicted mesh with that texture is rendered from each *other* view's camera and compared with the view's
     labels, background included (class 0 = no car, then the parts). Returns ``per_class`` IoU (background
-    first), ``miou`` (all classes) and ``parts_miou`` (the parts only), and ``views`` (how many were scored).
+    first), ``miou`` (all classes) and ``parts_miou`` (the parts only; 1.0 where no class is in either, as
+    ``parts.interpreter.mean_iou``), and ``views`` (how many were scored).
     With ``per_face`` the textures are first read back as one part per face of the mesh split 1-to-4
     (:func:`face_part_labels`, ``geometry.mesh.split_faces``: the reconstruction's ``part_mesh``, what an exported
     car and Blender's material slots get).
@@ -181,8 +179,9 @@ def part_scores(data: PartData, inverse: InverseGraphicsNet, logits_of, contents
     per_class = iou_from_confusion(confusion)
     present = [value for value in per_class if value is not None]
     parts = [value for value in per_class[1:] if value is not None]
-    return {"per_class": dict(zip(("background", *PART_NAMES), per_class)), "miou": sum(present) / len(present),
-            "parts_miou": sum(parts) / max(len(parts), 1), "views": len(others)}
+    return {"per_class": dict(zip(("background", *PART_NAMES), per_class)),
+            "miou": sum(present) / len(present) if present else 1.0,
+            "parts_miou": sum(parts) / len(parts) if parts else 1.0, "views": len(others)}
 
 
 class BranchTrainer(runs.RunTrainer):
@@ -205,7 +204,7 @@ class BranchTrainer(runs.RunTrainer):
             raise InputError(f"The {setting('holdout')} {config.holdout} leaves no car of {shown_path(config.data)} "
                              f"to train on.")
         car_pixels = self.data.labels[self.train_items].long()
-        self.class_weights = class_weights(car_pixels[car_pixels >= 0], config.class_balance, len(PART_NAMES))
+        self.class_weights = class_weights(car_pixels[car_pixels >= 0], config.balance, len(PART_NAMES))
         self.branch = PartBranch(feature_dim=self.data.codes.shape[1], texture_height=self.inverse.texture_height,
                                  channels=config.channels).to(self.device)
         self.optimizer = torch.optim.Adam(self.branch.parameters(), lr=config.learning_rate)
@@ -273,7 +272,7 @@ class BranchTrainer(runs.RunTrainer):
 
     def write_outputs(self) -> None:
         save_module(self.output_path, self.branch, config=dataclasses.asdict(self.config),
-                    provenance={"stage": "parts train-branch", "steps": self.step, "inverse": self.inverse_path.name,
+                    provenance={"stage": "inverse train-parts", "steps": self.step, "inverse": self.inverse_path.name,
                                 "inverse_sha256": file_sha256(self.inverse_path), "held_out": self.measure()})
         self.write_samples()
 
