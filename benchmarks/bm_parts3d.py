@@ -8,13 +8,13 @@ texture is rendered from the 6 others and compared with the world's true part re
 included: a mesh that misses the car's outline loses there). Per-class IoU, mIoU over the 7 classes and over
 the 6 parts.
 
-Rows: the **part branch**, its texture read back **per face** of the mesh split 1-to-4 (the reconstruction's part
-mesh: what the exported .glb and Blender's material slots get), and baselines on the same predicted meshes: **one constant car** (every car gets the mean of the branch's
-part textures over the test inputs: the prior without looking) and **all body** (the silhouette alone); and the
-**ceiling** the predicted meshes allow: per car, the part texture fitted by gradient descent to the true parts of
-the very views it is scored on. Prints a
-table, writes benchmarks/results/bm_parts3d.json, and with ``--figure`` a sheet: input | truth in 3 other views
-| the branch there.
+Rows: the **part branch**, its texture read back **per face** of the mesh split 1-to-16 (the reconstruction's part
+mesh: what the exported .glb and Blender's material slots get), and baselines on the same predicted meshes:
+**one constant car** (every car gets the mean of the branch's part textures over the test inputs: the prior
+without looking) and **all body** (the silhouette alone); and the **ceiling** the predicted meshes allow: per car,
+the part texture fitted by gradient descent to the true parts of the very views it is scored on. Prints a table,
+writes benchmarks/results/bm_parts3d.json, and with ``--figure`` a sheet: input | truth in 3 other views | the
+branch there.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@
 6. with ``fit_steps`` > 0, fit mesh (mirror-symmetric), proportions, camera and texture to the framed photo and
    its mask through the differentiable renderer (``ganverse3d.inverse.fitting``); 0, the default, skips it;
 7. with the model's part branch (``ganverse3d.parts.branch``; the shipped models' own, or ``part_branch``), split
-   every face of the mesh in four and label each with a part (body, window, wheel, headlight, taillight, plate):
+   every face of the mesh into 16 and label each with a part (body, window, wheel, headlight, taillight, plate):
    ``part_mesh``;
 8. with a ``texture_size``, bake the photo itself into a texture of that height (and twice the width): the
    framed crop, taken again from the photo at up to ``texture_size`` pixels, projected through the camera onto
@@ -89,8 +89,8 @@ class Reconstruction:
             the photo's border, where edge pixels were repeated.
         network_texture: [3, Ht, 2 Ht] float32 in [0, 1], the texture on the inverse network's template UVs
             (after fitting, before any baking): what StyleGAN-R reads as the car's texture.
-        part_mesh: with a part branch, the mesh with every face split in four (the same surface,
-            ``geometry.mesh.split_faces``: finer faces keep a headlight or a plate) and one part per face
+        part_mesh: with a part branch, the mesh with every face split into 16 (the same surface,
+            ``parts.branch.split_for_parts``: finer faces keep a headlight or a plate) and one part per face
             (``part_labels``, ids of ``ganverse3d.parts.branch.PART_NAMES``): what export and Blender get; None
             without one.
         sources: the files it was made from, ``{"photo": path, "mask": path}`` for those given as paths
@@ -407,8 +407,7 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
     from .devices import resolve_device
     from .inverse.camera_search import search_camera
     from .inverse.fitting import FitSettings, fit_to_photo
-    from .geometry.mesh import split_corners, split_faces
-    from .parts.branch import face_part_labels
+    from .parts.branch import face_part_labels, split_for_parts
 
     preset = check_quality(quality)
     fit_steps = check_fit_steps(preset.fit_steps if fit_steps is None else fit_steps)
@@ -460,10 +459,10 @@ def reconstruct(image, mask=None, model=None, segmenter: str = "world", device="
     part_mesh = None
     if branch is not None:
         part_texture = branch(net.image_code(net_image, net_mask), prediction.texture)
-        split_verts, split_faces_of_mesh = split_faces(mesh.verts, mesh.faces)
-        part_labels = face_part_labels(part_texture, split_corners(net.face_uvs))[0].cpu()
-        part_mesh = TexturedMesh(split_verts, split_faces_of_mesh, split_corners(mesh.face_uvs), mesh.texture,
-                                 part_labels)
+        split_verts, split, split_uvs, split_network_uvs = split_for_parts(mesh.verts, mesh.faces, mesh.face_uvs,
+                                                                           net.face_uvs.cpu())
+        part_labels = face_part_labels(part_texture.cpu(), split_network_uvs)[0]
+        part_mesh = TexturedMesh(split_verts, split, split_uvs, mesh.texture, part_labels)
     camera = camera.to(device="cpu")
     sources = {what: Path(source) for what, source in (("photo", image), ("mask", mask))
                if isinstance(source, (str, os.PathLike))}

@@ -91,7 +91,7 @@ Progress events, then::
   world: metres, Z up, the car's front towards -Y, its lowest vertex at Z = 0, ``length`` long along Y; faces
   counter-clockwise seen from outside; one UV per face corner (3 F entries, corner k of face f at 3 f + k) in
   Blender's convention, origin at the bottom-left of the texture and v up. When the model labels parts (a part
-  branch, ``api.Reconstruction.part_mesh``), the mesh is the part mesh (every face of the network's split in four:
+  branch, ``api.Reconstruction.part_mesh``), the mesh is the part mesh (every face of the network's split into 16:
   the same surface, finer part borders) and three more keys come with it (absent otherwise; the car's left is
   +X, since forward -Y x up +Z = -X is its right):
 
@@ -268,7 +268,7 @@ def blender_payload(reconstruction: Reconstruction, length: float) -> tuple[dict
     Returns:
         mesh: ``{"vertices": [V][3] metres (Z up, front -Y, min Z = 0), "faces": [F][3] vertex indices,
             "uvs": [3 F][2] (corner k of face f at 3 f + k; origin bottom-left, v up)}``; with a part mesh
-            (``reconstruction.part_mesh``: the mesh split 1-to-4, a part per face) that mesh, and also
+            (``reconstruction.part_mesh``: the mesh split 1-to-16, a part per face) that mesh, and also
             "part_names", "part_labels" and "wheels" (the module docstring's mesh.json), the body's wheel blobs
             pulled in.
         camera: azimuth, elevation, fov_y (degrees), distance (object units), and the Blender camera:

@@ -238,7 +238,7 @@ def test_cycles_sees_the_import_from_its_camera_as_our_renderer_sees_the_reconst
                                                                                           tmp_path):
     scene = bpy.context.scene
     assert (scene.render.resolution_x, scene.render.resolution_y) == (RESOLUTION, RESOLUTION)
-    mesh = reconstruction.mesh  # the part mesh, if any, is the same surface (its faces split in four)
+    mesh = reconstruction.mesh  # the part mesh, if any, is the same surface (its faces split into 16)
     camera = reconstruction.camera.to(dtype=torch.float64)
     ours = our_mask(mesh.verts.double(), mesh.faces, mesh.face_uvs.double(), camera, (RESOLUTION, RESOLUTION))
     blender = render_cycles_alpha(scene, tmp_path) >= 0.5

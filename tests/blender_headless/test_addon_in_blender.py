@@ -31,10 +31,10 @@ def test_import_operator_in_blender_background_builds_the_car():
     car = next(obj for obj in report["objects"] if obj["type"] == "MESH")
     camera = next(obj for obj in report["objects"] if obj["type"] == "CAMERA")
     assert car["name"] == "car_example_car" and camera["name"] == "camera_example_car"
-    if report["wheels"]:  # a part branch: the template's faces split in four, a part each, and four wheels
+    if report["wheels"]:  # a part branch: the template's faces split into 16, a part each, and four wheels
         assert report["wheels"] == sorted(f"car_example_car wheel_{end}_{side}" for end in ("front", "rear")
                                           for side in ("left", "right"))
-        assert car["vertices"] == 642 + 1920 and car["faces"] == 4 * 1280
+        assert car["vertices"] == 10242 and car["faces"] == 16 * 1280  # split twice: 642 + 1920, + 7680 edges
         assert car["materials"] == [f"car_example_car_{part}" for part in (
             "body", "window", "tyre", "headlight", "taillight", "plate")]
     else:

@@ -183,7 +183,7 @@ def test_reconstruct_labels_every_face_with_the_branch_trained_on_its_model(worl
     labelled = api.reconstruct(photo, mask=mask, model=str(tiny_inverse), part_branch=str(tiny_branch), device="cpu")
     assert torch.equal(labelled.mesh.verts, plain.mesh.verts) and labelled.mesh.part_labels is None
     part_mesh, faces = labelled.part_mesh, labelled.mesh.faces
-    assert part_mesh.faces.shape == (4 * len(faces), 3) and part_mesh.part_labels.shape == (4 * len(faces),)
+    assert part_mesh.faces.shape == (16 * len(faces), 3) and part_mesh.part_labels.shape == (16 * len(faces),)
     assert torch.equal(part_mesh.verts[:len(labelled.mesh.verts)], labelled.mesh.verts)
     assert part_mesh.part_labels.dtype == torch.int64
     assert 0 <= part_mesh.part_labels.min() and part_mesh.part_labels.max() < len(PART_NAMES)

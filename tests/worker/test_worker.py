@@ -167,9 +167,9 @@ def test_reconstruct_reports_progress_then_the_files_and_camera(round_trip, refe
 def test_reconstruct_files_hold_the_reconstruction_with_consistent_sizes(round_trip, reference):
     out_dir, _, _ = round_trip
     mesh = json.loads((out_dir / "mesh.json").read_text())
-    sent = reference.part_mesh  # the shipped model labels parts: its mesh split 1-to-4 goes to Blender
+    sent = reference.part_mesh  # the shipped model labels parts: its mesh split 1-to-16 goes to Blender
     faces = sent.faces
-    assert faces.shape[0] == 4 * reference.mesh.faces.shape[0]
+    assert faces.shape[0] == 16 * reference.mesh.faces.shape[0]
     assert len(mesh["vertices"]) == sent.verts.shape[0]
     assert mesh["faces"] == faces.tolist()
     assert len(mesh["uvs"]) == 3 * faces.shape[0]

@@ -35,10 +35,9 @@ from ..dataset.segment import file_sha256
 from ..errors import InputError, setting
 from ..export import load_mesh
 from ..files import check_output_file, image_grid, is_file, save_png, shown_path, write_bytes
-from ..geometry.mesh import split_corners, split_faces
 from ..inverse.model import InverseGraphicsNet
 from .branch import (PART_NAMES, PartBranch, confusion_matrix, face_part_labels, iou_from_confusion,
-                     render_face_labels, render_part_labels, render_part_logits)
+                     render_face_labels, render_part_labels, render_part_logits, split_for_parts)
 from .annotations import read_label_file
 from .interpreter import class_weights, colourise
 
@@ -152,9 +151,9 @@ def part_scores(data: PartData, inverse: InverseGraphicsNet, logits_of, contents
     labels, background included (class 0 = no car, then the parts). Returns ``per_class`` IoU (background
     first), ``miou`` (all classes) and ``parts_miou`` (the parts only; 1.0 where no class is in either, as
     ``parts.interpreter.mean_iou``), and ``views`` (how many were scored).
-    With ``per_face`` the textures are first read back as one part per face of the mesh split 1-to-4
-    (:func:`face_part_labels`, ``geometry.mesh.split_faces``: the reconstruction's ``part_mesh``, what an exported
-    car and Blender's material slots get).
+    With ``per_face`` the textures are first read back as one part per face of the split mesh
+    (:func:`split_for_parts`, :func:`face_part_labels`: the reconstruction's ``part_mesh``, what an exported car
+    and Blender's material slots get).
     """
     device = inverse.template_verts.device
     wanted = set(int(c) for c in (data.contents.unique() if contents is None else contents))
@@ -170,9 +169,9 @@ def part_scores(data: PartData, inverse: InverseGraphicsNet, logits_of, contents
         logits, verts = logits_of(first).to(device), data.verts[first].to(device)
         cameras = cameras_from_batch(data.cameras[other].to(device))
         if per_face:
-            split_verts, split = split_faces(verts, inverse.faces)
-            predicted = render_face_labels(split_verts, split, face_part_labels(logits, split_corners(inverse.face_uvs)),
-                                           cameras, inverse.resolution)
+            split_verts, split, split_uvs = split_for_parts(verts, inverse.faces, inverse.face_uvs)
+            predicted = render_face_labels(split_verts, split, face_part_labels(logits, split_uvs), cameras,
+                                           inverse.resolution)
         else:
             predicted = render_part_labels(verts, inverse.faces, inverse.face_uvs, logits, cameras, inverse.resolution)
         confusion += confusion_matrix(predicted.cpu() + 1, data.labels[other].long() + 1, classes)
