@@ -45,7 +45,7 @@ def main() -> None:
     from ganverse3d.files import image_grid, save_png
     from ganverse3d.parts.branch import PartBranch, render_part_labels
     from ganverse3d.parts.interpreter import colourise
-    from ganverse3d.parts.train_branch import load_inverse, part_scores, read_part_data
+    from ganverse3d.parts.train_branch import load_inverse, novel_view_scores, read_part_data
     from ganverse3d import assets
 
     torch.set_grad_enabled(False)
@@ -64,20 +64,21 @@ def main() -> None:
     body = F.one_hot(torch.zeros(mean_texture.shape[1:], dtype=torch.int64), mean_texture.shape[0]).permute(2, 0, 1)
 
     ceiling = _fitted_to_the_truth(data, inverse)
-    rows = {"part branch": part_scores(data, inverse, branch_logits),
-            "part branch, per split face (export)": part_scores(data, inverse, branch_logits, per_face=True),
-            "one constant car (mean part texture)": part_scores(
+    rows = {"part branch": novel_view_scores(data, inverse, branch_logits),
+            "part branch, per split face (export)": novel_view_scores(data, inverse, branch_logits, per_face=True),
+            "one constant car (mean part texture)": novel_view_scores(
                 data, inverse, lambda indices: mean_texture.log().expand(len(indices), -1, -1, -1)),
-            "all body (silhouette only)": part_scores(
+            "all body (silhouette only)": novel_view_scores(
                 data, inverse, lambda indices: body.float().expand(len(indices), -1, -1, -1)),
-            "ceiling: a part texture fitted to the truth": part_scores(data, inverse, lambda indices: ceiling[indices])}
+            "ceiling: a part texture fitted to the truth": novel_view_scores(
+                data, inverse, lambda indices: ceiling[indices])}
 
     names = list(next(iter(rows.values()))["per_class"])
     print(f"{args.cars} held-out world cars (seed {SEED}) x {VIEWS - 1} new views, {RESOLUTION} px; IoU")
     print(f"{'':40s}" + "".join(f"{name[:9]:>10s}" for name in names) + f"{'mIoU':>8s}{'parts':>8s}")
     for label, scores in rows.items():
         cells = "".join(f"{'-' if v is None else f'{v:.3f}':>10s}" for v in scores["per_class"].values())
-        print(f"{label:40s}{cells}{scores['miou']:8.3f}{scores['parts_miou']:8.3f}")
+        print(f"{label:40s}{cells}{scores['miou']:8.3f}{scores['miou_parts']:8.3f}")
     write_results("bm_parts3d", {"machine": machine(), "cars": args.cars, "views": VIEWS - 1, "model": args.model,
                                  "part_branch": args.part_branch, "rows": rows})
 

@@ -21,9 +21,10 @@ from ganverse3d.geometry import Camera, template_sphere
 from ganverse3d.inverse.model import InverseGraphicsNet
 from ganverse3d.inverse.train import load_images, measure_framing
 from ganverse3d.parts.annotations import label_png_bytes
-from ganverse3d.parts.branch import (PART_NAMES, PartBranch, confusion_matrix, face_part_labels, iou_from_confusion,
+from ganverse3d.parts.branch import (PART_NAMES, PartBranch, face_part_labels,
                                      render_face_labels, render_part_labels)
-from ganverse3d.parts.train_branch import part_scores, read_part_data, view_part_labels
+from ganverse3d.parts.interpreter import confusion_matrix, iou_scores
+from ganverse3d.parts.train_branch import novel_view_scores, read_part_data, view_part_labels
 from ganverse3d.render import render_mesh
 from ganverse3d.world.cars import build_car
 from ganverse3d.world.scene import render_world, sample_item
@@ -86,7 +87,10 @@ def test_iou_from_a_confusion_matrix_on_a_hand_computed_case():
     predicted = torch.tensor([0, 1, 1, 1, 0])
     confusion = confusion_matrix(predicted, truth, 4)
     assert confusion.tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]]
-    assert iou_from_confusion(confusion) == [1 / 3, 2 / 3, 0.0, None]
+    scores = iou_scores(confusion, ("background", "a", "b", "c"))
+    assert scores["per_class"] == {"background": 1 / 3, "a": 2 / 3, "b": 0.0, "c": None}
+    assert scores["miou"] == pytest.approx(1 / 3) and scores["miou_parts"] == pytest.approx(1 / 3)
+    assert iou_scores(torch.zeros(2, 2, dtype=torch.int64), ("background", "a"))["miou_parts"] == 1.0
 
 
 def test_labels_of_a_world_dataset_are_its_meshes_parts_seen_from_each_camera(world_views):
@@ -143,15 +147,15 @@ def test_training_learns_the_parts_of_other_views_better_than_one_constant_part(
     inverse = load_module(tiny_inverse, InverseGraphicsNet).eval()
     data = read_part_data(MultiViewDataset(world_views), inverse, progress=False)
     with torch.no_grad():
-        learnt = part_scores(data, inverse, lambda indices: branch(data.codes[indices], data.textures[indices]))
+        learnt = novel_view_scores(data, inverse, lambda indices: branch(data.codes[indices], data.textures[indices]))
         body = torch.zeros(len(PART_NAMES), 8, 16)
         body[0] = 1
-        constant = part_scores(data, inverse, lambda indices: body.expand(len(indices), -1, -1, -1))
-        per_face = part_scores(data, inverse, lambda indices: branch(data.codes[indices], data.textures[indices]), per_face=True)
+        constant = novel_view_scores(data, inverse, lambda indices: body.expand(len(indices), -1, -1, -1))
+        per_face = novel_view_scores(data, inverse, lambda indices: branch(data.codes[indices], data.textures[indices]),
+                                     per_face=True)
     assert learnt["views"] == 3 * 3
-    print(learnt["parts_miou"], constant["parts_miou"], per_face["parts_miou"])
-    assert learnt["parts_miou"] > constant["parts_miou"] + 0.05
-    assert per_face["parts_miou"] > constant["parts_miou"]
+    assert learnt["miou_parts"] > constant["miou_parts"] + 0.05
+    assert per_face["miou_parts"] > constant["miou_parts"]
     samples = sorted((tmp_path / "runs" / "part_branch").glob("*/samples/*.png"))
     assert [path.name for path in samples] == ["step0000060.png", "step0000120.png"]
 

@@ -108,7 +108,8 @@ _PARTS = "ganverse3d.parts.train_branch:BranchTrainConfig"
 @config_option(_PARTS, "--data",
                help="Multi-view dataset with part labels: `dataset world` (its meshes' parts) or one with a parts/ "
                     "folder.")
-@config_option(_PARTS, "--inverse", help="The frozen inverse-graphics model the branch reads: a shipped name or a bundle.")
+@config_option(_PARTS, "--inverse",
+               help="The frozen inverse-graphics model the branch reads: a shipped name or a bundle.")
 @click.option("--out", "out_path", required=True, help="Output part branch bundle, .safetensors.")
 @config_option(_PARTS, "--steps", type=int, help="Training steps.")
 @config_option(_PARTS, "--batch", type=int, help="Images per step.")
@@ -140,6 +141,6 @@ def inverse_train_parts(ctx, out_path, runs_root, resume_dir, device, **_config_
     config, changes = new_run_or_resume(ctx, BranchTrainConfig, resume_dir, "a multi-view dataset with part labels")
     provenance = train_part_branch(config, out_path, device=device, runs_root=runs_root, resume=resume_dir, **changes)
     held_out = provenance["held_out"]
-    scores = (f"; held-out cars in their other views: mIoU {held_out['miou']:.3f}, parts {held_out['parts_miou']:.3f}"
+    scores = (f"; held-out cars in their other views: mIoU {held_out['miou']:.3f}, parts {held_out['miou_parts']:.3f}"
               if held_out else "")
     echo_once(f"Wrote {out_path}: {provenance['steps']} steps{scores}.")

@@ -138,16 +138,3 @@ def face_part_labels(logits: torch.Tensor, face_uvs: torch.Tensor) -> torch.Tens
     # a render of the part texture shows on it.
     probability = sample_texture(logits, points.reshape(-1, 2).repeat(batch, 1), batch_index)
     return probability.reshape(batch, *points.shape[:2], -1).mean(dim=2).argmax(dim=-1)
-
-
-def confusion_matrix(predicted: torch.Tensor, truth: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """[C, C] int64 counts of (truth, predicted) pairs over two label images of equal shape, ids in [0, C)."""
-    index = truth.reshape(-1).long() * num_classes + predicted.reshape(-1).long()
-    return torch.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
-
-def iou_from_confusion(confusion: torch.Tensor) -> list[float | None]:
-    """Per-class IoU of a confusion matrix (None for a class in neither truth nor prediction)."""
-    true_positive = confusion.diag().double()
-    union = confusion.sum(dim=0).double() + confusion.sum(dim=1).double() - true_positive
-    return [None if float(u) == 0 else float(t / u) for t, u in zip(true_positive, union)]

@@ -153,11 +153,25 @@ def colourise(labels: torch.Tensor) -> torch.Tensor:
     return palette[labels.clamp(0, len(PALETTE) - 1)].permute(0, 3, 1, 2)
 
 
+def confusion_matrix(predicted: torch.Tensor, truth: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """[C, C] int64 counts of (truth, predicted) pairs over two label tensors of one shape, ids in [0, C)."""
+    index = truth.reshape(-1).long() * num_classes + predicted.reshape(-1).long()
+    return torch.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes).cpu()
+
+
+def iou_scores(confusion: torch.Tensor, class_names=CLASSES) -> dict:
+    """Scores of a confusion matrix (:func:`confusion_matrix`) over ``class_names`` (background first):
+    ``per_class`` {class: IoU, None for a class in neither truth nor prediction}, ``miou`` (the mean over the
+    classes present in either) and ``miou_parts`` (the same without background); a mean over no class is 1.0."""
+    true_positive = confusion.diag().double()
+    union = confusion.sum(dim=0).double() + confusion.sum(dim=1).double() - true_positive
+    per_class = [None if float(u) == 0 else float(t / u) for t, u in zip(true_positive, union)]
+    present, parts = ([value for value in values if value is not None] for values in (per_class, per_class[1:]))
+    return {"per_class": dict(zip(class_names, per_class)), "miou": sum(present) / len(present) if present else 1.0,
+            "miou_parts": sum(parts) / len(parts) if parts else 1.0}
+
+
 def mean_iou(predicted: torch.Tensor, truth: torch.Tensor, num_classes: int) -> dict:
-    """Per-class IoU (None for a class in neither) and their mean over the classes present in either."""
-    per_class = []
-    for index in range(num_classes):
-        union = int(((predicted == index) | (truth == index)).sum())
-        per_class.append(None if union == 0 else int(((predicted == index) & (truth == index)).sum()) / union)
-    present = [value for value in per_class if value is not None]
-    return {"per_class": per_class, "miou": sum(present) / len(present) if present else 1.0}
+    """Per-class IoU (a list, None for a class in neither) and their mean over the classes present in either."""
+    scores = iou_scores(confusion_matrix(predicted, truth, num_classes), range(num_classes))
+    return {"per_class": list(scores["per_class"].values()), "miou": scores["miou"]}

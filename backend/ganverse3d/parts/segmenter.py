@@ -35,7 +35,7 @@ from ..files import check_dataset_complete, image_grid, is_dir, is_file, png_fil
 from ..dataset.segment import WorldSegmenterNet, logits_at
 from ..dataset.train_segmenter import SegmenterTrainConfig, SegmenterTrainer, augment
 from .annotations import read_label_file
-from .interpreter import CLASSES, class_weights, colourise, mean_iou
+from .interpreter import CLASSES, class_weights, colourise, confusion_matrix, iou_scores
 
 # Held-out images in each checkpoint's sample grid.
 _SAMPLE_ITEMS = 8
@@ -127,11 +127,8 @@ def part_scores(predicted: torch.Tensor, truth: torch.Tensor) -> dict:
     of all images: ``per_class`` {class: IoU, None for a class in neither}, ``miou`` (the mean over the classes
     present in either, background included) and ``miou_parts`` (the same without background), ``accuracy``
     (pixel accuracy), ``count`` (images)."""
-    scores = mean_iou(predicted, truth, len(CLASSES))
-    parts = [value for value in scores["per_class"][1:] if value is not None]
     return {"count": len(truth), "accuracy": float((predicted == truth).float().mean()),
-            "miou": scores["miou"], "miou_parts": sum(parts) / len(parts) if parts else 1.0,
-            "per_class": dict(zip(CLASSES, scores["per_class"]))}
+            **iou_scores(confusion_matrix(predicted, truth, len(CLASSES)))}
 
 
 class PartSegmenterTrainer(SegmenterTrainer):

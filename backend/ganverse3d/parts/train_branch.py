@@ -36,10 +36,10 @@ from ..errors import InputError, setting
 from ..export import load_mesh
 from ..files import check_output_file, image_grid, is_file, save_png, shown_path, write_bytes
 from ..inverse.model import InverseGraphicsNet
-from .branch import (PART_NAMES, PartBranch, confusion_matrix, face_part_labels, iou_from_confusion,
-                     render_face_labels, render_part_labels, render_part_logits, split_for_parts)
+from .branch import (PART_NAMES, PartBranch, face_part_labels, render_face_labels, render_part_labels,
+                     render_part_logits, split_for_parts)
 from .annotations import read_label_file
-from .interpreter import class_weights, colourise
+from .interpreter import class_weights, colourise, confusion_matrix, iou_scores
 
 _SAMPLE_ITEMS = 8
 _BATCH = 64  # images per batch when reading the dataset through the frozen network
@@ -142,16 +142,16 @@ def read_part_data(dataset: MultiViewDataset, inverse: InverseGraphicsNet, progr
 
 
 @torch.no_grad()
-def part_scores(data: PartData, inverse: InverseGraphicsNet, logits_of, contents=None, per_face: bool = False) -> dict:
+def novel_view_scores(data: PartData, inverse: InverseGraphicsNet, logits_of, contents=None,
+                      per_face: bool = False) -> dict:
     """How well part textures label the cars in views they were not made from.
 
     For every car (of ``contents``, default all), its first image is the input: ``logits_of(indices)`` gives the
-    part textures [n, P, Ht, 2 Ht] of those images (the branch on their codes and textures, or a baseline's); the input's
-    predicted mesh with that texture is rendered from each *other* view's camera and compared with the view's
-    labels, background included (class 0 = no car, then the parts). Returns ``per_class`` IoU (background
-    first), ``miou`` (all classes) and ``parts_miou`` (the parts only; 1.0 where no class is in either, as
-    ``parts.interpreter.mean_iou``), and ``views`` (how many were scored).
-    With ``per_face`` the textures are first read back as one part per face of the split mesh
+    part textures [n, P, Ht, 2 Ht] of those images (the branch on their codes and textures, or a baseline's);
+    the input's predicted mesh with that texture is rendered from each *other* view's camera and compared with
+    the view's labels, background included (class 0 = no car, then the parts). Returns the scores of
+    ``parts.interpreter.iou_scores`` (``per_class``, ``miou``, ``miou_parts``) and ``views`` (how many were
+    scored). With ``per_face`` the textures are first read back as one part per face of the split mesh
     (:func:`split_for_parts`, :func:`face_part_labels`: the reconstruction's ``part_mesh``, what an exported car
     and Blender's material slots get).
     """
@@ -175,12 +175,7 @@ def part_scores(data: PartData, inverse: InverseGraphicsNet, logits_of, contents
         else:
             predicted = render_part_labels(verts, inverse.faces, inverse.face_uvs, logits, cameras, inverse.resolution)
         confusion += confusion_matrix(predicted.cpu() + 1, data.labels[other].long() + 1, classes)
-    per_class = iou_from_confusion(confusion)
-    present = [value for value in per_class if value is not None]
-    parts = [value for value in per_class[1:] if value is not None]
-    return {"per_class": dict(zip(("background", *PART_NAMES), per_class)),
-            "miou": sum(present) / len(present) if present else 1.0,
-            "parts_miou": sum(parts) / len(parts) if parts else 1.0, "views": len(others)}
+    return {**iou_scores(confusion), "views": len(others)}
 
 
 class BranchTrainer(runs.RunTrainer):
@@ -263,11 +258,11 @@ class BranchTrainer(runs.RunTrainer):
         return self.branch(self.data.codes[indices].to(self.device), self.data.textures[indices].to(self.device))
 
     def measure(self) -> dict:
-        """The held-out cars' part scores in their other views (:func:`part_scores`)."""
+        """The held-out cars' part scores in their other views (:func:`novel_view_scores`)."""
         if len(self.held_out) == 0:
             return {}
-        scores = part_scores(self.data, self.inverse, self.branch_logits, self.held_out)
-        return {"miou": round(scores["miou"], 4), "parts_miou": round(scores["parts_miou"], 4)}
+        scores = novel_view_scores(self.data, self.inverse, self.branch_logits, self.held_out)
+        return {"miou": round(scores["miou"], 4), "miou_parts": round(scores["miou_parts"], 4)}
 
     def write_outputs(self) -> None:
         save_module(self.output_path, self.branch, config=dataclasses.asdict(self.config),
