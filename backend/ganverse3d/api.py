@@ -302,6 +302,7 @@ def load_inverse_model(model=None, device="auto"):
 
 # No part branch: ``part_branch="none"``.
 NO_PART_BRANCH = "none"
+_PART_BRANCH_CACHE: dict[tuple, object] = {}
 
 
 def load_part_branch(model=None, part_branch=None, device="auto"):
@@ -339,9 +340,6 @@ def load_part_branch(model=None, part_branch=None, device="auto"):
         _PART_BRANCH_CACHE.clear()
         _PART_BRANCH_CACHE[key] = branch
     return _PART_BRANCH_CACHE[key]
-
-
-_PART_BRANCH_CACHE: dict[tuple, object] = {}
 
 
 # ---------------------------------------------------------------------------------------------------
