@@ -9,6 +9,9 @@ features f_k directly.
 Work is proportional to the pixels each face's bounding box touches (faces are binned to pixels by
 enumerating (face, pixel) candidate pairs); no pixels x faces dense tensor is ever built.
 
+The discrete step (which face is front-most at each pixel) is the seam for optional CUDA rasterisers
+(``backend``: nvdiffrast, kaolin; :mod:`ganverse3d.render.backends`); the differentiable pass stays ours.
+
 Coordinates: NDC as in :mod:`ganverse3d.geometry.camera` (x right, y up, both in [-1, 1]; the centre of
 pixel (column i, row j) of a W x H image is ((2i + 1 - W) / W, (H - 2j - 1) / H)). Internally pixel space is
 used too: column i and row j are at integer (i, j) at pixel centres.
@@ -19,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from .backends import check_backend, external_face_index
 
 # Faces with a vertex closer than this to the camera plane (in object units) are not rasterised.
 NEAR_PLANE = 1e-3
@@ -139,8 +144,53 @@ def _edge_weights(tri: torch.Tensor, points: torch.Tensor, perspective_depth: to
     return weights
 
 
+def _zbuffer_face_index(tri_ndc: torch.Tensor, tri_depth: torch.Tensor, visible: torch.Tensor,
+                        image_size: tuple[int, int]) -> torch.Tensor:
+    """Our z-buffer (the "torch" backend): the front-most of the ``visible`` faces at every pixel centre.
+
+    Args:
+        tri_ndc: [B, F, 3, 2] NDC corners. tri_depth: [B, F, 3] depths (> NEAR_PLANE where visible).
+        visible: [B, F] bool, the faces that may be drawn. image_size: (H, W).
+
+    Returns:
+        [B, H, W] int64 face index, -1 where no face is. A pixel is covered when its centre is inside or on
+        the edge of a face; the smallest perspective-correct depth wins, ties going to the lower index.
+    """
+    height, width = image_size
+    batch, num_faces = tri_ndc.shape[:2]
+    device, dtype = tri_ndc.device, tri_ndc.dtype
+    tri_pix = ndc_to_pixel(tri_ndc, image_size)
+    candidates = visible.reshape(-1).nonzero()[:, 0]  # flat b * F + f
+    tri_c = tri_pix.reshape(-1, 3, 2)[candidates]
+    lo = torch.ceil(tri_c.amin(1)).long()
+    hi = torch.floor(tri_c.amax(1)).long()
+    lo = torch.maximum(lo, torch.zeros_like(lo))
+    hi = torch.minimum(hi, torch.tensor([width - 1, height - 1], device=device))
+
+    # One int64 key per (pixel, face): the float32 bits of the depth (monotonic for positive floats)
+    # above the face index, so a single scatter-amin finds the nearest face and breaks ties by index.
+    best = torch.full((batch * height * width,), torch.iinfo(torch.int64).max, dtype=torch.int64, device=device)
+    for owner, columns, rows in enumerate_bbox_pixels(lo, hi):
+        tri = tri_c[owner]
+        points = torch.stack((columns, rows), -1).to(dtype)
+        weights = _edge_weights(tri, points)
+        inside = (weights >= 0).all(-1)
+        owner, columns, rows, weights = owner[inside], columns[inside], rows[inside], weights[inside]
+        flat_face = candidates[owner]
+        corner_depth = tri_depth.reshape(-1, 3)[flat_face]
+        pixel_depth = 1.0 / (weights / corner_depth).sum(-1)
+        depth_bits = pixel_depth.float().view(torch.int32).long()
+        key = (depth_bits << 32) | (flat_face % num_faces)
+        pixel = (flat_face // num_faces) * (height * width) + rows * width + columns
+        best.scatter_reduce_(0, pixel, key, reduce="amin")
+
+    covered = best != torch.iinfo(torch.int64).max
+    face_index = torch.where(covered, best & 0xFFFFFFFF, -1)
+    return face_index.reshape(batch, height, width)
+
+
 def rasterize(tri_ndc: torch.Tensor, tri_depth: torch.Tensor, image_size: tuple[int, int],
-              cull_backfaces: bool = True, perspective_correct: bool = True) -> Fragments:
+              cull_backfaces: bool = True, perspective_correct: bool = True, backend: str = "torch") -> Fragments:
     """Rasterise projected triangles with a z-buffer.
 
     Args:
@@ -150,60 +200,40 @@ def rasterize(tri_ndc: torch.Tensor, tri_depth: torch.Tensor, image_size: tuple[
         cull_backfaces: skip faces whose corners run clockwise on screen (seen from behind), as DIB-R does.
         perspective_correct: interpolate with perspective-correct weights (as OpenGL and Blender do);
             False gives DIB-R's screen-space weights.
+        backend: who finds the front-most face at each pixel: "torch" (ours, any device), or, on CUDA
+            tensors with the package installed, "nvdiffrast" or "kaolin" (its DIB-R kernel); see
+            :mod:`ganverse3d.render.backends`. Only that discrete coverage changes hands: the barycentrics
+            and their gradients are ours whichever backend is used.
 
     Returns:
         :class:`Fragments`. A pixel is covered when its centre is inside or on the edge of a face; among
-        covering faces the one with the smallest interpolated depth wins, ties going to the lower index.
+        covering faces the one with the smallest interpolated depth wins, ties going to the lower index
+        (the optional backends follow their own rules on shared edges and ties).
     """
     assert tri_ndc.dim() == 4 and tri_ndc.shape[2:] == (3, 2), tri_ndc.shape
     assert tri_depth.shape == tri_ndc.shape[:3], (tri_depth.shape, tri_ndc.shape)
+    check_backend(backend)
     height, width = image_size
-    batch, num_faces = tri_ndc.shape[:2]
-    device, dtype = tri_ndc.device, tri_ndc.dtype
+    num_faces = tri_ndc.shape[1]
 
     with torch.no_grad():
-        tri_pix = ndc_to_pixel(tri_ndc.detach(), image_size)
         depth = tri_depth.detach()
         visible = (depth > NEAR_PLANE).all(-1)
         if cull_backfaces:
             visible &= front_facing(tri_ndc.detach(), depth)
-        candidates = visible.reshape(-1).nonzero()[:, 0]  # flat b * F + f
-        tri_c = tri_pix.reshape(-1, 3, 2)[candidates]
-        lo = torch.ceil(tri_c.amin(1)).long()
-        hi = torch.floor(tri_c.amax(1)).long()
-        lo = torch.maximum(lo, torch.zeros_like(lo))
-        hi = torch.minimum(hi, torch.tensor([width - 1, height - 1], device=device))
-
-        # One int64 key per (pixel, face): the float32 bits of the depth (monotonic for positive floats)
-        # above the face index, so a single scatter-amin finds the nearest face and breaks ties by index.
-        best = torch.full((batch * height * width,), torch.iinfo(torch.int64).max, dtype=torch.int64, device=device)
-        for owner, columns, rows in enumerate_bbox_pixels(lo, hi):
-            tri = tri_c[owner]
-            points = torch.stack((columns, rows), -1).to(dtype)
-            weights = _edge_weights(tri, points)
-            inside = (weights >= 0).all(-1)
-            owner, columns, rows, weights = owner[inside], columns[inside], rows[inside], weights[inside]
-            flat_face = candidates[owner]
-            corner_depth = depth.reshape(-1, 3)[flat_face]
-            pixel_depth = 1.0 / (weights / corner_depth).sum(-1)
-            depth_bits = pixel_depth.float().view(torch.int32).long()
-            key = (depth_bits << 32) | (flat_face % num_faces)
-            pixel = (flat_face // num_faces) * (height * width) + rows * width + columns
-            best.scatter_reduce_(0, pixel, key, reduce="amin")
-
-        covered = best != torch.iinfo(torch.int64).max
-        pixel = covered.nonzero()[:, 0]
-        face = best[pixel] & 0xFFFFFFFF
-        face_index = torch.full((batch * height * width,), -1, dtype=torch.int64, device=device)
-        face_index[pixel] = face
-        face_index = face_index.reshape(batch, height, width)
+        if backend == "torch":
+            face_index = _zbuffer_face_index(tri_ndc.detach(), depth, visible, image_size)
+        else:
+            face_index = external_face_index(backend, tri_ndc.detach(), depth, visible, image_size)
+        pixel = (face_index.reshape(-1) >= 0).nonzero()[:, 0]
+        face = face_index.reshape(-1)[pixel]
         batch_of_pixel = pixel // (height * width)
         rows, columns = (pixel % (height * width)) // width, pixel % width
 
     # Differentiable pass over covered pixels only: DIB-R's barycentric interpolation weights.
     flat_face = batch_of_pixel * num_faces + face
     tri = tri_ndc.reshape(-1, 3, 2)[flat_face]
-    centres = pixel_centres_ndc(columns, rows, image_size, dtype)
+    centres = pixel_centres_ndc(columns, rows, image_size, tri_ndc.dtype)
     corner_depth = tri_depth.reshape(-1, 3)[flat_face] if perspective_correct else None
     bary = _edge_weights(tri, centres, corner_depth)
     return Fragments(face_index=face_index, pixel=pixel, face=face, bary=bary, image_size=(height, width))

@@ -42,7 +42,7 @@ def render_mesh(verts: torch.Tensor, faces: torch.Tensor, face_uvs: torch.Tensor
                 cameras: Camera, image_size, *, background: torch.Tensor | None = None,
                 lighting: Lighting | None = None, normals: torch.Tensor | None = None, soft: bool = True,
                 sigmainv: float = 7000.0, boxlen: float = 0.02, knum: int = 30, cull_backfaces: bool = True,
-                perspective_correct: bool = True) -> RenderOutput:
+                perspective_correct: bool = True, backend: str = "torch") -> RenderOutput:
     """Render textured triangle meshes differentiably (DIB-R).
 
     Args:
@@ -63,6 +63,8 @@ def render_mesh(verts: torch.Tensor, faces: torch.Tensor, face_uvs: torch.Tensor
         sigmainv, boxlen, knum: soft-silhouette parameters (see :mod:`ganverse3d.render.soft_mask`).
         cull_backfaces: rasterise only faces seen from the front, as DIB-R does.
         perspective_correct: perspective-correct interpolation (True, as Blender) or DIB-R's screen-space one.
+        backend: the hard coverage's rasteriser, "torch" (ours), "nvdiffrast" or "kaolin" (CUDA, optional
+            packages; see :func:`ganverse3d.render.rasterize`); every gradient is ours whichever it is.
 
     Returns:
         :class:`RenderOutput`. ``image`` is differentiable w.r.t. ``verts`` (through the barycentric
@@ -79,7 +81,7 @@ def render_mesh(verts: torch.Tensor, faces: torch.Tensor, face_uvs: torch.Tensor
     ndc, depth = cameras.to(device=verts.device, dtype=verts.dtype).transform(verts, aspect=width / height)
     tri_ndc, tri_depth = ndc[:, faces], depth[:, faces]  # [B, F, 3, 2], [B, F, 3]
     fragments = rasterize(tri_ndc, tri_depth, (height, width), cull_backfaces=cull_backfaces,
-                          perspective_correct=perspective_correct)
+                          perspective_correct=perspective_correct, backend=backend)
 
     uv = interpolate(face_uvs, fragments)
     colour = sample_texture(texture, uv, fragments.batch_index())
