@@ -10,6 +10,7 @@ Both run one worker request through :class:`WorkerRequestOperator`, in one of tw
 """
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -314,18 +315,25 @@ class GANVERSE3D_OT_import_photo(WorkerRequestOperator, bpy.types.Operator):
 
 
 class GANVERSE3D_OT_bake_wheel_rotation(bpy.types.Operator):
-    """Keyframe the selected car's Distance on every frame from its motion, so its wheels roll as it moves.
+    """Keyframe the selected car's Distance (and Steer) on every frame from its motion, so its wheels roll and
+    steer as it moves.
 
     The car's world-space travel between frames along its forward direction (-Y of its world matrix) is added
     up; a path, a Follow Path constraint, a parent or keyframes all move it alike. Speed adds to this, so it
-    should be 0 on a car that moves.
+    should be 0 on a car that moves. Steer follows how the car's heading turns per metre (wheels.bake_steer).
     """
 
     bl_idname = "ganverse3d.bake_wheel_rotation"
     bl_label = "Bake Wheel Rotation"
-    bl_description = ("Keyframe the car's Distance on every frame of the scene from the car's motion, so that "
-                      "its wheels roll as it moves along its path (replaces Distance's keyframes)")
+    bl_description = ("Keyframe the car's Distance, and its Steer, on every frame of the scene from the car's "
+                      "motion, so that its wheels roll and steer as it moves along its path (replaces their "
+                      "keyframes)")
     bl_options = {"REGISTER", "UNDO"}
+
+    bake_steer: bpy.props.BoolProperty(
+        name="Bake Steer", default=True,
+        description="Also keyframe Steer from how the car turns as it travels: the front wheels point along the "
+                    "curve it drives (its wheelbase times the curve's curvature, within Steer's soft limits)")
 
     @classmethod
     def poll(cls, context):
@@ -336,8 +344,19 @@ class GANVERSE3D_OT_bake_wheel_rotation(bpy.types.Operator):
 
     def execute(self, context):
         car = wheels.rigged_car(context.active_object)
-        keys = wheels.bake_distance(context.scene, car)
-        message = f"Baked {car.name}'s Distance on frames {keys[0][0]}-{keys[-1][0]}: {keys[-1][1]:.2f} m."
+        wheelbase = wheels.wheelbase(car) if self.bake_steer else None
+        if self.bake_steer and wheelbase is None:
+            self.report({"ERROR"}, f"{car.name} has no front and rear wheel objects to measure its wheelbase "
+                                   f"from; turn Bake Steer off, or import the car again with Separate Wheels.")
+            return {"CANCELLED"}
+        track = wheels.car_track(context.scene, car)
+        keys = wheels.bake_distance(car, track)
+        message = f"Baked {car.name}'s Distance on frames {keys[0][0]}-{keys[-1][0]}: {keys[-1][1]:.2f} m"
+        if self.bake_steer:
+            steers = [steer for _, steer in wheels.bake_steer(car, track, wheelbase)]
+            message += (f", and its Steer: {math.degrees(min(steers)):.1f}\N{DEGREE SIGN} to "
+                        f"{math.degrees(max(steers)):.1f}\N{DEGREE SIGN} (wheelbase {wheelbase:.2f} m)")
+        message += "."
         if car["Speed"]:
             message += " Its Speed is not 0, so its wheels turn faster than it moves."
         self.report({"WARNING"} if car["Speed"] else {"INFO"}, message)

@@ -11,8 +11,8 @@ about Z) is driven by the car's custom properties:
 * steering ``z = Steer`` on the front wheels.
 
 "Distance" (metres, the odometer) is what moves the wheels of a car that really moves: :func:`bake_distance`
-keyframes it from the car's world-space travel. "Speed" turns them on a car that stands still (a car on a
-rolling road, a turntable). The drivers are simple expressions (``driver.is_simple_expression``): Blender
+keyframes it from the car's world-space travel, and :func:`bake_steer` keyframes "Steer" from how the car turns
+on that travel. "Speed" turns them on a car that stands still (a car on a rolling road, a turntable). The drivers are simple expressions (``driver.is_simple_expression``): Blender
 evaluates them without Python, so they work in files opened with auto-run scripts off.
 """
 
@@ -164,13 +164,22 @@ def _channel_fcurves(obj):
     return channelbag.fcurves if channelbag is not None else None
 
 
-def bake_distance(scene, car) -> list:
-    """Keyframe ``car["Distance"]`` on every frame of the scene's range from the car's motion -> [(frame, metres)].
+@dataclass(frozen=True)
+class TrackPoint:
+    """Where a car is on one frame of its motion, as :func:`car_track` measures it."""
+
+    frame: int
+    distance: float  # the odometer: the car's own metres travelled forward since the first frame (backward < 0)
+    heading: float  # radians: the car's forward axis (-Y) in the world's XY plane, counter-clockwise from +X
+
+
+def car_track(scene, car) -> list:
+    """The car's :class:`TrackPoint` on every frame of the scene's range, from its world matrix (keyframes,
+    parents and constraints such as Follow Path alike); the scene returns to its current frame.
 
     Between two frames the car travels d = its world-space displacement along its forward direction (-Y of its
     world matrix), divided by its scale along that axis, so that the distance is in the car's own metres (those
-    of the wheel radius). The odometer starts at 0 on the first frame; the keys are linear. Any earlier
-    animation of Distance is replaced. The scene returns to its current frame.
+    of the wheel radius and hubs).
     """
     current = scene.frame_current, scene.frame_subframe
     poses = []
@@ -178,22 +187,81 @@ def bake_distance(scene, car) -> list:
         scene.frame_set(frame)
         matrix = car.matrix_world
         poses.append((frame, matrix.translation.copy(), matrix.col[1].xyz.copy()))
-    keys, distance = [], 0.0
+    scene.frame_set(current[0], subframe=current[1])
+    track, distance = [], 0.0
     for index, (frame, location, y_axis) in enumerate(poses):
         if index:
             _, previous_location, previous_y_axis = poses[index - 1]
             y_axis_between = (y_axis + previous_y_axis) / 2
             # Projected on the car's local Y (world length |y_axis| per local unit); forward is -Y.
             distance -= (location - previous_location).dot(y_axis_between) / y_axis_between.length_squared
-        keys.append((frame, distance))
+        track.append(TrackPoint(frame, distance, math.atan2(-y_axis.y, -y_axis.x)))
+    return track
+
+
+def _replace_keys(car, name: str, keys: list) -> None:
+    """Keyframe the custom property ``name`` of ``car`` at [(frame, value)] with linear keys, replacing any
+    earlier animation of it."""
     fcurves = _channel_fcurves(car)
-    old = fcurves.find('["Distance"]') if fcurves is not None else None
+    old = fcurves.find(f'["{name}"]') if fcurves is not None else None
     if old is not None:
         fcurves.remove(old)
     for frame, value in keys:
-        car["Distance"] = value
-        car.keyframe_insert('["Distance"]', frame=frame)
-    for point in _channel_fcurves(car).find('["Distance"]').keyframe_points:
+        car[name] = value
+        car.keyframe_insert(f'["{name}"]', frame=frame)
+    for point in _channel_fcurves(car).find(f'["{name}"]').keyframe_points:
         point.interpolation = "LINEAR"
-    scene.frame_set(current[0], subframe=current[1])
+
+
+def bake_distance(car, track: list) -> list:
+    """Keyframe ``car["Distance"]`` on every frame of ``track`` (:func:`car_track`) -> [(frame, metres)]: the
+    odometer, 0 on the first frame; linear keys, replacing any earlier animation of Distance."""
+    keys = [(point.frame, point.distance) for point in track]
+    _replace_keys(car, "Distance", keys)
+    return keys
+
+
+def wheelbase(car):
+    """Metres (the car's own) between the middle of its front hubs and the middle of its rear hubs, from its
+    wheel objects; None when it has no front or no rear wheel."""
+    hubs = {True: [], False: []}  # front?
+    for child in car.children:
+        if child.get(WHEEL_PROPERTY) in WHEEL_NAMES:
+            hubs["front" in child[WHEEL_PROPERTY]].append(child.matrix_local.translation)
+    if not hubs[True] or not hubs[False]:
+        return None
+    front, rear = ([sum(coordinates) / len(hubs[end]) for coordinates in zip(*hubs[end])] for end in (True, False))
+    return math.dist(front, rear)
+
+
+# Below this change of heading (radians) between the frames around a frame, the car drives straight: the float32
+# world matrices of a car on a straight Follow Path wobble its heading by up to 5e-7 rad (measured up to 5 km
+# from the origin); a real turn this slight is a curve of over 8 km radius at 1 m/s and 24 frames per second.
+HEADING_NOISE = 1e-5
+# Below this travel (the car's metres) between the frames around a frame, the car stands still: its steer stays.
+STANDSTILL = 1e-6
+
+
+def bake_steer(car, track: list, wheelbase: float) -> list:
+    """Keyframe ``car["Steer"]`` on every frame of ``track`` (:func:`car_track`) -> [(frame, radians)]: the
+    bicycle model's steering angle, atan(wheelbase * curvature), clamped to Steer's soft limits.
+
+    The curvature is d(heading) / d(distance) of the car's forward axis over its signed travel, as a central
+    difference over the frames around each frame (one-sided on the first and the last). Heading of the car's
+    body, not of its velocity: what the front wheels steer is how the body turns, a car backing up keeps its
+    steer (its heading and its distance both change sign), and a car that stands still keeps a heading. On a
+    standstill the steer holds its last value (0 before the car first moves). Linear keys, replacing any
+    earlier animation of Steer.
+    """
+    limits = car.id_properties_ui("Steer").as_dict()
+    keys, steer = [], 0.0
+    for index, point in enumerate(track):
+        before, after = track[max(index - 1, 0)], track[min(index + 1, len(track) - 1)]
+        travel = after.distance - before.distance
+        turn = math.remainder(after.heading - before.heading, math.tau)
+        if abs(travel) >= STANDSTILL:
+            steer = 0.0 if abs(turn) < HEADING_NOISE else math.atan(wheelbase * turn / travel)
+            steer = min(max(steer, limits["soft_min"]), limits["soft_max"])
+        keys.append((point.frame, steer))
+    _replace_keys(car, "Steer", keys)
     return keys

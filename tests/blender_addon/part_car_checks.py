@@ -242,32 +242,152 @@ def check_baking_a_turned_scaled_car_backing_up_counts_its_own_metres_backwards(
     assert spins_again == spins
 
 
-def check_baking_a_car_following_a_circular_path_turns_its_wheels_by_the_path_length(pythons, photo):
-    car = import_car(pythons, photo)
-    radius, points = 10.0, 64
+def follow_path(car, points: list, cyclic: bool, offsets: list) -> None:
+    """Drive ``car`` along a poly line through ``points`` [(x, y)] (world metres, on the ground) with a Follow Path
+    constraint, its front along the path; its offset keyframed at ``offsets`` [(frame, factor)], linearly (a
+    constant speed); the scene's range becomes that of ``offsets``."""
     curve = bpy.data.curves.new("path", "CURVE")
+    curve.dimensions = "3D"  # a 2D curve's cyclic splines are turned clockwise (for filling): keep their order
     spline = curve.splines.new("POLY")
-    spline.points.add(points - 1)
-    for index, point in enumerate(spline.points):  # counter-clockwise seen from above
-        angle = 2 * math.pi * index / points
-        point.co = (radius * math.cos(angle), radius * math.sin(angle), 0.0, 1.0)
-    spline.use_cyclic_u = True
+    spline.points.add(len(points) - 1)
+    for point, (x, y) in zip(spline.points, points):
+        point.co = (x, y, 0.0, 1.0)
+    spline.use_cyclic_u = cyclic
     path = bpy.data.objects.new("path", curve)
     bpy.context.scene.collection.objects.link(path)
     follow = car.constraints.new("FOLLOW_PATH")
     follow.target, follow.use_curve_follow, follow.use_fixed_location = path, True, True
     follow.forward_axis, follow.up_axis = "TRACK_NEGATIVE_Y", "UP_Z"
-    scene = bpy.context.scene
-    scene.frame_end = 97
-    for frame, offset in ((1, 0.0), (97, 0.5)):  # half way round
+    for frame, offset in offsets:
         follow.offset_factor = offset
         car.keyframe_insert(f'constraints["{follow.name}"].offset_factor', frame=frame)
+    for fcurve in wheels._channel_fcurves(car):
+        for point in fcurve.keyframe_points:
+            point.interpolation = "LINEAR"
+    bpy.context.scene.frame_start, bpy.context.scene.frame_end = offsets[0][0], offsets[-1][0]
+
+
+def circle(radius: float, points: int, clockwise: bool = False) -> list:
+    """``points`` corners of a circle of ``radius`` about the origin, counter-clockwise seen from above (a left
+    turn for a car that drives along it) unless ``clockwise``."""
+    turn = -1 if clockwise else 1
+    return [(radius * math.cos(turn * math.tau * index / points), radius * math.sin(turn * math.tau * index / points))
+            for index in range(points)]
+
+
+def steers(car) -> list:
+    """The car's baked Steer on every frame of the scene, as its front wheels show it."""
+    scene = bpy.context.scene
+    angles = []
+    for frame in range(scene.frame_start, scene.frame_end + 1):
+        scene.frame_set(frame)
+        front = [bpy.data.objects[f"{CAR} {name}"].rotation_euler.z for name in wheels.WHEEL_NAMES[:2]]
+        assert abs(front[0] - front[1]) < 1e-9 and abs(front[0] - car["Steer"]) < 1e-6
+        angles.append(front[0])
+    return angles
+
+
+def check_baking_a_car_following_a_circular_path_turns_its_wheels_by_the_path_length(pythons, photo):
+    car = import_car(pythons, photo)
+    radius, points = 10.0, 64
+    follow_path(car, circle(radius, points), cyclic=True, offsets=[(1, 0.0), (97, 0.5)])  # half way round
     half_polygon = points / 2 * 2 * radius * math.sin(math.pi / points)
     spins = bake(car)
     travelled = car["Distance"]
     assert abs(abs(travelled) - half_polygon) < 0.01 * half_polygon, (travelled, half_polygon)
     assert travelled > 0, "the car drives forward along the path"
     assert all(abs(spin - travelled / RADIUS) < 1e-4 for spin in spins)
+
+
+def turns_left(car) -> bool:
+    """Whether the car's path bends to the left (counter-clockwise seen from above) over the scene's first frames,
+    from its positions alone."""
+    scene = bpy.context.scene
+    positions = []
+    for frame in range(scene.frame_start, scene.frame_start + 3):
+        scene.frame_set(frame)
+        positions.append(car.matrix_world.translation.copy())
+    return (positions[1] - positions[0]).cross(positions[2] - positions[1]).z > 0
+
+
+def check_baking_steer_on_a_circle_gives_atan_of_the_wheelbase_over_the_radius(pythons, photo):
+    hubs = {entry["name"]: Vector(entry["hub"]) for entry in fake_worker.part_car_wheels(LENGTH)}
+    wheelbase = ((hubs["wheel_front_left"] + hubs["wheel_front_right"]) / 2 -
+                 (hubs["wheel_rear_left"] + hubs["wheel_rear_right"]) / 2).length
+    radius = 10.0
+    expected = math.atan(wheelbase / radius)
+    errors = []
+    for clockwise in (False, True):
+        # A quarter of the circle at 0.52 m a frame, then a stop: the wheels stay turned.
+        offsets = [(1, 0.0), (31, 0.25), (41, 0.25)]
+        for backwards in (False, True):
+            car = import_car(pythons, photo)
+            follow_path(car, circle(radius, 64, clockwise), cyclic=True,
+                        offsets=[(frame, 0.25 - offset if backwards else offset) for frame, offset in offsets])
+            bake(car)
+            assert (car["Distance"] < 0) == backwards, car["Distance"]
+            # Backing up along a left bend, the car's heading turns right; its front wheels still point left.
+            assert turns_left(car) == ((not clockwise) != backwards)
+            angles = steers(car)
+            sign = -1 if clockwise else 1
+            assert all(abs(angle - sign * expected) < 0.01 * expected for angle in angles), angles
+            errors.append(max(abs(angle / (sign * expected) - 1) for angle in angles))
+    print(f"steer on a circle: wheelbase {wheelbase:.3f} m, radius {radius} m, atan(wheelbase / radius) "
+          f"{math.degrees(expected):.3f} degrees; largest relative error (all frames) {max(errors):.2e}")
+
+
+def check_baking_steer_clamps_it_to_its_soft_limits(pythons, photo):
+    car = import_car(pythons, photo)
+    follow_path(car, circle(1.0, 64), cyclic=True, offsets=[(1, 0.0), (25, 0.5)])  # atan(2.4 / 1) = 67 degrees
+    bake(car)
+    limit = math.radians(40) * (1 if turns_left(car) else -1)
+    assert all(abs(angle - limit) < 1e-6 for angle in steers(car)), steers(car)
+
+
+def check_baking_steer_on_a_straight_path_keys_exactly_zero(pythons, photo):
+    car = import_car(pythons, photo)
+    car["Steer"] = 0.2
+    car.keyframe_insert('["Steer"]', frame=10)  # an earlier animation, replaced by the bake
+    start = Vector((500.3, -1.7, 0))  # far from the origin, at an odd angle: float32 noise in the heading
+    end = start + 30 * Vector((math.cos(0.7), math.sin(0.7), 0))
+    follow_path(car, [start.xy, end.xy], cyclic=False, offsets=[(1, 0.0), (97, 1.0)])
+    bake(car)
+    assert abs(car["Distance"] - 30) < 1e-3, car["Distance"]
+    keys = wheels._channel_fcurves(car).find('["Steer"]').keyframe_points
+    assert [tuple(key.co) for key in keys] == [(frame, 0.0) for frame in range(1, 98)]
+    assert steers(car) == [0.0] * 97
+
+
+def check_baking_steer_needs_the_wheels_and_says_so_in_one_sentence(pythons, photo):
+    car = import_car(pythons, photo)
+    bpy.data.batch_remove([bpy.data.objects[name] for name in WHEEL_OBJECTS])
+    for frame, y in ((1, 0.0), (25, -1.0)):
+        car.location.y = y
+        car.keyframe_insert("location", index=1, frame=frame)
+    before = {name: car[name] for name in wheels.RIG_PROPERTIES}
+    bpy.context.view_layer.objects.active = car
+    try:
+        bpy.ops.ganverse3d.bake_wheel_rotation()
+    except RuntimeError as failure:
+        message = str(failure).strip()
+    else:
+        raise AssertionError("baking the steer of a car without wheels succeeded")
+    assert message == (f"Error: {CAR} has no front and rear wheel objects to measure its wheelbase from; turn Bake "
+                       f"Steer off, or import the car again with Separate Wheels."), message
+    fcurves = wheels._channel_fcurves(car)
+    assert [fcurve.data_path for fcurve in fcurves] == ["location"], "nothing baked"
+    assert {name: car[name] for name in wheels.RIG_PROPERTIES} == before
+    assert bpy.ops.ganverse3d.bake_wheel_rotation(bake_steer=False) == {"FINISHED"}
+    assert sorted(fcurve.data_path for fcurve in fcurves) == ['["Distance"]', "location"]
+    assert abs(fcurves.find('["Distance"]').evaluate(25) - 1.0) < 1e-6
+    car = import_car(pythons, photo, separate_wheels=False)  # no rig at all: the operator is not available
+    bpy.context.view_layer.objects.active = car
+    try:
+        bpy.ops.ganverse3d.bake_wheel_rotation()
+    except RuntimeError as failure:
+        assert "Select a car imported with Separate Wheels." in str(failure), str(failure)
+    else:
+        raise AssertionError("baking a car without a rig succeeded")
 
 
 def check_the_backends_own_mesh_json_of_a_world_car_builds_the_same_rig(pythons, photo):
