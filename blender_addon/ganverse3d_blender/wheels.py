@@ -12,8 +12,9 @@ about Z) is driven by the car's custom properties:
 
 "Distance" (metres, the odometer) is what moves the wheels of a car that really moves: :func:`bake_distance`
 keyframes it from the car's world-space travel, and :func:`bake_steer` keyframes "Steer" from how the car turns
-on that travel. "Speed" turns them on a car that stands still (a car on a rolling road, a turntable). The drivers are simple expressions (``driver.is_simple_expression``): Blender
-evaluates them without Python, so they work in files opened with auto-run scripts off.
+on that travel. "Speed" turns them on a car that stands still (a car on a rolling road, a turntable). The
+drivers are simple expressions (``driver.is_simple_expression``): Blender evaluates them without Python, so they
+work in files opened with auto-run scripts off.
 """
 
 import math

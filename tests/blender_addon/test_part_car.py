@@ -1,6 +1,7 @@
 """The part-aware import with the bpy wheel: each check of part_car_checks.py (materials per part, the face ->
-slot assignment, the Lights driver, the wheels' pivots, spin and steering, Bake Wheel Rotation (Distance and Steer) on a moving car,
-the old import, a bad wheel entry, undo) against the fake worker's part car (fake_worker.py)."""
+slot assignment, the Lights driver, the wheels' pivots, spin and steering, Bake Wheel Rotation (Distance and
+Steer) on a moving car, the old import, a bad wheel entry, undo) against the fake worker's part car
+(fake_worker.py)."""
 
 import pytest
 from PIL import Image
