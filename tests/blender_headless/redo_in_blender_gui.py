@@ -26,12 +26,16 @@ The steps, in order, each on the car names and lengths the scene then holds:
 
 Each step runs from a timer, inside the 3D viewport's context as a click would; the file browser gets a
 simulated key press (``--enable-event-simulate`` makes Blender take input only from ``Window.event_simulate``).
-The next step starts once the modal run has finished. A crash shows as Blender's exit status and missing lines.
+The next step starts once the modal run has finished. A crash shows as Blender's exit status and missing lines;
+an exception, in a step or before the first, prints its traceback and ends Blender at once with exit status 1
+(a timer's exception would only stop the timer, and Blender would wait for the test's timeout).
 """
 
 import json
+import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import addon_utils
@@ -179,6 +183,19 @@ def steps(photo: str, part_car_python: str):
     yield from part_car_steps(photo, part_car_python)
 
 
+def exit_on_error(step: str) -> None:
+    """Print the exception being handled (a STEP line named ``step`` for the test, the traceback on stderr) and
+    end Blender with exit status 1 now: ``wm.quit_blender`` would exit 0, and only after the event loop's turn."""
+    error = sys.exc_info()[1]
+    try:
+        traceback.print_exc()
+        emit(step, message=f"{type(error).__name__}: {error}")
+    finally:  # even when the scene cannot be read for the STEP line
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+
+
 def main() -> None:
     backend_python, photo, part_car_python = sys.argv[sys.argv.index("--") + 1:]
     sys.path.insert(0, str(ROOT / "blender_addon"))
@@ -188,24 +205,23 @@ def main() -> None:
         bpy.data.objects.remove(obj)
     viewport_context()["area"].spaces.active.show_region_ui = True
     bpy.types.SpaceView3D.draw_handler_add(record_sidebar_draw, (), "UI", "POST_PIXEL")
-    scenario = steps(photo, part_car_python)
+    scenario, finished = steps(photo, part_car_python), object()
 
     def tick():
         try:
-            next(scenario)
-            return 0.1
-        except StopIteration:
-            pass
-        except Exception as error:  # the test reads this line; the traceback goes to stderr
-            emit("error", message=f"{type(error).__name__}: {error}")
-            raise
-        finally:
+            if next(scenario, finished) is not finished:
+                return 0.1
             sys.stdout.flush()
-        with bpy.context.temp_override(window=bpy.context.window_manager.windows[0]):
-            bpy.ops.wm.quit_blender()
+            with bpy.context.temp_override(window=bpy.context.window_manager.windows[0]):
+                bpy.ops.wm.quit_blender()
+        except Exception:  # noqa: BLE001  (any failure of a step, or of the quit, ends the run with its traceback)
+            exit_on_error("error")
         return None
 
     bpy.app.timers.register(tick, first_interval=0.5)
 
 
-main()
+try:
+    main()
+except Exception:  # noqa: BLE001  (Blender would print it and keep its window open)
+    exit_on_error("setup_error")

@@ -38,7 +38,8 @@ def run(tmp_path_factory) -> tuple[dict, list]:
                            backend_python, str(PHOTO), part_car_python], capture_output=True, text=True,
                           timeout=300)
     lines = [json.loads(line[len("STEP "):]) for line in done.stdout.splitlines() if line.startswith("STEP ")]
-    assert done.returncode == 0, f"Blender exited with {done.returncode}: " + done.stdout[-3000:] + done.stderr[-2000:]
+    assert done.returncode == 0, (f"Blender exited with {done.returncode}:\n{done.stdout[-3000:]}\nstderr:\n"
+                                  f"{done.stderr[-2000:]}")
     requests = [request for request in fake_worker.received(starts) if request["op"] == "reconstruct"]
     return {line["step"]: line for line in lines}, requests
 
