@@ -1,5 +1,7 @@
 """Part-aware cars (issue 20 §3): one material per part, four wheel nodes, in .glb and .obj, and what loads back."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -85,6 +87,22 @@ def test_glb_has_a_body_node_with_a_primitive_per_part_and_four_wheel_children(c
             assert (glb_accessor(document, binary, primitive["attributes"]["_PART"]) == WHEEL_LABEL).all()
         vertices = glb_accessor(document, binary, primitives[0]["attributes"]["POSITION"])
         assert np.array_equal(vertices, car_wheel.verts)
+
+
+def test_wheel_colours_replace_the_tyre_and_rim_base_colours_in_glb_and_mtl(car, tmp_path):
+    default_rim = read_glb_materials(car, tmp_path / "default.glb")["rim"]["pbrMetallicRoughness"]
+    tinted = dataclasses.replace(car, wheel_colours={"rim": (0.5, 0.25, 0.125)})
+    materials = read_glb_materials(tinted, tmp_path / "tinted.glb")
+    assert materials["rim"]["pbrMetallicRoughness"] == {**default_rim, "baseColorFactor": [0.5, 0.25, 0.125, 1.0]}
+    assert materials["tyre"] == read_glb_materials(car, tmp_path / "default.glb")["tyre"]
+    save_mesh(tmp_path / "tinted.obj", tinted)
+    rim = (tmp_path / "tinted.mtl").read_text().split("newmtl rim\n")[1].split("newmtl")[0]
+    assert "Kd 0.5 0.25 0.125\n" in rim and "Pm 1\n" in rim
+
+
+def read_glb_materials(car, path) -> dict:
+    save_mesh(path, car)
+    return {material["name"]: material for material in read_glb(path)[0]["materials"]}
 
 
 def test_glb_loads_in_trimesh_with_the_wheels_at_their_hubs(car, tmp_path):

@@ -45,6 +45,7 @@ from .errors import InputError, setting
 from .export import TexturedMesh, encode_mesh, mesh_files, part_aware_car
 from .files import check_output_file, check_outputs, image_grid, is_file, png_bytes, shown_path, write_files
 from .geometry import Camera, azimuth_bins
+from .geometry.wheels import photo_wheel_colours
 from .render.turntable import BACKGROUND_GREY, normalise_verts, render_turntable, turntable_cameras, turntable_rows
 
 # Larger photos are refused before decoding: 50 megapixels covers every common camera.
@@ -106,6 +107,12 @@ class Reconstruction:
     network_texture: torch.Tensor
     part_mesh: TexturedMesh | None = None
     sources: dict[str, Path] = field(default_factory=dict)
+
+    def wheel_colours(self, wheels) -> dict[str, tuple[float, float, float]]:
+        """The tyre's and rim's colours of ``wheels`` (``geometry.wheels.Wheel`` fitted to :attr:`part_mesh`) as
+        the framed photo shows them (``geometry.wheels.photo_wheel_colours``: linear RGB; empty when no wheel
+        is seen well enough)."""
+        return photo_wheel_colours(wheels, self.camera, self.image, self.mask)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -530,10 +537,13 @@ def write_reconstruction(reconstruction: Reconstruction, out) -> list[Path]:
     """Write the mesh (.glb, or .obj + .mtl + texture) and its turntable sheet, all of them or none, and return
     the files written; a file that is the photo or mask of the reconstruction is never replaced. With a part mesh
     the file holds the part-aware car (``ganverse3d.export.part_aware_car``: a material per part, four separate
-    wheels)."""
+    wheels, their tyres and rims tinted as the photo shows them where it shows them)."""
     out = check_mesh_output(out, reconstruction.sources)
-    part_mesh = reconstruction.part_mesh
-    contents = encode_mesh(out, reconstruction.mesh if part_mesh is None else part_aware_car(part_mesh))
+    model = reconstruction.mesh
+    if reconstruction.part_mesh is not None:
+        model = part_aware_car(reconstruction.part_mesh)
+        model.wheel_colours = reconstruction.wheel_colours([car_wheel.wheel for car_wheel in model.wheels])
+    contents = encode_mesh(out, model)
     contents[turntable_path(out)] = png_bytes(turntable_sheet(reconstruction))
     return write_files(contents)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -129,10 +129,21 @@ class PartAwareCar:
         body: the labelled mesh with its wheel blobs pulled in and relabelled body (part ids:
             ``geometry.wheels.PART_NAMES``).
         wheels: front-left, front-right, rear-left, rear-right.
+        wheel_colours: ``{"tyre": (r, g, b), "rim": (r, g, b)}``, linear RGB in [0, 1], base colours that replace
+            the default rubber and metal of those materials (``geometry.wheels.photo_wheel_colours``: the colours
+            the photo shows); a material without an entry keeps its default look.
     """
 
     body: TexturedMesh
     wheels: list[CarWheel]
+    wheel_colours: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+
+    def look(self, material_name: str) -> dict:
+        """The look (a :data:`_PART_LOOKS` entry) of the car's material ``material_name``, with its wheel colour."""
+        look = _PART_LOOKS.get(material_name, _PART_LOOKS["body"])
+        if material_name in self.wheel_colours:
+            look = {**look, "baseColorFactor": [*self.wheel_colours[material_name], 1.0]}
+        return look
 
 
 def part_aware_car(mesh: TexturedMesh) -> PartAwareCar:
@@ -275,7 +286,8 @@ def _indices(binary: _GlbBinary, faces: np.ndarray) -> int:
 # The look of each part of a part-aware car in glTF's metallic-roughness model. "texture": the photo texture as
 # base colour (multiplied by baseColorFactor where given); parts without it are plain colours. The window is
 # tinted glass that lets the cabin show through (alpha BLEND); the lights glow (emissive, white at the front,
-# red at the back); wheels have no UVs, so their tyre and rim are plain rubber and metal.
+# red at the back); wheels have no UVs, so their tyre and rim are plain rubber and metal, in the colours the photo
+# shows where it shows them (PartAwareCar.wheel_colours).
 _PART_LOOKS = {
     "body": dict(texture=True, metallicFactor=0.0, roughnessFactor=0.4),
     "window": dict(texture=True, baseColorFactor=[0.3, 0.33, 0.36, 0.55], metallicFactor=0.0, roughnessFactor=0.05,
@@ -322,7 +334,7 @@ def _part_aware_scene(binary: _GlbBinary, car: PartAwareCar) -> tuple[list, list
     def material_index(name: str) -> int:
         names = [material["name"] for material in materials]
         if name not in names:
-            materials.append(_material(name, _PART_LOOKS.get(name, _PART_LOOKS["body"])))
+            materials.append(_material(name, car.look(name)))
             names.append(name)
         return names.index(name)
 
@@ -438,8 +450,7 @@ def _obj_bytes(path: Path, mtl_path: Path, texture_path: Path, model: TexturedMe
             lines += [f"usemtl {name}\n",
                       _format_rows("f", np.repeat(wheel_vertex, 2, axis=1), "%d//%d %d//%d %d//%d")]
         offset += len(car_wheel.verts)
-    mtl_text = "".join(_mtl_material(name, _PART_LOOKS.get(name, _PART_LOOKS["body"]), texture_path.name)
-                       for name in material_names)
+    mtl_text = "".join(_mtl_material(name, model.look(name), texture_path.name) for name in material_names)
     return "".join(lines).encode("utf-8"), mtl_text.encode("utf-8"), png_bytes(mesh.texture)
 
 

@@ -92,8 +92,8 @@ Progress events, then::
   counter-clockwise seen from outside; one UV per face corner (3 F entries, corner k of face f at 3 f + k) in
   Blender's convention, origin at the bottom-left of the texture and v up. When the model labels parts (a part
   branch, ``api.Reconstruction.part_mesh``), the mesh is the part mesh (every face of the network's split into 16:
-  the same surface, finer part borders) and three more keys come with it (absent otherwise; the car's left is
-  +X, since forward -Y x up +Z = -X is its right):
+  the same surface, finer part borders) and three or four more keys come with it (absent otherwise; the car's
+  left is +X, since forward -Y x up +Z = -X is its right):
 
   - ``"part_names"``: ``["body", "window", "wheel", "headlight", "taillight", "plate"]``;
   - ``"part_labels"``: [F] ints, each face's index into ``part_names``. The wheels are replaced
@@ -104,7 +104,10 @@ Progress events, then::
     metres in the same frame as ``vertices``, "radius": metres, "width": metres (along X), "vertices": [[x, y,
     z], ...] metres in the wheel's frame (origin at the hub, axes parallel to the world's: +X is the axle, the
     rim on the outer side: +X on the left, -X on the right), "faces": [[i, j, k], ...] counter-clockwise seen
-    from outside, "materials": [M] ints, 0 = tyre, 1 = rim}``, made with the body's ``scale`` and ``lift``.
+    from outside, "materials": [M] ints, 0 = tyre, 1 = rim}``, made with the body's ``scale`` and ``lift``;
+  - ``"wheel_colours"``, when the photo shows a wheel well enough (``api.Reconstruction.wheel_colours``):
+    ``{"tyre": [r, g, b], "rim": [r, g, b]}``, linear RGB in [0, 1], the base colours of the tyre and rim
+    materials; without it the add-on keeps its default rubber and metal.
 * ``texture.png``: the predicted UV texture, 8-bit RGB.
 * ``photo_framed.png``: the square crop of the photo that the camera sees (use it as the camera background).
 * ``scale``: metres per object-space unit, ``length`` / (extent of the mesh along object z).
@@ -269,8 +272,8 @@ def blender_payload(reconstruction: Reconstruction, length: float) -> tuple[dict
         mesh: ``{"vertices": [V][3] metres (Z up, front -Y, min Z = 0), "faces": [F][3] vertex indices,
             "uvs": [3 F][2] (corner k of face f at 3 f + k; origin bottom-left, v up)}``; with a part mesh
             (``reconstruction.part_mesh``: the mesh split 1-to-16, a part per face) that mesh, and also
-            "part_names", "part_labels" and "wheels" (the module docstring's mesh.json), the body's wheel blobs
-            pulled in.
+            "part_names", "part_labels", "wheels" and maybe "wheel_colours" (the module docstring's mesh.json),
+            the body's wheel blobs pulled in.
         camera: azimuth, elevation, fov_y (degrees), distance (object units), and the Blender camera:
             location (metres), rotation_euler (radians, XYZ), lens, sensor_width, sensor_height (mm), sensor_fit.
         scale: metres per object-space unit.
@@ -309,6 +312,9 @@ def blender_payload(reconstruction: Reconstruction, length: float) -> tuple[dict
     blender_mesh = {"vertices": vertices.tolist(), "faces": mesh.faces.tolist(), "uvs": uvs.tolist()}
     if mesh.part_labels is not None:
         blender_mesh.update(_blender_parts(part_labels, wheels, scale, lift))
+        colours = reconstruction.wheel_colours(wheels)
+        if colours:
+            blender_mesh["wheel_colours"] = {material: list(colour) for material, colour in colours.items()}
     blender_camera = {
         "azimuth": azimuth, "elevation": elevation, "distance": distance, "fov_y": fov_y,
         "location": [x, y, z + lift], "rotation_euler": list(settings.rotation_euler), "lens": settings.lens,

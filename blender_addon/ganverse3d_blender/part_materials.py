@@ -61,10 +61,12 @@ def link_texture(material, shader, texture) -> None:
     material.node_tree.links.new(image_node.outputs["Color"], shader.inputs["Base Color"])
 
 
-def look_material(name: str, look: str, created: list, texture=None):
-    """A material of ``look`` (a key of LOOKS) named ``name``; the body's look takes ``texture`` as its colour."""
+def look_material(name: str, look: str, created: list, texture=None, base_colour=None):
+    """A material of ``look`` (a key of LOOKS) named ``name``; the body's look takes ``texture`` as its colour, and
+    ``base_colour`` (linear RGBA, e.g. a tyre's as the photo shows it) replaces the look's own."""
     material, shader = principled_material(name, created)
-    for role, value in LOOKS[look].items():
+    settings = LOOKS[look] if base_colour is None else {**LOOKS[look], "Base Color": tuple(base_colour)}
+    for role, value in settings.items():
         principled_input(shader, role).default_value = value
     if texture is not None:
         link_texture(material, shader, texture)

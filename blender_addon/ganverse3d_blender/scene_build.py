@@ -12,8 +12,9 @@ car's texture is named after the car and packed into the .blend, and the car is 
 its reconstruction (the custom property ``ganverse3d_reconstruction``), which the Neural Preview renders; the
 import operator adds the reconstruct request's arguments as JSON (``ganverse3d_reconstruct``).
 
-A backend with part labels adds to mesh.json the optional keys "part_names", "part_labels" (one per face) and
-"wheels" (four meshes with their hubs and radii). Then the body gets one material slot per part
+A backend with part labels adds to mesh.json the optional keys "part_names", "part_labels" (one per face),
+"wheels" (four meshes with their hubs and radii) and "wheel_colours" (the tyre's and rim's base colours as the
+photo shows them). Then the body gets one material slot per part
 (:mod:`part_materials`, the car's "Lights" property switching its lights) and the wheels become four objects
 parented to the body, turned by drivers from the car's "Speed", "Distance" and "Steer" (:mod:`wheels`); the
 import's options can keep the one textured material and join the wheels into the body instead. Without those
@@ -44,6 +45,7 @@ class MeshFile:
     part_names: list | None  # [P] names, or None: no part labels
     part_labels: list | None  # [F] indices into part_names
     wheels: list  # [4] wheels.Wheel, or [] (no wheels in the file)
+    wheel_colours: dict  # {"tyre" | "rim": (r, g, b, 1) linear}, for those the photo shows; else {}
 
 
 def _read_mesh(path: str) -> MeshFile:
@@ -69,7 +71,8 @@ def _read_mesh(path: str) -> MeshFile:
         raise BuildError(f"The backend's mesh {path} has {len(uvs) // 2} uvs; it needs one per face corner "
                          f"({3 * len(faces)}).")
     part_names, part_labels = _read_parts(data, len(faces), path)
-    return MeshFile(vertices, faces, uvs, part_names, part_labels, _read_wheels(data, path))
+    return MeshFile(vertices, faces, uvs, part_names, part_labels, _read_wheels(data, path),
+                    _read_wheel_colours(data, path))
 
 
 def _read_parts(data: dict, face_count: int, path: str) -> tuple[list | None, list | None]:
@@ -101,6 +104,21 @@ def _read_wheels(data: dict, path: str) -> list:
     if sorted(wheel.name for wheel in parsed) != sorted(wheels.WHEEL_NAMES):
         raise BuildError(f"The backend's mesh {path} must have {len(wheels.WHEEL_NAMES)} wheels, one of each of "
                          f"{', '.join(wheels.WHEEL_NAMES)}.")
+    return parsed
+
+
+def _read_wheel_colours(data: dict, path: str) -> dict:
+    colours = data.get("wheel_colours", {})
+    try:
+        if not isinstance(colours, dict) or not set(colours) <= {"tyre", "rim"}:
+            raise ValueError
+        parsed = {material: tuple(float(c) for c in colour) + (1.0,) for material, colour in colours.items()}
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or any(len(colour) != 4 or not all(0.0 <= c <= 1.0 for c in colour)
+                             for colour in parsed.values()):
+        raise BuildError(f"The backend's mesh {path} has wheel_colours that are not tyre / rim colours of three "
+                         "numbers from 0 to 1.")
     return parsed
 
 
@@ -189,9 +207,11 @@ def _build_body(name: str, mesh_file: MeshFile, texture_path: str, with_parts: b
     texture = _load_packed_image(texture_path, f"{car.name}_texture", created)
     tyre = rim = None
     if mesh_file.wheels or (with_parts and "wheel" in mesh_file.part_names):
-        tyre = part_materials.look_material(f"{car.name}_tyre", "tyre", created)
+        tyre = part_materials.look_material(f"{car.name}_tyre", "tyre", created,
+                                            base_colour=mesh_file.wheel_colours.get("tyre"))
     if mesh_file.wheels:
-        rim = part_materials.look_material(f"{car.name}_rim", "rim", created)
+        rim = part_materials.look_material(f"{car.name}_rim", "rim", created,
+                                           base_colour=mesh_file.wheel_colours.get("rim"))
     if with_parts:
         part_materials.add_lights_property(car)
         by_part = part_materials.part_materials(car, mesh_file.part_names, texture, tyre, created)

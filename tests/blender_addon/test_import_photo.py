@@ -191,6 +191,20 @@ def test_uvs_smooth_shading_and_a_textured_material_with_packed_images(imported,
     assert background.image.packed_file is not None and background.frame_method == "FIT"
 
 
+def test_the_tyres_and_rims_take_the_colours_the_photo_shows(imported, reconstruction):
+    mesh = reconstruction.part_mesh
+    if mesh is None:
+        pytest.fail("the embedded default has a part branch: the example car's import must have wheels")
+    colours = reconstruction.wheel_colours(replace_wheels(mesh.verts, mesh.faces, mesh.part_labels)[2])
+    assert set(colours) == {"tyre", "rim"}, "the example photo shows the car's left wheels"
+    assert colours["rim"][0] > 2 * colours["rim"][2], "its rims are gold"
+    for material in ("tyre", "rim"):
+        shader = next(node for node in bpy.data.materials[f"car_example_car_{material}"].node_tree.nodes
+                      if node.type == "BSDF_PRINCIPLED")
+        np.testing.assert_allclose(tuple(shader.inputs["Base Color"].default_value), (*colours[material], 1.0),
+                                   rtol=1e-6)
+
+
 def test_each_import_is_a_collection_of_its_own_named_after_the_photo(imported, reconstruction):
     assert set(imported.after["collections"]) - set(imported.before["collections"]) == {"example_car"}
     collection = bpy.data.collections["example_car"]

@@ -1,4 +1,5 @@
-"""Wheels of a part-labelled car mesh: find the four wheels, build proper wheel meshes, pull the body's wheel blobs in.
+"""Wheels of a part-labelled car mesh: find the four wheels, build proper wheel meshes, pull the body's wheel blobs in,
+read the tyres' and rims' colours from the photo.
 
 Pure math on numpy arrays (torch tensors are accepted and read as numpy). Conventions (docs/ARCHITECTURE.md):
 
@@ -343,3 +344,100 @@ def replace_wheels(verts, faces, part_labels) -> tuple[np.ndarray, np.ndarray, l
     verts, part_labels = pull_in_wheels(verts, faces, part_labels, wheels)
     return verts, part_labels, wheels
 
+
+
+# ---------------------------------------------------------------------------------------------------
+# The wheels' colours in the photo
+# ---------------------------------------------------------------------------------------------------
+
+# Where a wheel's outer side is read, as shares of its radius: the tyre's sidewall, and the rim's dish inside its
+# lip (wheel_mesh's rim ends at 0.66 of the radius, the world's at 0.62).
+TYRE_SAMPLE_RADII = (0.78, 0.86, 0.94)
+RIM_SAMPLE_RADII = (0.2, 0.3, 0.4, 0.5)
+_SAMPLE_ANGLES = 24
+_OUTER_SIDE_SHARE = 0.45  # the outer side's plane, share of the width out from the hub (wheel_mesh's sidewall)
+# A wheel says nothing when its outer side is seen nearly edge-on (cosine between its axle and the line of sight
+# below this), when its radius spans fewer photo pixels than this, or when fewer than this share of its samples
+# fall on the car's mask (the wheel was placed off the car).
+MIN_FACING_COSINE = 0.3
+MIN_RADIUS_PIXELS = 4.0
+MIN_SEEN_SHARE = 0.6
+# A rim's colour is the median of its brightest samples, this share of them (the metal, not the gaps between the
+# spokes, nor the tyre that a misplaced wheel's rim rings catch: a reconstruction's wheels sit a fifth to a third
+# of a radius off); a tyre's the median of its darkest half (not the paint of the arch above it). Chosen on world
+# cars of seed 7 (0.5 / 0.35 / 0.25 / 0.15 and cosines 0.3 / 0.6 / 0.8 tried); benchmarks/bm_wheel_colours.py
+# scores them on seed 999.
+RIM_BRIGHT_SHARE = 0.25
+TYRE_DARK_SHARE = 0.5
+
+
+def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values in [0, 1] -> linear ones (IEC 61966-2-1), elementwise."""
+    srgb = np.clip(srgb, 0.0, 1.0)
+    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+
+
+def photo_wheel_colours(wheels: list[Wheel], camera, image, mask) -> dict[str, tuple[float, float, float]]:
+    """The tyre's and the rim's colour as the photo shows them, for materials that tint the new wheels.
+
+    Each wheel whose outer side faces the photo's camera is read on rings of its outer side (tyre:
+    :data:`TYRE_SAMPLE_RADII`; rim: :data:`RIM_SAMPLE_RADII`), at the pixel each ring point projects to. The
+    samples of all seen wheels are pooled per band: a rim is metal spokes over dark gaps, so its colour is the
+    per-channel median of its brighter half of samples; a tyre's ring can catch the arch's paint above it, so its
+    colour is the median of its darker half.
+
+    Args:
+        wheels: from :func:`fit_wheels`, in the mesh's object space.
+        camera: ``geometry.camera.Camera`` of batch 1 that sees the mesh in ``image``.
+        image: [3, H, W] float, sRGB-encoded in [0, 1] (the reconstruction's framed photo).
+        mask: [1, H, W] or [H, W] float, > 0.5 on the car.
+
+    Returns:
+        ``{"tyre": (r, g, b), "rim": (r, g, b)}``, linear RGB in [0, 1]; empty when no wheel is seen well enough
+        (see :data:`MIN_FACING_COSINE`, :data:`MIN_RADIUS_PIXELS`, :data:`MIN_SEEN_SHARE`), and then the default
+        rubber and metal looks stand.
+    """
+    import torch
+
+    image = _numpy(image, np.float64)
+    mask = _numpy(mask, np.float64).reshape(image.shape[1:])
+    assert image.ndim == 3 and image.shape[0] == 3, image.shape
+    height, width = image.shape[1:]
+    eye = camera.position()[0].double().numpy()
+    angles = 2 * math.pi * np.arange(_SAMPLE_ANGLES) / _SAMPLE_ANGLES
+    ring = np.stack((np.zeros_like(angles), np.sin(angles), np.cos(angles)), axis=-1)  # round the axle (+-x)
+    radii = np.array(TYRE_SAMPLE_RADII + RIM_SAMPLE_RADII)
+    is_rim = np.repeat(np.arange(len(radii)) >= len(TYRE_SAMPLE_RADII), _SAMPLE_ANGLES)
+    seen = []
+    for wheel in wheels:
+        outer_hub = wheel.centre + np.array([wheel.outward * _OUTER_SIDE_SHARE * wheel.width, 0.0, 0.0])
+        sight = eye - outer_hub
+        if wheel.outward * sight[0] < MIN_FACING_COSINE * np.linalg.norm(sight):
+            continue
+        hub_and_top = outer_hub + np.array([[0.0, 0.0, 0.0], [0.0, wheel.radius, 0.0]])
+        points = np.concatenate((hub_and_top, (outer_hub + wheel.radius * radii[:, None, None] * ring).reshape(-1, 3)))
+        pixels = camera.project_to_pixels(torch.from_numpy(points)[None].to(camera.azimuth.dtype),
+                                          (height, width))[0].double().numpy()
+        if np.linalg.norm(pixels[1] - pixels[0]) < MIN_RADIUS_PIXELS:
+            continue
+        columns, rows = np.floor(pixels[2:]).astype(np.int64).T
+        on_car = (columns >= 0) & (columns < width) & (rows >= 0) & (rows < height)
+        on_car[on_car] = mask[rows[on_car], columns[on_car]] > 0.5
+        if on_car.mean() < MIN_SEEN_SHARE:
+            continue
+        seen.append((image[:, rows[on_car], columns[on_car]].T, is_rim[on_car]))
+    if not seen:
+        return {}
+    values, rim = (np.concatenate(parts) for parts in zip(*seen))
+    colours = {}
+    for band, in_band in (("tyre", ~rim), ("rim", rim)):
+        if not in_band.any():
+            continue
+        band_values = values[in_band]
+        luminance = band_values @ np.array([0.2126, 0.7152, 0.0722])
+        if band == "rim":
+            chosen = luminance >= np.quantile(luminance, 1 - RIM_BRIGHT_SHARE)
+        else:
+            chosen = luminance <= np.quantile(luminance, TYRE_DARK_SHARE)
+        colours[band] = tuple(float(c) for c in srgb_to_linear(np.median(band_values[chosen], axis=0)))
+    return colours
