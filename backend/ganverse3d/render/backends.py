@@ -67,6 +67,8 @@ def external_face_index(backend: str, tri_ndc: torch.Tensor, tri_depth: torch.Te
     """
     check_backend(backend)
     module = _package(backend, tri_ndc.device)
+    if not visible.any():  # nvdiffrast refuses an empty triangle list, kaolin's packing indexes one
+        return torch.full((visible.shape[0], *image_size), -1, dtype=torch.int64, device=tri_ndc.device)
     with torch.no_grad():
         if backend == "nvdiffrast":
             return _nvdiffrast_face_index(module, tri_ndc, tri_depth, visible, image_size)
