@@ -40,11 +40,6 @@ TRUE_TYRE = 0.07
 RIM_METAL = 0.975  # world.cars._rim_layout: spokes at 0.9 + 0.15 (1 - v), v across the disk
 
 
-def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
-    linear = np.clip(linear, 0.0, 1.0)
-    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cars", type=int, default=40)
@@ -53,7 +48,7 @@ def main() -> None:
 
     from ganverse3d import api
     from ganverse3d.export import _PART_LOOKS, part_aware_car
-    from ganverse3d.geometry.wheels import fit_wheels, photo_wheel_colours
+    from ganverse3d.geometry.wheels import fit_wheels, linear_to_srgb, photo_wheel_colours
     from ganverse3d.world.scene import render_items
 
     torch.set_grad_enabled(False)

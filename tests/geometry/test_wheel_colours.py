@@ -8,15 +8,10 @@ import pytest
 import torch
 
 from ganverse3d.geometry import Camera
-from ganverse3d.geometry.wheels import fit_wheels, photo_wheel_colours, srgb_to_linear
+from ganverse3d.geometry.wheels import fit_wheels, linear_to_srgb, photo_wheel_colours, srgb_to_linear
 from ganverse3d.world.scene import render_items
 
 SEED, ITEM = 999, 0  # a sports car seen from its left side at 112 degrees, gold rims, in low evening light
-
-
-def linear_to_srgb(linear) -> np.ndarray:
-    linear = np.asarray(linear, dtype=np.float64)
-    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +30,9 @@ def test_the_true_wheels_read_the_rim_and_tyre_in_the_photos_light(photo):
     colours = photo_wheel_colours(wheels, render.cameras, render.images[0], render.masks[0])
     assert set(colours) == {"tyre", "rim"}
     # Within 4 of 255 in sRGB: the texture's noise and the tyre's bulging sidewall, whose normals are not the axle.
-    np.testing.assert_allclose(linear_to_srgb(colours["rim"]), 0.975 * shade * np.array(car.spec.rim), atol=4 / 255)
-    np.testing.assert_allclose(linear_to_srgb(colours["tyre"]), np.full(3, 0.07 * shade), atol=4 / 255)
+    rim, tyre = (linear_to_srgb(np.array(colours[material])) for material in ("rim", "tyre"))
+    np.testing.assert_allclose(rim, 0.975 * shade * np.array(car.spec.rim), atol=4 / 255)
+    np.testing.assert_allclose(tyre, np.full(3, 0.07 * shade), atol=4 / 255)
     assert colours["rim"][0] > 1.5 * colours["rim"][2], "gold: more red than blue"
 
 

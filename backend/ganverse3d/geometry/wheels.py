@@ -377,6 +377,12 @@ def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
     return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
 
 
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """Linear values in [0, 1] -> sRGB-encoded ones, the inverse of :func:`srgb_to_linear`."""
+    linear = np.clip(linear, 0.0, 1.0)
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
 def photo_wheel_colours(wheels: list[Wheel], camera, image, mask) -> dict[str, tuple[float, float, float]]:
     """The tyre's and the rim's colour as the photo shows them, for materials that tint the new wheels.
 
