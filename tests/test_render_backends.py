@@ -148,9 +148,10 @@ def sphere_faces(azimuth):
 def layered_faces():
     """Faces over a 16 x 16 image, in pixel units (corners off the pixel grid):
 
-    0: a far triangle over most of the image (depth 4); 1: a steep face (depth 1.2 to 6) crossing face 2 (depth 3): where
-    they cross depends on interpolating depth perspective-correctly (harmonic) rather than linearly; 3: a
-    clockwise (back) face nearest of all; 4: a face with a corner behind the near plane, nearest elsewhere.
+    0: a far triangle over most of the image (depth 4); 1: a steep face (depth 1.2 to 6) crossing face 2
+    (depth 3): where they cross depends on interpolating depth perspective-correctly (harmonic) rather than
+    linearly; 3: a clockwise (back) face nearest of all; 4: a face with a corner behind the near plane,
+    nearest elsewhere.
     """
     corners = [
         [[-3.3, -3.1], [-3.2, 19.4], [19.3, -3.4]],
