@@ -186,7 +186,9 @@ def world_car_mesh(length: float) -> tuple[dict, dict]:
 
     car = cars.build_car(cars.sample_car_spec(np.random.default_rng(0), "sedan"))
     mesh = TexturedMesh(car.verts, car.faces, car.face_uvs, car.texture, car.part_labels)
-    reconstruction = types.SimpleNamespace(mesh=mesh, part_mesh=mesh, camera=Camera.create(30.0, 10.0, 2.6, 40.0))
+    # No photo: no wheel colours (test_import_photo.py checks them on the real worker's import).
+    reconstruction = types.SimpleNamespace(mesh=mesh, part_mesh=mesh, camera=Camera.create(30.0, 10.0, 2.6, 40.0),
+                                           wheel_colours=lambda wheels: {})
     blender_mesh, camera, _, _ = blender_payload(reconstruction, length)
     return blender_mesh, camera
 
