@@ -237,7 +237,8 @@ def wheelbase(car):
 
 # Below this change of heading (radians) between the frames around a frame, the car drives straight: the float32
 # world matrices of a car on a straight Follow Path wobble its heading by up to 5e-7 rad (measured up to 5 km
-# from the origin); a real turn this slight is a curve of over 8 km radius at 1 m/s and 24 frames per second.
+# from the origin); a real turn this slight is a curve of over 8 km radius at 1 m/s and 24 frames per second (the
+# radius scales with speed / frame rate: a car crawling at 0.1 m/s keys curves wider than 800 m as straight).
 HEADING_NOISE = 1e-5
 # Below this travel (the car's metres) between the frames around a frame, the car stands still: its steer stays.
 STANDSTILL = 1e-6

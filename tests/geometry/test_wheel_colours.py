@@ -6,8 +6,10 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ganverse3d.geometry import Camera
+from ganverse3d.geometry import wheels as wheels_module
 from ganverse3d.geometry.wheels import fit_wheels, linear_to_srgb, photo_wheel_colours, srgb_to_linear
 from ganverse3d.world.scene import render_items
 
@@ -36,16 +38,19 @@ def test_the_true_wheels_read_the_rim_and_tyre_in_the_photos_light(photo):
     assert colours["rim"][0] > 1.5 * colours["rim"][2], "gold: more red than blue"
 
 
-def test_wheels_seen_edge_on_too_small_or_off_the_car_say_nothing(photo):
+def test_wheels_seen_edge_on_too_small_or_off_the_car_say_nothing(photo, monkeypatch):
     car, scene, render, wheels = photo
     image, mask = render.images[0], render.masks[0]
     front = Camera.create([0.0], [5.0], [float(render.cameras.distance[0])], [float(render.cameras.fov_y[0])])
     assert photo_wheel_colours(wheels, front, image, mask) == {}
-    far = dataclasses.replace(render.cameras, distance=render.cameras.distance * 12)
-    assert photo_wheel_colours(wheels, far, image, mask) == {}
     assert photo_wheel_colours(wheels, render.cameras, image, torch.zeros_like(mask)) == {}
     moved = [dataclasses.replace(wheel, centre=wheel.centre + np.array([0.0, 3.0, 0.0])) for wheel in wheels]
     assert photo_wheel_colours(moved, render.cameras, image, mask) == {}
+    # The same photo at 32 px: a wheel's radius spans under 4 pixels, which the size gate alone refuses.
+    small_image, small_mask = (F.avg_pool2d(tensor[None], 8)[0] for tensor in (image, mask))
+    assert photo_wheel_colours(wheels, render.cameras, small_image, small_mask.round()) == {}
+    monkeypatch.setattr(wheels_module, "MIN_RADIUS_PIXELS", 0.0)
+    assert set(photo_wheel_colours(wheels, render.cameras, small_image, small_mask.round())) == {"tyre", "rim"}
 
 
 def test_srgb_to_linear_matches_the_standard_and_inverts():

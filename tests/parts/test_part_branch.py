@@ -18,6 +18,7 @@ from ganverse3d.dataset.world_multiview import write_world_multiview
 from ganverse3d.errors import InputError
 from ganverse3d.files import save_png
 from ganverse3d.geometry import Camera, template_sphere
+from ganverse3d.geometry.wheels import replace_wheels
 from ganverse3d.inverse.model import InverseGraphicsNet
 from ganverse3d.inverse.train import load_images, measure_framing
 from ganverse3d.parts.annotations import label_png_bytes
@@ -218,6 +219,16 @@ def test_reconstruct_writes_a_part_aware_car_unless_the_part_branch_is_none(tmp_
     assert main(["reconstruct", photo, "-o", str(tmp_path / "car.glb"), "--device", "cpu"]) == 0
     nodes = set(trimesh.load(tmp_path / "car.glb").graph.nodes)
     assert {"body", "wheel_front_left", "wheel_front_right", "wheel_rear_left", "wheel_rear_right"} <= nodes
+    # The tyres and rims in the colours the photo shows (its gold rims), not the default rubber and silver.
+    reconstruction = api.reconstruct(photo, device="cpu")
+    part_mesh = reconstruction.part_mesh
+    colours = reconstruction.wheel_colours(replace_wheels(part_mesh.verts, part_mesh.faces, part_mesh.part_labels)[2])
+    glb = (tmp_path / "car.glb").read_bytes()
+    json_length = int.from_bytes(glb[12:16], "little")
+    materials = {material["name"]: material["pbrMetallicRoughness"]
+                 for material in json.loads(glb[20:20 + json_length])["materials"]}
+    for material in ("tyre", "rim"):
+        np.testing.assert_allclose(materials[material]["baseColorFactor"], [*colours[material], 1.0], rtol=1e-6)
     assert main(["reconstruct", photo, "-o", str(tmp_path / "plain.glb"), "--part-branch", "none",
                  "--device", "cpu"]) == 0
     assert not any(node.startswith("wheel") for node in trimesh.load(tmp_path / "plain.glb").graph.nodes)

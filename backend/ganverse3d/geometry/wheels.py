@@ -389,8 +389,8 @@ def photo_wheel_colours(wheels: list[Wheel], camera, image, mask) -> dict[str, t
     Each wheel whose outer side faces the photo's camera is read on rings of its outer side (tyre:
     :data:`TYRE_SAMPLE_RADII`; rim: :data:`RIM_SAMPLE_RADII`), at the pixel each ring point projects to. The
     samples of all seen wheels are pooled per band: a rim is metal spokes over dark gaps, so its colour is the
-    per-channel median of its brighter half of samples; a tyre's ring can catch the arch's paint above it, so its
-    colour is the median of its darker half.
+    per-channel median of its brightest :data:`RIM_BRIGHT_SHARE` (a quarter) of samples; a tyre's ring can catch
+    the arch's paint above it, so its colour is the median of its darker half.
 
     Args:
         wheels: from :func:`fit_wheels`, in the mesh's object space.
@@ -437,7 +437,7 @@ def photo_wheel_colours(wheels: list[Wheel], camera, image, mask) -> dict[str, t
     values, rim = (np.concatenate(parts) for parts in zip(*seen))
     colours = {}
     for band, in_band in (("tyre", ~rim), ("rim", rim)):
-        if not in_band.any():
+        if not in_band.any():  # cannot happen while each band holds under MIN_SEEN_SHARE of a wheel's samples
             continue
         band_values = values[in_band]
         luminance = band_values @ np.array([0.2126, 0.7152, 0.0722])
