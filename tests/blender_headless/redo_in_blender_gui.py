@@ -22,7 +22,14 @@ The steps, in order, each on the car names and lengths the scene then holds:
 * ``part_car_invoke``, ``part_car_undo``, ``part_car_invoke_again``, ``part_car_adjusted``: with the fake
   ``part_car`` backend, the Import button (a car with part materials and four rigged wheels), Undo (the whole
   import goes), the Import button again, Adjust Last Operation with Separate Wheels off (the wheels become
-  part of the car's mesh).
+  part of the car's mesh);
+* ``file_browser_again``, ``invoke_after_file_browser``, ``adjusted_after_file_browser``, ``undo_adjusted``,
+  ``undo_file_browser``: an import through the file browser (2.5 m), another by the Import button (3.5 m),
+  Adjust Last Operation on that one (4.5 m), then Undo twice: the first removes only the adjusted car, the
+  second the file browser's.
+
+Adjust Last Operation and Repeat Last are called with bpy.ops' ``undo`` argument set, so that they add their
+undo step as the redo panel and Shift+R do (:func:`adjust_last_operation`).
 
 Each step runs from a timer, inside the 3D viewport's context as a click would; the file browser gets a
 simulated key press (``--enable-event-simulate`` makes Blender take input only from ``Window.event_simulate``).
@@ -97,6 +104,38 @@ def file_browser_context() -> dict:
     raise AssertionError("the file browser did not open")
 
 
+def car_count() -> int:
+    return len([obj for obj in bpy.data.objects if obj.name.startswith("car_")])
+
+
+def import_from_file_browser(photo: str, length: float):
+    """The Import button with an empty Photo field, ``photo`` chosen in the file browser (Return pressed there)."""
+    cars_before = car_count()
+    with bpy.context.temp_override(**viewport_context()):
+        bpy.ops.ganverse3d.import_photo("INVOKE_DEFAULT", True, filepath="", length=length)
+    yield
+    browser = file_browser_context()
+    browser["area"].spaces.active.params.directory = str(Path(photo).parent).encode()
+    browser["area"].spaces.active.params.filename = Path(photo).name
+    press(browser, "RET")
+    yield from wait_for_import(cars_before)
+
+
+def adjust_last_operation(**properties) -> set:
+    """Adjust Last Operation: set ``properties`` on the last registered operator and redo it as the redo panel does.
+
+    The ``True`` is bpy.ops' ``undo`` argument. Left out, Blender keeps the call from adding to the undo history
+    (``WM_operator_call_py``), so the redone operator would get no undo step of its own: the history would stay
+    at the step before the adjusted import, and the next Undo would also remove the import before it. The redo
+    panel is no Python call, so there the redone operator gets its step.
+    """
+    last = bpy.context.window_manager.operators[-1]
+    for name, value in properties.items():
+        setattr(last.properties, name, value)
+    with bpy.context.temp_override(**viewport_context()):
+        return bpy.ops.ed.undo_redo("EXEC_DEFAULT", True)
+
+
 def part_car_fields() -> dict:
     """The wheel objects, and the material slots of the last imported car."""
     cars = [obj for obj in bpy.data.objects if obj.name.startswith("car_") and "ganverse3d_wheel" not in obj]
@@ -120,15 +159,31 @@ def part_car_steps(photo: str, part_car_python: str):
             emit("part_car_undo", result=sorted(result), **part_car_fields())
             yield
 
-    last = bpy.context.window_manager.operators[-1]
-    last.properties.separate_wheels = False
-    with bpy.context.temp_override(**viewport_context()):
-        result = bpy.ops.ed.undo_redo()
+    result = adjust_last_operation(separate_wheels=False)
     emit("part_car_adjusted", result=sorted(result), **part_car_fields())
     yield
 
 
-def steps(photo: str, part_car_python: str):
+def undo_after_file_browser_steps(photo: str, backend_python: str):
+    bpy.context.preferences.addons[ADDON].preferences.python = backend_python
+    yield from import_from_file_browser(photo, length=2.5)
+    emit("file_browser_again")
+    cars_before = car_count()
+    with bpy.context.temp_override(**viewport_context()):
+        bpy.ops.ganverse3d.import_photo("INVOKE_DEFAULT", True, filepath=photo, length=3.5)
+    yield from wait_for_import(cars_before)
+    emit("invoke_after_file_browser")
+    result = adjust_last_operation(length=4.5)
+    emit("adjusted_after_file_browser", result=sorted(result))
+    yield
+    for step in ("undo_adjusted", "undo_file_browser"):
+        with bpy.context.temp_override(**viewport_context()):
+            result = bpy.ops.ed.undo()
+        emit(step, result=sorted(result))
+        yield
+
+
+def steps(photo: str, backend_python: str, part_car_python: str):
     """The scenario as a generator: each ``yield`` hands control back to Blender's event loop for 0.1 s."""
     status = bpy.context.window_manager.ganverse3d
     with bpy.context.temp_override(**viewport_context()):
@@ -136,16 +191,12 @@ def steps(photo: str, part_car_python: str):
     yield from wait_for_import(cars_before=0)
     emit("invoke", result=sorted(result), status=status.import_status, last_sidebar_draw=sidebar_draws[-1][::2])
 
-    last = bpy.context.window_manager.operators[-1]
-    last.properties.length = 5.0
-    last.properties.quality, last.properties.texture_size = "BEST", "2048"
-    with bpy.context.temp_override(**viewport_context()):
-        result = bpy.ops.ed.undo_redo()
-    emit("redo", result=sorted(result), last=last.bl_idname)
+    result = adjust_last_operation(length=5.0, quality="BEST", texture_size="2048")
+    emit("redo", result=sorted(result), last=bpy.context.window_manager.operators[-1].bl_idname)
     yield
 
     with bpy.context.temp_override(**viewport_context()):
-        bpy.ops.screen.repeat_last()
+        bpy.ops.screen.repeat_last("EXEC_DEFAULT", True)  # True: with its undo step, as Shift+R (adjust_last_operation)
     emit("repeat")
     yield
 
@@ -155,15 +206,7 @@ def steps(photo: str, part_car_python: str):
     emit("script", results=results)
     yield
 
-    cars_before = len([obj for obj in bpy.data.objects if obj.name.startswith("car_")])
-    with bpy.context.temp_override(**viewport_context()):
-        bpy.ops.ganverse3d.import_photo("INVOKE_DEFAULT", True, filepath="", length=2.0)
-    yield
-    browser = file_browser_context()
-    browser["area"].spaces.active.params.directory = str(Path(photo).parent).encode()
-    browser["area"].spaces.active.params.filename = Path(photo).name
-    press(browser, "RET")
-    yield from wait_for_import(cars_before)
+    yield from import_from_file_browser(photo, length=2.0)
     emit("file_browser", photo_field=bpy.context.scene.ganverse3d.photo, status=status.import_status)
 
     bpy.ops.screen.userpref_show()
@@ -181,6 +224,7 @@ def steps(photo: str, part_car_python: str):
         yield
     emit("check_from_preferences", status=status.backend, last_sidebar_draw=sidebar_draws[-1])
     yield from part_car_steps(photo, part_car_python)
+    yield from undo_after_file_browser_steps(photo, backend_python)
 
 
 def exit_on_error(step: str) -> None:
@@ -205,7 +249,7 @@ def main() -> None:
         bpy.data.objects.remove(obj)
     viewport_context()["area"].spaces.active.show_region_ui = True
     bpy.types.SpaceView3D.draw_handler_add(record_sidebar_draw, (), "UI", "POST_PIXEL")
-    scenario, finished = steps(photo, part_car_python), object()
+    scenario, finished = steps(photo, backend_python, part_car_python), object()
 
     def tick():
         try:

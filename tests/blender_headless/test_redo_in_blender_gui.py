@@ -2,7 +2,9 @@
 import, Adjust Last Operation, Repeat Last, scripted calls, the file browser and the redraws, run by
 redo_in_blender_gui.py with the fake worker's ``car`` behaviour (the real backend is tested in
 test_addon_in_blender.py; here what matters is Blender's operator lifecycle, which a backend would only slow
-down). Before execute() waited for the answer, the redo step crashed Blender with a segmentation fault."""
+down). Before execute() waited for the answer, the redo step crashed Blender with a segmentation fault. Undo after
+Adjust Last Operation removed two imports at once until the script redid with bpy.ops' ``undo`` argument set, as
+the redo panel does (a Python call without it adds no undo step)."""
 
 import json
 import shutil
@@ -108,3 +110,14 @@ def test_a_part_car_is_undone_in_one_step_and_adjusted_to_joined_wheels(steps):
     assert adjusted["result"] == ["FINISHED"] and adjusted["wheels"] == [], "Separate Wheels off: no wheel objects"
     assert adjusted["slots"] == invoke["slots"] + [f"{car}_tyre", f"{car}_rim"], "the wheels in the car's mesh"
     assert adjusted["car_count"] == invoke["car_count"]
+
+
+def test_after_a_file_browser_import_undo_removes_an_adjusted_import_alone_then_the_file_browser_s(steps):
+    chosen, imported = steps["file_browser_again"], steps["invoke_after_file_browser"]
+    adjusted, undone, undone_again = (steps[step] for step in ("adjusted_after_file_browser", "undo_adjusted",
+                                                               "undo_file_browser"))
+    assert chosen["cars"][-1] == ["car_example_car.006", 2.5]
+    assert imported["cars"] == chosen["cars"] + [["car_example_car.007", 3.5]]
+    assert adjusted["result"] == ["FINISHED"] and adjusted["cars"] == chosen["cars"] + [["car_example_car.007", 4.5]]
+    assert undone["result"] == ["FINISHED"] and undone["cars"] == chosen["cars"], "only the adjusted import goes"
+    assert undone_again["cars"] == steps["part_car_adjusted"]["cars"], "then the file browser's import"
