@@ -25,11 +25,11 @@ The steps, in order, each on the car names and lengths the scene then holds:
   part of the car's mesh);
 * ``file_browser_again``, ``invoke_after_file_browser``, ``adjusted_after_file_browser``, ``undo_adjusted``,
   ``undo_file_browser``: an import through the file browser (2.5 m), another by the Import button (3.5 m),
-  Adjust Last Operation on that one (4.5 m), then Undo twice: the first removes only the adjusted car, the
-  second the file browser's.
+  Adjust Last Operation on that one in the redo panel itself (4.5 m typed into its Length field), then Undo
+  twice: the first removes only the adjusted car, the second the file browser's.
 
-Adjust Last Operation and Repeat Last are called with bpy.ops' ``undo`` argument set, so that they add their
-undo step as the redo panel and Shift+R do (:func:`adjust_last_operation`).
+The other Adjust Last Operation and Repeat Last steps are called with bpy.ops' ``undo`` argument set, so that
+they add their undo step as the redo panel and Shift+R do (:func:`adjust_last_operation`).
 
 Each step runs from a timer, inside the 3D viewport's context as a click would; the file browser gets a
 simulated key press (``--enable-event-simulate`` makes Blender take input only from ``Window.event_simulate``).
@@ -86,13 +86,14 @@ def wait_for_import(cars_before: int):
         yield
 
 
-def press(where: dict, key: str) -> None:
-    """Press and release ``key`` with the mouse over the middle of ``where``'s region."""
+def press(where: dict, key: str, at: tuple[int, int] | None = None, ctrl: bool = False) -> None:
+    """Press and release ``key`` (with Ctrl) with the mouse at ``at`` (window pixels), by default over the middle
+    of ``where``'s region."""
     window, region = where["window"], where["region"]
-    x, y = region.x + region.width // 2, region.y + region.height // 2
+    x, y = at or (region.x + region.width // 2, region.y + region.height // 2)
     window.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
     for value in ("PRESS", "RELEASE"):
-        window.event_simulate(type=key, value=value, x=x, y=y)
+        window.event_simulate(type=key, value=value, x=x, y=y, ctrl=ctrl)
 
 
 def file_browser_context() -> dict:
@@ -136,6 +137,38 @@ def adjust_last_operation(**properties) -> set:
         return bpy.ops.ed.undo_redo("EXEC_DEFAULT", True)
 
 
+def adjust_in_redo_panel(shown: str, value: str):
+    """Adjust Last Operation in the 3D viewport's redo panel itself: put ``value`` in the field that shows ``shown``.
+
+    A factory startup's splash screen, a popup that takes every event, is closed first (Esc), and the panel, which
+    starts collapsed, opened by a click on its header. The field is found by hovering down the panel's right half
+    and copying (Ctrl+C) what is under the mouse; Ctrl+V pastes ``value`` into it, which redoes the operator as
+    typing the value would.
+    """
+    viewport = viewport_context()
+    press(viewport, "ESC")
+    yield
+    panel = {**viewport, "region": next(region for region in viewport["area"].regions if region.type == "HUD")}
+    press(panel, "LEFTMOUSE")
+    for _ in range(3):
+        yield
+    hud = next(region for region in viewport["area"].regions if region.type == "HUD")
+    x = hud.x + hud.width * 3 // 4
+    window_manager = bpy.context.window_manager
+    for y in range(hud.y + hud.height, hud.y, -5):
+        window_manager.clipboard = ""
+        press(panel, "C", at=(x, y), ctrl=True)
+        yield
+        if window_manager.clipboard == shown:
+            break
+    else:
+        raise AssertionError(f"no field of the redo panel shows {shown!r}")
+    window_manager.clipboard = value
+    press(panel, "V", at=(x, y), ctrl=True)
+    for _ in range(3):
+        yield
+
+
 def part_car_fields() -> dict:
     """The wheel objects, and the material slots of the last imported car."""
     cars = [obj for obj in bpy.data.objects if obj.name.startswith("car_") and "ganverse3d_wheel" not in obj]
@@ -173,9 +206,8 @@ def undo_after_file_browser_steps(photo: str, backend_python: str):
         bpy.ops.ganverse3d.import_photo("INVOKE_DEFAULT", True, filepath=photo, length=3.5)
     yield from wait_for_import(cars_before)
     emit("invoke_after_file_browser")
-    result = adjust_last_operation(length=4.5)
-    emit("adjusted_after_file_browser", result=sorted(result))
-    yield
+    yield from adjust_in_redo_panel("3.5 m", "4.5")
+    emit("adjusted_after_file_browser")
     for step in ("undo_adjusted", "undo_file_browser"):
         with bpy.context.temp_override(**viewport_context()):
             result = bpy.ops.ed.undo()

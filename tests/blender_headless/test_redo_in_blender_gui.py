@@ -118,6 +118,6 @@ def test_after_a_file_browser_import_undo_removes_an_adjusted_import_alone_then_
                                                                "undo_file_browser"))
     assert chosen["cars"][-1] == ["car_example_car.006", 2.5]
     assert imported["cars"] == chosen["cars"] + [["car_example_car.007", 3.5]]
-    assert adjusted["result"] == ["FINISHED"] and adjusted["cars"] == chosen["cars"] + [["car_example_car.007", 4.5]]
+    assert adjusted["cars"] == chosen["cars"] + [["car_example_car.007", 4.5]], "the redo panel's Length"
     assert undone["result"] == ["FINISHED"] and undone["cars"] == chosen["cars"], "only the adjusted import goes"
     assert undone_again["cars"] == steps["part_car_adjusted"]["cars"], "then the file browser's import"
