@@ -3,8 +3,8 @@ import, Adjust Last Operation, Repeat Last, scripted calls, the file browser and
 redo_in_blender_gui.py with the fake worker's ``car`` behaviour (the real backend is tested in
 test_addon_in_blender.py; here what matters is Blender's operator lifecycle, which a backend would only slow
 down). Before execute() waited for the answer, the redo step crashed Blender with a segmentation fault. Undo after
-Adjust Last Operation removed two imports at once until the script redid with bpy.ops' ``undo`` argument set, as
-the redo panel does (a Python call without it adds no undo step)."""
+Adjust Last Operation once removed two imports at once, only because the script redid by a Python call without
+bpy.ops' ``undo`` argument, which adds no undo step; the redo panel itself, driven here by simulated keys, adds one."""
 
 import json
 import shutil
