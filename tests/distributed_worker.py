@@ -1,7 +1,7 @@
 """What each process of the torchrun launches in tests/test_distributed.py runs (not a test module).
 
 ``python -m torch.distributed.run --nproc_per_node=N tests/distributed_worker.py SPEC.json`` trains, in order,
-the runs SPEC lists: ``{"trainer": "gan" | "inverse" | "segmenter", "config": {...TrainConfig fields}, "runs_root": ...}``,
+the runs SPEC lists: ``{"trainer": <a name in TRAINERS>, "config": {...TrainConfig fields}, "runs_root": ...}``,
 each optionally with ``"resume"`` (a run folder) and ``"kill": [rank, step]``: that rank SIGKILLs itself when
 it is about to train past ``step`` (a kill -9 of one rank in the middle of a run).
 """
@@ -16,9 +16,14 @@ import torch
 from ganverse3d import distributed
 from ganverse3d.dataset.train_segmenter import SegmenterTrainer
 from ganverse3d.inverse.train import Trainer as InverseTrainer
+from ganverse3d.neural.train import Trainer as NeuralTrainer
+from ganverse3d.parts.segmenter import PartSegmenterTrainer
+from ganverse3d.parts.train import InterpreterTrainer
+from ganverse3d.parts.train_branch import BranchTrainer
 from ganverse3d.stylegan2.train import Trainer as GANTrainer
 
-TRAINERS = {"gan": GANTrainer, "inverse": InverseTrainer, "segmenter": SegmenterTrainer}
+TRAINERS = {"gan": GANTrainer, "inverse": InverseTrainer, "segmenter": SegmenterTrainer, "neural": NeuralTrainer,
+            "interpreter": InterpreterTrainer, "part-branch": BranchTrainer, "part-segmenter": PartSegmenterTrainer}
 
 
 def main(spec_path: str) -> None:

@@ -7,12 +7,7 @@ The launches are the slow part (each starts three Python processes): the 2-proce
 from one launch (the module's fixture) and the kill test makes two more.
 """
 
-import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +18,12 @@ from PIL import Image
 from ganverse3d import distributed
 from ganverse3d.bundle import load_state
 from ganverse3d.cli import main
-from ganverse3d.dataset.train_segmenter import SegmenterTrainConfig, SegmenterTrainer
 from ganverse3d.inverse.train import TrainConfig as InverseConfig, Trainer as InverseTrainer
 from ganverse3d.runs import read_metrics
 from ganverse3d.stylegan2.train import TrainConfig as GANConfig, Trainer as GANTrainer
 
+from distributed_helpers import run_workers, state, the_run, torchrun
 from inverse.inverse_helpers import write_multiview_dataset
-
-REPO = Path(__file__).resolve().parents[1]
-WORKER = Path(__file__).resolve().parent / "distributed_worker.py"
 
 # Global batch 8 (4 a rank), 4 steps; path length on, so that its pass through DDP is exercised.
 GAN = dict(resolution=8, kimg=0.032, batch=8, z_dim=8, w_dim=8, mapping_layers=2, channel_base=64, channel_max=8,
@@ -41,35 +33,6 @@ INVERSE = dict(iterations=6, batch=4, resolution=16, texture_height=4, holdout_f
                sample_every=2, eval_every=2, checkpoint_every=2)
 # 11 training images in batches of 4: the epoch's last batch (3) is filled up to split evenly.
 SEGMENTER = dict(resolution=16, width=4, epochs=1, batch=4, holdout=0.1, log_every=1, checkpoint_every=2)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def torchrun(*args, processes: int = 2) -> subprocess.CompletedProcess:
-    """``torchrun --nproc_per_node=processes ARGS`` on 127.0.0.1 and a free port, one thread a process."""
-    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}",
-               "--master_addr=127.0.0.1", f"--master_port={free_port()}", *map(str, args)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
-
-
-def run_workers(tmp_path: Path, runs: list[dict]) -> subprocess.CompletedProcess:
-    spec = tmp_path / f"spec{len(list(tmp_path.glob('spec*.json')))}.json"
-    spec.write_text(json.dumps(runs))
-    return torchrun(WORKER, spec)
-
-
-def the_run(runs_root: Path, stage: str) -> Path:
-    (run,) = (runs_root / stage).iterdir()
-    return run
-
-
-def state(run: Path) -> dict[str, torch.Tensor]:
-    return load_state(run / "checkpoints" / "state.safetensors")[0]
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +139,7 @@ def test_a_batch_that_does_not_split_among_the_processes_is_one_sentence(data, t
 def test_a_training_commands_closing_line_comes_from_rank_0_alone(monkeypatch, capsys):
     from ganverse3d.cli.options import echo_once
 
-    for main, expected in ((False, ""), (True, "Wrote run.\n")):
-        monkeypatch.setattr(distributed, "is_main", lambda main=main: main)
+    for is_main, expected in ((False, ""), (True, "Wrote run.\n")):
+        monkeypatch.setattr(distributed, "is_main", lambda is_main=is_main: is_main)
         echo_once("Wrote run.")
         assert capsys.readouterr().out == expected
