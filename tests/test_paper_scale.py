@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ganverse3d import runs
 from ganverse3d.dataset.segment import MaskRCNNSegmenter
-from ganverse3d.inverse.train import TrainConfig as InverseConfig, Trainer as InverseTrainer, read_config_file
+from ganverse3d.inverse.train import TrainConfig as InverseConfig, Trainer as InverseTrainer
 from ganverse3d.stylegan2.networks import Discriminator, Generator, num_ws_at
 from ganverse3d.stylegan2.train import TrainConfig as GANConfig
 from ganverse3d.stylegan2.views import PAPER_NUM_WS, PAPER_VIEW_LAYERS, mix_view_and_content
@@ -44,7 +44,7 @@ def config_f() -> tuple[Generator, Discriminator]:
 def test_paper_configs_load_and_pass_their_checks():
     gan = GANConfig(data="unused", **runs.check_values(GANConfig, read_toml("gan.toml"), "gan.toml"))
     gan.check()
-    inverse = InverseConfig(data="unused", **read_config_file(PAPER / "inverse.toml"))
+    inverse = InverseConfig(data="unused", **runs.read_config_file(InverseConfig, PAPER / "inverse.toml"))
     inverse.check()
     assert (inverse.iterations, inverse.batch, inverse.lr, inverse.percept_start) == (200_000, 16, 1e-4, 3000)
     assert (inverse.iou_weight, inverse.colour_weight, inverse.laplacian_weight, inverse.flatten_weight,
@@ -94,7 +94,7 @@ def test_mask_rcnn_segments_a_config_f_image(config_f, tmp_path):
 
 def test_inverse_network_trains_two_steps_with_the_paper_settings(tmp_path):
     write_multiview_dataset(tmp_path / "data")
-    settings = {**read_config_file(PAPER / "inverse.toml"), "iterations": 2, "batch": 2, "log_every": 1,
+    settings = {**runs.read_config_file(InverseConfig, PAPER / "inverse.toml"), "iterations": 2, "batch": 2, "log_every": 1,
                 "sample_every": 2, "eval_every": 2, "checkpoint_every": 2}
     bundle = InverseTrainer.train(InverseConfig(data=str(tmp_path / "data"), **settings), runs_root=tmp_path / "runs",
                                   device="cpu", progress=False)

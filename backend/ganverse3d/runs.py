@@ -67,6 +67,7 @@ import math
 import random
 import sys
 import time
+import tomllib
 import typing
 import warnings
 from dataclasses import dataclass
@@ -183,6 +184,19 @@ def read_config(config_class: type, path):
     if missing:
         raise InputError(f"{path} is damaged: it lacks {', '.join(missing)}.")
     return config_class(**values)
+
+
+def read_config_file(config_class: type, path) -> dict:
+    """The fields of a TOML training config (``--config``: any field names of the dataclass ``config_class``,
+    top level), type-checked; InputError naming the file otherwise."""
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"The config file {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise InputError(f"Cannot read {path} as TOML: {error}.") from None
+    return check_values(config_class, values, path)
 
 
 def _has_type(value, annotation) -> bool:

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from .options import EPOCHS_STAY, FEATURE_NET_HELP, config_option, device_option, echo_once, feature_net_option, \
-    generator_option, new_run_or_resume, resume_option, runs_option, seed_option
+from .options import EPOCHS_STAY, FEATURE_NET_HELP, config_file_option, config_option, device_option, echo_once, \
+    feature_net_option, generator_option, new_run_or_resume, resume_option, runs_option, seed_option
 
 _TRAIN = "ganverse3d.stylegan2.train:TrainConfig"
 _FEATURE_NET = "ganverse3d.world.features:FeatureNetConfig"
@@ -114,6 +114,7 @@ def gan_layers(generator, out_path, samples, truncation, seed, device):
 @gan.command("train")
 @config_option(_TRAIN, "--data",
                help="Dataset folder with images/*.png (e.g. from `ganverse3d world render`).")
+@config_file_option
 @config_option(_TRAIN, "--resolution", type=int, help="Training resolution (power of two).")
 @config_option(_TRAIN, "--kimg", type=float, help="Training length in thousands of images.")
 @config_option(_TRAIN, "--batch", type=int, help="Minibatch size.")
@@ -139,7 +140,7 @@ def gan_layers(generator, out_path, samples, truncation, seed, device):
 @resume_option("--kimg, --precision, --view-mixing and --view-layers may change.")
 @device_option
 @click.pass_context
-def gan_train(ctx, runs_root, resume_dir, device, **_config_fields):
+def gan_train(ctx, config_path, runs_root, resume_dir, device, **_config_fields):
     """Train a StyleGAN2 (non-saturating loss, lazy R1, style mixing, EMA).
 
     Writes runs/gan/NNNNN-NAME/ with config.json, metrics.jsonl, samples/*.png and
@@ -151,10 +152,11 @@ def gan_train(ctx, runs_root, resume_dir, device, **_config_fields):
       ganverse3d gan train --data world-64 --resolution 64 --kimg 200
       ganverse3d gan train --resume runs/gan/00000-world-64-r64 --kimg 400
       ganverse3d gan train --resume runs/gan/00000-world-64-r64 --kimg 600 --view-mixing 1
+      ganverse3d gan train --config configs/paper/gan.toml --data car-images
     """
     from ..stylegan2.train import TrainConfig, train
 
-    config, changes = new_run_or_resume(ctx, TrainConfig, resume_dir, "a dataset folder")
+    config, changes = new_run_or_resume(ctx, TrainConfig, resume_dir, "a dataset folder", config_path)
     echo_once(f"Wrote {train(config, runs_root=runs_root, resume=resume_dir, device=device, **changes)}.")
 
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError
-from .options import (config_option, device_option, echo_once, model_option, new_run_or_resume, resume_option,
+from .options import (config_file_option, config_option, device_option, echo_once, model_option, new_run_or_resume, resume_option,
                       runs_option)
 
 _TRAIN = "ganverse3d.inverse.train:TrainConfig"
@@ -21,7 +20,7 @@ def inverse():
 @inverse.command("train")
 @config_option(_TRAIN, "--data",
                help="Multi-view dataset folder (`ganverse3d dataset synth` or `dataset world`).")
-@click.option("--config", "config_path", default=None, help="TOML file setting any training field (see below).")
+@config_file_option
 @config_option(_TRAIN, "--iterations", type=int, help="Training steps.")
 @config_option(_TRAIN, "--batch", type=int, help="Images per step.")
 @config_option(_TRAIN, "--resolution", type=int, help="Input and render size, a power of two.")
@@ -57,12 +56,9 @@ def inverse_train(ctx, config_path, runs_root, resume_dir, device, **_config_fie
       ganverse3d inverse train --data gan-views-data --image-cameras
       ganverse3d inverse train --resume runs/inverse/00000-gan-views-data-r64-learn
     """
-    from ..inverse.train import TrainConfig, read_config_file, train
+    from ..inverse.train import TrainConfig, train
 
-    if resume_dir is not None and config_path is not None:
-        raise InputError("A resumed run keeps its own config.json; give --config only to a new run.")
-    file_settings = read_config_file(config_path) if config_path else None
-    config, changes = new_run_or_resume(ctx, TrainConfig, resume_dir, "a multi-view dataset folder", file_settings)
+    config, changes = new_run_or_resume(ctx, TrainConfig, resume_dir, "a multi-view dataset folder", config_path)
     echo_once(f"Wrote {train(config, runs_root=runs_root, resume=resume_dir, device=device, **changes)}.")
 
 

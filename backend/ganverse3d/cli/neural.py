@@ -6,8 +6,8 @@ import click
 
 from ..errors import InputError, setting
 from ..files import is_file, shown_path
-from .options import (config_option, device_option, echo_once, given_options, neural_model_option, resume_option,
-                      runs_option, segmenter_option)
+from .options import (config_file_option, config_option, device_option, echo_once, neural_model_option,
+                      new_run_or_resume, resume_option, runs_option, segmenter_option)
 
 _TRAIN = "ganverse3d.neural.train:TrainConfig"
 # Largest tile of the sheets, which hold several: a 4096-px tile is a preview no screen shows.
@@ -22,6 +22,7 @@ def neural():
 
 @neural.command("train")
 @config_option(_TRAIN, "--views", help="View annotation (views.toml of `dataset views`) naming its candidates file.")
+@config_file_option
 @config_option(_TRAIN, "--generator", help="StyleGAN2 to turn into StyleGAN-R: a shipped name or a bundle.")
 @config_option(_TRAIN, "--inverse", help="The frozen inverse-graphics network: 'oracle', 'gan' or a bundle.")
 @config_option(_TRAIN, "--discriminator",
@@ -41,7 +42,7 @@ def neural():
 @resume_option("--finetune-steps may extend it.")
 @device_option
 @click.pass_context
-def neural_train(ctx, runs_root, resume_dir, device, **_config_fields):
+def neural_train(ctx, config_path, runs_root, resume_dir, device, **_config_fields):
     """Train StyleGAN-R: the mapping network's warm-up, then fine-tuning with StyleGAN through the inverse network.
 
     Writes runs/neural/NNNNN-NAME/ with config.json, metrics.jsonl (every loss term; fid-world-g0, how far
@@ -55,14 +56,11 @@ def neural_train(ctx, runs_root, resume_dir, device, **_config_fields):
       ganverse3d neural train --views training/views-world64-L2/views.toml
       ganverse3d neural train --views training/views-world64-L2/views.toml --inverse gan --finetune-steps 600
       ganverse3d neural train --resume runs/neural/00000-default-gan-v128 --finetune-steps 1200
+      torchrun --standalone --nproc_per_node=4 -m ganverse3d.cli neural train --config configs/paper/neural.toml
     """
     from ..neural.train import TrainConfig, train
 
-    settings = given_options(ctx)
-    if resume_dir is None and "views" not in settings:
-        raise InputError("Give --views (a view annotation) or --resume (a run folder).")
-    config = None if resume_dir is not None else TrainConfig(**settings)
-    changes = settings if resume_dir is not None else {}
+    config, changes = new_run_or_resume(ctx, TrainConfig, resume_dir, "a view annotation", config_path, "views")
     echo_once(f"Wrote {train(config, runs_root=runs_root, resume=resume_dir, device=device, **changes)}.")
 
 

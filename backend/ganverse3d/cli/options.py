@@ -120,15 +120,27 @@ def given_options(ctx: click.Context) -> dict:
             if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
 
 
-def new_run_or_resume(ctx: click.Context, config_class: type, resume_dir, data_kind: str,
-                      file_settings: dict | None = None) -> tuple[object | None, dict]:
-    """What a training command with ``--data`` and ``--resume`` starts from: (the config of a new run, no
-    changes) from ``file_settings`` overridden by the options the user gave, or with ``--resume`` (None, those
-    options as the resume's changes). InputError when neither is given; ``data_kind`` says what ``--data`` is."""
+def new_run_or_resume(ctx: click.Context, config_class: type, resume_dir, data_kind: str, config_path=None,
+                      required: str = "data") -> tuple[object | None, dict]:
+    """What a training command with ``--resume`` (and ``--config``) starts from: (the config of a new run, no
+    changes) from the TOML file ``config_path`` overridden by the options the user gave, or with ``--resume``
+    (None, those options as the resume's changes). InputError when neither ``--<required>`` (``data_kind``
+    says what it is, set by the file or an option) nor ``--resume`` is given, or for ``--config`` with
+    ``--resume``."""
     settings = given_options(ctx)
     if resume_dir is not None:
+        if config_path is not None:
+            raise InputError("A resumed run keeps its own config.json; give --config only to a new run.")
         return None, settings
-    settings = {**(file_settings or {}), **settings}
-    if "data" not in settings:
-        raise InputError(f"Give --data ({data_kind}) or --resume (a run folder).")
+    from ..runs import read_config_file  # torch: imported only when a command runs
+
+    file_settings = read_config_file(config_class, config_path) if config_path is not None else {}
+    settings = {**file_settings, **settings}
+    if required not in settings:
+        raise InputError(f"Give --{required.replace('_', '-')} ({data_kind}) or --resume (a run folder).")
     return config_class(**settings), {}
+
+
+config_file_option = click.option(
+    "--config", "config_path", default=None,
+    help="TOML file setting any training field (names as in config.json); the options given override it.")

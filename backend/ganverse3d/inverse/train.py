@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +57,7 @@ _AZIMUTH_BINS = round(360 / AZIMUTH_BIN_DEG)
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a run (saved to ``config.json``; a TOML file, :func:`read_config_file`, may set any
+    """Everything that defines a run (saved to ``config.json``; a TOML file, :func:`ganverse3d.runs.read_config_file`, may set any
     field)."""
 
     data: str                          # Multi-view dataset folder (manifest.json, meta.jsonl, images/, masks/).
@@ -115,18 +114,6 @@ class TrainConfig:
         runs.check_positive(self, "lr", "camera_lr", "sigmainv")
         runs.check_within(self, "holdout_fraction", 0, 1, include_high=False)
         runs.check_within(self, "image_cameras_reach", 0, 180, include_low=False)
-
-
-def read_config_file(path) -> dict:
-    """The fields of a TOML training config (any :class:`TrainConfig` field names, top level), type-checked."""
-    path = Path(path)
-    try:
-        values = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"The config file {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise InputError(f"Cannot read {path} as TOML: {error}.") from None
-    return runs.check_values(TrainConfig, values, path)
 
 
 def split_contents(content_ids, holdout_fraction: float) -> tuple[list[int], list[int]]:

@@ -3,7 +3,9 @@
 Every step draws its training examples from the original generator G0 (frozen): a view code among the
 annotated views (``--views``) and a content code from a fresh z (truncated as the multi-view dataset is) give
 W* and an image; the segmenter finds the car, and the frozen inverse-graphics network reads its shape S
-(vertices), texture T and camera; the background B is the image with the car's pixels set to 0.
+(vertices), texture T and camera; the background B is the image with the car's pixels set to 0. The inverse
+network sees what its training data showed it (:meth:`Trainer.teacher_view`): the image's content box (the
+512 x 384 of the car model's 512-px canvas), area-resized to its input size; the default's 64 px pass as they are.
 
 * **Warm-up** (``warmup_steps``, StyleGAN frozen): the mapping network learns to give back W* from
   (camera, S, T, B): ||w~ - w*||^2 (mean over the code) + ``entropy_weight`` x the entropy of the mixing
@@ -19,6 +21,12 @@ W* and an image; the segmenter finds the car, and the frozen inverse-graphics ne
   control), and a discriminator, started
   from the GAN run's own where given, tells StyleGAN-R's images from G0's (non-saturating loss,
   ``adversarial_weight``), so that the cycle cannot buy its losses with unrealistic images.
+
+Under torchrun with N processes (:mod:`ganverse3d.distributed`), each rank reads its share of the global
+batch's examples and the mapping network, StyleGAN and the discriminator train with their gradients averaged
+over the ranks. Each example's partner (the shape and texture of I2) is the previous example in its own rank's
+share, so several processes pair other examples than one does: the warm-up matches one process to float-sum
+order, the fine-tuning in distribution (tests/neural/test_neural_distributed.py).
 
 A run folder (``runs/neural/NNNNN-NAME/``, the shared run kit): ``config.json``, ``metrics.jsonl`` (every loss
 term, and every ``metric_every`` steps ``fid-world-g0``: the world-feature FID between StyleGAN-R's renders and
@@ -146,13 +154,14 @@ class Trainer(RunTrainer):
 
     def __init__(self, config: TrainConfig, run_dir: Path | None, device, progress: bool = True):
         super().__init__(config, run_dir, device, progress)
+        if self.ranks > 1 and config.batch < 2 * self.ranks:
+            raise InputError(f"{setting('batch')} {config.batch} gives each of the {self.ranks} processes fewer than "
+                             f"2 examples, and fine-tuning pairs each example with another of its process's; give "
+                             f"at least {2 * self.ranks}.")
         device = self.device
         self.G0 = load_module(assets.resolve("generator", config.generator, setting_name="generator"), Generator,
                               device=device).requires_grad_(False)
         self.inverse = load_teacher(config.inverse, device)
-        if self.inverse.resolution != self.G0.img_resolution:
-            raise InputError(f"The {setting('inverse')} network sees {self.inverse.resolution}-px images and the "
-                             f"{setting('generator')} makes {self.G0.img_resolution}-px ones; give two that match.")
         annotation = read_annotation(config.views, None)
         if annotation.candidates is None:
             raise InputError(f"The view annotation {shown_path(config.views)} names no candidates file.")
@@ -197,6 +206,12 @@ class Trainer(RunTrainer):
         self.opt_warmup = torch.optim.Adam(self.model.mapping.parameters(), lr=config.lr)
         self.opt_finetune = torch.optim.Adam(self.model.parameters(), lr=config.finetune_lr, betas=(0.0, 0.99))
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=config.d_lr, betas=(0.0, 0.99))
+        # The passes whose gradients several processes average: what each phase trains (G0's z -> w mapping, in
+        # the model but unused on W* codes, stays out), and the discriminator.
+        self.warmup_pass = self.parallel(self.model.mapping, self.warmup_losses)
+        self.finetune_pass = self.parallel(torch.nn.ModuleList([self.model.generator.synthesis, self.model.mapping]),
+                                           self.finetune_losses)
+        self.discriminator_pass = self.parallel(self.D, self.discriminator_loss)
         self.sample_examples = self.examples(8, seeded_rng(config.seed + 2))
 
     def _load_discriminator(self, path) -> None:
@@ -262,42 +277,71 @@ class Trainer(RunTrainer):
 
     # -- examples --------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def examples(self, count: int, rng: torch.Generator) -> Examples:
-        """``count`` examples drawn from G0 with ``rng`` and read by the inverse network (module docstring)."""
+    def examples(self, count: int, rng: torch.Generator, shard: bool = False) -> Examples:
+        """``count`` examples drawn from G0 with ``rng`` and read by the inverse network (module docstring); with
+        ``shard``, ``count`` is a global batch and this rank's rows of it are made."""
         G0, layers = self.G0, self.view_layers
         view_index = torch.randint(len(self.view_ws), (count,), generator=rng)
-        content = G0.mapping(torch.randn(count, G0.z_dim, generator=rng).to(self.device),
-                             truncation_psi=self.config.truncation)
+        z = torch.randn(count, G0.z_dim, generator=rng)
+        if shard:
+            view_index, z = self.shard(view_index), self.shard(z)
+        content = G0.mapping(z.to(self.device), truncation_psi=self.config.truncation)
         ws = torch.cat((self.view_ws[view_index.to(self.device)][:, :layers], content[:, layers:]), dim=1)
         images = ((G0.synthesis(ws) + 1) / 2).clamp(0, 1)
         masks = car_masks(self.segmenter, images)
-        prediction = self.inverse(images, masks)
+        prediction = self.inverse(*self.teacher_view(images, masks))
         return Examples(ws=ws, images=images, masks=masks, verts=prediction.verts, texture=prediction.texture,
                         camera_vector=prediction.camera_vector)
+
+    def teacher_view(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the inverse network reads of G0-sized images [B, 3, R, R] and masks [B, 1, R, R]: the content box
+        area-resized to its input size (as `inverse train` resizes the multi-view dataset's images)."""
+        images, masks = self.G0.crop_to_content(images), self.G0.crop_to_content(masks)
+        size = (self.inverse.resolution, self.inverse.resolution)
+        if images.shape[-2:] == size:
+            return images, masks
+        return F.interpolate(images, size=size, mode="area"), F.interpolate(masks, size=size, mode="area")
+
+    def to_canvas(self, images: torch.Tensor) -> torch.Tensor:
+        """Images [B, 3, r, r] of the teacher's square view -> [B, 3, R, R]: resized to G0's content box, centred
+        in a black canvas (the inverse of :meth:`teacher_view`, for the sample grids)."""
+        height, width = self.G0.img_content_shape
+        if images.shape[-2:] != (height, width):
+            images = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
+        top, bottom, left, right = self.G0.img_crop
+        size = self.G0.img_resolution
+        return F.pad(images, (left, size - right, top, size - bottom))
 
     # -- training --------------------------------------------------------------------------------------------
     def train_step(self) -> dict:
         if self.step == self.config.warmup_steps:
             self.background_reference.load_state_dict(self.model.mapping.state_dict())
-        examples = self.examples(self.config.batch, self.rng)
+        examples = self.examples(self.config.batch, self.rng, shard=True)
         stats = self.finetune_step(examples) if self.fine_tuning else self.warmup_step(examples)
         self.step += 1
         return stats
 
-    def warmup_step(self, examples: Examples) -> dict:
+    def warmup_losses(self, examples: Examples) -> dict:
+        """The warm-up's loss terms (the mapping network against G0's codes), with the total as ``loss``."""
         mapping = self.model.mapping
         ws = mapping(examples.camera_vector, examples.verts, examples.texture, examples.background, examples.masks)
         loss_w = (ws - examples.ws).square().mean()
         entropy = mapping.mixing_entropy()
-        loss = loss_w + self.config.entropy_weight * entropy
-        self.opt_warmup.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_warmup.step()
-        return {"loss": loss.detach(), "loss_w": loss_w.detach(), "entropy": entropy.detach()}
+        return {"loss": loss_w + self.config.entropy_weight * entropy, "loss_w": loss_w, "entropy": entropy}
 
-    def finetune_step(self, examples: Examples) -> dict:
+    def warmup_step(self, examples: Examples) -> dict:
+        losses = self.warmup_pass(examples)
+        self.opt_warmup.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        self.opt_warmup.step()
+        return {name: value.detach() for name, value in losses.items()}
+
+    def finetune_losses(self, examples: Examples) -> tuple[dict, torch.Tensor]:
+        """Fine-tuning's loss terms (Eq. 6, the camera and the realism term; module docstring), with the total as
+        ``loss``, and StyleGAN-R's images [2B, 3, R, R] (I1 then I2) for the discriminator."""
         config, model, mapping = self.config, self.model, self.model.mapping
-        partner = torch.roll(torch.arange(config.batch, device=self.device), 1)
+        batch = len(examples.ws)
+        partner = torch.roll(torch.arange(batch, device=self.device), 1)
         z_shape, z_txt, z_bck = mapping.property_codes(examples.verts, examples.texture, examples.background,
                                                        examples.masks)
         views = mapping.view_codes(examples.camera_vector)
@@ -305,40 +349,48 @@ class Trainer(RunTrainer):
                         torch.cat((views, mapping.mix(z_shape[partner], z_txt[partner], z_bck)), dim=1)))
         images = model.synthesize(ws, noise_mode="const")
         masks = car_masks(self.segmenter, images)
-        read = self.inverse(images.clamp(0, 1), masks)
-        loss_shape = (read.verts - torch.cat((examples.verts, examples.verts[partner]))).square().mean()
-        loss_texture = (read.texture - torch.cat((examples.texture, examples.texture[partner]))).square().mean()
-        loss_camera = (read.camera_vector - examples.camera_vector.repeat(2, 1)).square().mean()
+        read = self.inverse(*self.teacher_view(images.clamp(0, 1), masks))
+        terms = {
+            "loss_shape": (read.verts - torch.cat((examples.verts, examples.verts[partner]))).square().mean(),
+            "loss_texture": (read.texture - torch.cat((examples.texture, examples.texture[partner]))).square().mean(),
+        }
         reference = self.background_reference
         codes = reference.background_code(images.clamp(0, 1) * (1 - masks), masks)
         with torch.no_grad():
             target = reference.background_code(examples.background, examples.masks)
         first, second = codes.chunk(2)
-        loss_background = (first - target).square().mean()
-        loss_pair = (first - second).square().mean()
-        loss = (config.shape_weight * loss_shape + config.texture_weight * loss_texture
-                + config.background_weight * loss_background + config.pair_weight * loss_pair
-                + config.camera_weight * loss_camera)
-        stats = {"loss_shape": loss_shape.detach(), "loss_texture": loss_texture.detach(),
-                 "loss_background": loss_background.detach(), "loss_pair": loss_pair.detach(),
-                 "loss_camera": loss_camera.detach()}
+        terms["loss_background"] = (first - target).square().mean()
+        terms["loss_pair"] = (first - second).square().mean()
+        terms["loss_camera"] = (read.camera_vector - examples.camera_vector.repeat(2, 1)).square().mean()
+        loss = (config.shape_weight * terms["loss_shape"] + config.texture_weight * terms["loss_texture"]
+                + config.background_weight * terms["loss_background"] + config.pair_weight * terms["loss_pair"]
+                + config.camera_weight * terms["loss_camera"])
         if config.adversarial_weight > 0:
+            terms["loss_adversarial"] = F.softplus(-self.D(images * 2 - 1)).mean()
+            loss = loss + config.adversarial_weight * terms["loss_adversarial"]
+        return {"loss": loss, **terms}, images
+
+    def discriminator_loss(self, fakes: torch.Tensor, reals: torch.Tensor) -> torch.Tensor:
+        """The discriminator's non-saturating loss on StyleGAN-R's images and G0's, both [B, 3, R, R] in [0, 1]."""
+        return F.softplus(self.D(fakes * 2 - 1)).mean() + F.softplus(-self.D(reals * 2 - 1)).mean()
+
+    def finetune_step(self, examples: Examples) -> dict:
+        adversarial = self.config.adversarial_weight > 0
+        if adversarial:
             self.D.requires_grad_(False)
-            loss_adversarial = F.softplus(-self.D(images * 2 - 1)).mean()
-            loss = loss + config.adversarial_weight * loss_adversarial
-            stats["loss_adversarial"] = loss_adversarial.detach()
+        losses, images = self.finetune_pass(examples)
         self.opt_finetune.zero_grad(set_to_none=True)
-        loss.backward()
+        losses["loss"].backward()
         self.opt_finetune.step()
-        if config.adversarial_weight > 0:
+        stats = {name: value.detach() for name, value in losses.items()}
+        if adversarial:
             self.D.requires_grad_(True)
-            loss_D = (F.softplus(self.D(images.detach() * 2 - 1)).mean()
-                      + F.softplus(-self.D(examples.images * 2 - 1)).mean())
+            loss_D = self.discriminator_pass(images.detach(), examples.images)
             self.opt_D.zero_grad(set_to_none=True)
             loss_D.backward()
             self.opt_D.step()
             stats["loss_D"] = loss_D.detach()
-        return {"loss": loss.detach(), **stats}
+        return stats
 
     # -- samples and realism -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -349,11 +401,11 @@ class Trainer(RunTrainer):
 
     @torch.no_grad()
     def write_samples(self) -> None:
-        examples, inverse, size = self.sample_examples, self.inverse, self.G0.img_resolution
-        prediction_camera = self.inverse.estimate_camera(examples.images, examples.masks)[0]
+        examples, inverse = self.sample_examples, self.inverse
+        prediction_camera = self.inverse.estimate_camera(*self.teacher_view(examples.images, examples.masks))[0]
         dibr = render_mesh(examples.verts, inverse.faces, inverse.face_uvs, examples.texture, prediction_camera,
-                           size, soft=False).image
-        columns = [examples.images, dibr.clamp(0, 1), self.render(examples)]
+                           max(self.G0.img_content_shape), soft=False).image
+        columns = [examples.images, self.to_canvas(dibr.clamp(0, 1)), self.render(examples)]
         for azimuth in SAMPLE_AZIMUTHS:
             camera = examples.camera_vector.clone()
             camera[:, 0], camera[:, 1] = torch.tensor(azimuth).deg2rad().sin(), torch.tensor(azimuth).deg2rad().cos()
