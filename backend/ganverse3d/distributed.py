@@ -14,7 +14,8 @@ The conventions the run kit (:mod:`ganverse3d.runs`) builds on:
   ``j, j + B/4, ...``) are the same on any number of ranks.
 * **Gradients.** The networks a step trains are wrapped in ``DistributedDataParallel`` (:func:`wrap`), which
   averages their gradients over the ranks during the backward pass; every rank then takes the same optimiser
-  step, so the weights stay equal everywhere. Nothing here reduces tensors itself.
+  step, so the weights stay equal everywhere. Nothing here reduces gradients itself; :func:`average` is for
+  the few numbers a step needs alike on every rank (the loss an early stop decides on).
 * **Per-rank randomness.** What a network draws from torch's global RNG (StyleGAN's per-pixel noise) differs
   per rank: with several ranks, each seeds it from (seed, rank, step) (:func:`rank_seed`), so a run is
   reproducible for a given number of processes.
@@ -113,6 +114,17 @@ def gather(value) -> list:
     values = [None] * size()
     dist.all_gather_object(values, value)
     return values
+
+
+def average(tensor: torch.Tensor) -> torch.Tensor:
+    """The mean over the ranks of every rank's ``tensor`` (any shape, on the rank's device), on every rank; the
+    tensor itself on one process. For numbers that a host decision or a normaliser needs alike everywhere (a
+    step's loss), not for gradients: DistributedDataParallel averages those."""
+    if size() == 1:
+        return tensor
+    total = tensor.detach().clone()
+    dist.all_reduce(total)
+    return total / size()
 
 
 def barrier() -> None:

@@ -32,3 +32,18 @@ def paint_known_labels(folder) -> None:
     _, images = pixel_features(G, ws, return_image=True)
     for index, labels in enumerate(known_labels(images)):
         (folder / "labels" / f"{index:06d}.png").write_bytes(label_png_bytes(labels.numpy()))
+
+
+def write_tiny_inverse(world_views, path) -> None:
+    """A tiny untrained inverse network (seed 0) for the 32-px multi-view dataset ``world_views``, framed for its
+    masks and cameras, saved at ``path``."""
+    from ganverse3d.bundle import save_module
+    from ganverse3d.dataset.format import MultiViewDataset
+    from ganverse3d.inverse.model import InverseGraphicsNet
+    from ganverse3d.inverse.train import load_images, measure_framing
+
+    torch.manual_seed(0)
+    net = InverseGraphicsNet(resolution=32, base_channels=8, max_channels=16, feature_dim=32, texture_height=8,
+                             texture_channels=16, subdivisions=3, template="car")
+    data = load_images(MultiViewDataset(world_views), 32, progress=False)
+    save_module(path, net, config={"framing": measure_framing(data.masks, data.cameras[:, 0])})

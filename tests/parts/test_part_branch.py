@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ganverse3d import api
-from ganverse3d.bundle import load_module, save_module
+from ganverse3d.bundle import load_module
 from ganverse3d.cli import main
 from ganverse3d.dataset.format import MultiViewDataset
 from ganverse3d.dataset.world_multiview import write_world_multiview
@@ -20,7 +20,6 @@ from ganverse3d.files import save_png
 from ganverse3d.geometry import Camera, template_sphere
 from ganverse3d.geometry.wheels import replace_wheels
 from ganverse3d.inverse.model import InverseGraphicsNet
-from ganverse3d.inverse.train import load_images, measure_framing
 from ganverse3d.parts.annotations import label_png_bytes
 from ganverse3d.parts.branch import (PART_NAMES, PartBranch, face_part_labels,
                                      render_face_labels, render_part_labels)
@@ -29,6 +28,8 @@ from ganverse3d.parts.train_branch import novel_view_scores, read_part_data, vie
 from ganverse3d.render import render_mesh
 from ganverse3d.world.cars import build_car
 from ganverse3d.world.scene import render_world, sample_item
+
+from parts_helpers import write_tiny_inverse
 
 WINDOW, WHEEL = PART_NAMES.index("window"), PART_NAMES.index("wheel")
 
@@ -43,12 +44,8 @@ def world_views(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_inverse(world_views, tmp_path_factory):
-    torch.manual_seed(0)
-    net = InverseGraphicsNet(resolution=32, base_channels=8, max_channels=16, feature_dim=32, texture_height=8,
-                             texture_channels=16, subdivisions=3, template="car")
-    data = load_images(MultiViewDataset(world_views), 32, progress=False)
     path = tmp_path_factory.mktemp("inverse") / "inverse.safetensors"
-    save_module(path, net, config={"framing": measure_framing(data.masks, data.cameras[:, 0])})
+    write_tiny_inverse(world_views, path)
     return path
 
 

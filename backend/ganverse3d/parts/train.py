@@ -13,6 +13,15 @@ A run lives in ``runs/parts/<NNNNN-name>/`` (the run kit, :mod:`ganverse3d.runs`
 the annotations), ``samples/*.png`` (image | labels | the ensemble's labels), ``checkpoints/state.safetensors``
 and ``checkpoints/interpreter.safetensors`` (the bundle, copied to ``--out`` when the run ends). A killed run
 resumes to the weights of an uninterrupted one; a resume may raise ``steps``.
+
+**Several processes** (``torchrun``, :mod:`ganverse3d.distributed`): ``batch`` is the global batch of each member;
+every rank draws the members' pixel orders alike and trains on its rows of each member's batch, its gradients
+averaged over the ranks (each member through :meth:`~ganverse3d.runs.RunTrainer.parallel`). An epoch's short last
+batch is filled up from the epoch's start so that it splits evenly, and it waits when a rank would get fewer than
+two pixels (BatchNorm needs two). The early stop decides on each member's loss averaged over the ranks, so every
+rank stops the same members at the same step. BatchNorm's batch statistics are each rank's own pixels' (no
+SyncBatchNorm: gloo has none), and its running statistics rank 0's (``DistributedDataParallel`` broadcasts them
+before each forward pass): two processes train close to, not exactly, what one does.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import torch.nn.functional as F
 from .. import runs
 from ..bundle import read_metadata, save_module
 from ..devices import to_device
+from ..errors import InputError, setting
 from ..files import check_output_file, image_grid, save_png, write_bytes
 from ..stylegan2.load import load_generator
 from .annotations import read_annotations
@@ -73,6 +83,9 @@ class InterpreterTrainer(runs.RunTrainer):
 
     def __init__(self, config: InterpreterTrainConfig, run_dir: Path | None, device, progress: bool = True):
         super().__init__(config, run_dir, device, progress)
+        if config.batch < 2 * self.ranks:
+            raise InputError(f"{setting('batch')} {config.batch} is the global batch, split among the {self.ranks} "
+                             f"processes, and BatchNorm needs two pixels on each: give at least {2 * self.ranks}.")
         G = load_generator(config.generator, device=self.device)
         ws, self.images, self.labels, self.names = read_annotations(config.annotations, G)
         features = []
@@ -91,6 +104,8 @@ class InterpreterTrainer(runs.RunTrainer):
         self.interpreter = StyleInterpreter(self.feature_dims, list(CLASSES), config.members).to(self.device)
         self.optimizers = [torch.optim.Adam(member.parameters(), lr=config.learning_rate)
                            for member in self.interpreter.members]
+        # Each member's forward pass, its gradients averaged over the ranks.
+        self.member_passes = [self.parallel(member) for member in self.interpreter.members]
         members = config.members
         self.orders = torch.zeros(members, len(self.pixels), dtype=torch.int64)
         self.best = torch.full((members,), math.inf)
@@ -135,20 +150,28 @@ class InterpreterTrainer(runs.RunTrainer):
             for order in self.orders:
                 order.copy_(torch.randperm(len(self.pixels), generator=self.rng))
         may_stop = self.step >= config.min_epochs * self.steps_per_epoch
-        losses = []
+        trained, losses = [], []
         for index, (member, optimizer) in enumerate(zip(self.interpreter.members, self.optimizers)):
-            items = self.orders[index, in_epoch * config.batch:(in_epoch + 1) * config.batch]
-            if self.stopped[index] or len(items) < 2:  # BatchNorm needs two pixels: an epoch's last lone one waits
+            order = self.orders[index]
+            items = order[in_epoch * config.batch:(in_epoch + 1) * config.batch]
+            # An epoch's short last batch is filled up from the epoch's start to split evenly among the ranks; if a
+            # rank would get a lone pixel, the batch waits (BatchNorm needs two).
+            items = torch.cat((items, order[:-len(items) % self.ranks]))
+            if self.stopped[index] or len(items) < 2 * self.ranks:
                 continue
+            items = self.shard(items)
             member.train()
-            loss = F.cross_entropy(member(to_device(self.pixels[items], self.device)),
+            loss = F.cross_entropy(self.member_passes[index](to_device(self.pixels[items], self.device)),
                                    to_device(self.pixel_labels[items], self.device), weight=self.class_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            trained.append(index)
             losses.append(loss.detach())
-            if may_stop:  # the early stop decides on the host: only then is the loss read every step
-                value = loss.item()
+        if may_stop and trained:
+            # The early stop decides on the host (only then are the losses read every step), on the losses averaged
+            # over the ranks, so that every rank stops the same members.
+            for index, value in zip(trained, runs.distributed.average(torch.stack(losses)).tolist()):
                 if value < self.best[index]:
                     self.best[index], self.since_best[index] = value, 0
                 else:
@@ -200,5 +223,6 @@ def train_interpreter(config: InterpreterTrainConfig | None, out, device="auto",
     bundle to ``out``. Returns the bundle's provenance (``fit``: accuracy and mIoU on the annotations)."""
     out = check_output_file(out, (".safetensors",))
     bundle = InterpreterTrainer.train(config, runs_root, resume, device, progress, **changes)
-    write_bytes(out, bundle.read_bytes())
-    return read_metadata(out)["provenance"]
+    if runs.is_main_process():  # under torchrun, rank 0 alone writes
+        write_bytes(out, bundle.read_bytes())
+    return read_metadata(bundle)["provenance"]

@@ -17,6 +17,12 @@ A run lives in ``runs/part_branch/<NNNNN-name>/`` (the run kit, :mod:`ganverse3d
 ``metrics.jsonl`` (loss; at each checkpoint the held-out cars' part mIoU in their other views),
 ``samples/*.png`` (held-out input | truth in another view | prediction there), ``checkpoints/state.safetensors``
 and ``checkpoints/part_branch.safetensors`` (the bundle, copied to ``--out`` when the run ends).
+
+**Several processes** (``torchrun``, :mod:`ganverse3d.distributed`): ``batch`` is the global batch; every rank
+draws its images and their other views alike and renders its rows of them, the branch's gradients averaged over
+the ranks. A rank's loss is its pixels' weighted cross-entropy summed, over the ranks' mean sum of pixel weights,
+so that the ranks' average is the global batch's weighted mean: the branch (which has no BatchNorm) trains on two
+processes what it trains on one, up to the order of float sums.
 """
 
 from __future__ import annotations
@@ -202,6 +208,7 @@ class BranchTrainer(runs.RunTrainer):
         self.branch = PartBranch(feature_dim=self.data.codes.shape[1], texture_height=self.inverse.texture_height,
                                  channels=config.channels).to(self.device)
         self.optimizer = torch.optim.Adam(self.branch.parameters(), lr=config.learning_rate)
+        self.loss_pass = self.parallel(self.branch, self.loss)  # gradients averaged over the ranks
 
     @classmethod
     def run_name(cls, config: BranchTrainConfig) -> str:
@@ -234,10 +241,24 @@ class BranchTrainer(runs.RunTrainer):
         return torch.cat(choices)
 
     def train_step(self) -> dict:
-        data, device = self.data, self.device
+        # The global batch's images and other views from the shared generator; this rank renders its rows.
         items = self.train_items[torch.randint(len(self.train_items), (self.config.batch,), generator=self.rng)]
         views = self.other_views(items)
         self.branch.train()
+        loss = self.loss_pass(self.shard(items), self.shard(views))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return {"loss": loss.detach()}
+
+    def loss(self, items: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+        """The class-weighted cross-entropy of the part textures of the images ``items`` [B] (dataset indices) on
+        their meshes rendered from the cameras of ``views`` [B] (other images of the same cars) against those views'
+        labels, where both the mesh and the car are: the weighted mean over the pixels, or with several ranks the
+        weighted sum over this rank's pixels over the ranks' mean sum of weights, so that DDP's average of the ranks'
+        losses is the global batch's weighted mean (and a rank without a scored pixel adds 0, not NaN)."""
+        data, device = self.data, self.device
         logits = self.branch(data.codes[items].to(device), data.textures[items].to(device))
         image, covered = render_part_logits(data.verts[items].to(device), self.inverse.faces, self.inverse.face_uvs,
                                             logits, cameras_from_batch(data.cameras[views].to(device)),
@@ -245,12 +266,11 @@ class BranchTrainer(runs.RunTrainer):
         truth = data.labels[views].long().to(device)
         scored = covered & (truth >= 0)
         pixel_logits = image.permute(0, 2, 3, 1)[scored]
-        loss = F.cross_entropy(pixel_logits, truth[scored], weight=self.class_weights.to(device))
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.step += 1
-        return {"loss": loss.detach()}
+        weights, truth = self.class_weights.to(device), truth[scored]
+        if self.ranks == 1:
+            return F.cross_entropy(pixel_logits, truth, weight=weights)
+        return (F.cross_entropy(pixel_logits, truth, weight=weights, reduction="sum")
+                / runs.distributed.average(weights[truth].sum()))
 
     @torch.no_grad()
     def branch_logits(self, indices: torch.Tensor) -> torch.Tensor:
@@ -295,5 +315,6 @@ def train_part_branch(config: BranchTrainConfig | None, out, device="auto", prog
     bundle to ``out``. Returns the bundle's provenance (``held_out``: the held-out cars' scores)."""
     out = check_output_file(out, (".safetensors",))
     bundle = BranchTrainer.train(config, runs_root, resume, device, progress, **changes)
-    write_bytes(out, bundle.read_bytes())
-    return read_metadata(out)["provenance"]
+    if runs.is_main_process():  # under torchrun, rank 0 alone writes
+        write_bytes(out, bundle.read_bytes())
+    return read_metadata(bundle)["provenance"]
