@@ -5,17 +5,18 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
-from ganverse3d.bundle import load_module, read_metadata, save_module
+from ganverse3d.bundle import load_module, read_metadata
 from ganverse3d.cli import main
-from ganverse3d.dataset.segment import WorldSegmenterNet
-from ganverse3d.dataset.views import write_view_candidates
-from ganverse3d.inverse.model import InverseGraphicsNet
 from ganverse3d.neural import StyleGANR
 from ganverse3d.neural.train import Trainer, TrainConfig, train
 from ganverse3d.runs import seeded_rng
+from ganverse3d.stylegan2.networks import Generator
 
-from dataset.dataset_helpers import tiny_generator, write_annotation
+from dataset.dataset_helpers import tiny_generator
+from neural.neural_helpers import write_training_kit
 
 WARMUP_KEYS = {"loss", "loss_w", "entropy"}
 FINETUNE_KEYS = {"loss", "loss_shape", "loss_texture", "loss_background", "loss_pair", "loss_camera",
@@ -24,24 +25,9 @@ FINETUNE_KEYS = {"loss", "loss_shape", "loss_texture", "loss_background", "loss_
 
 @pytest.fixture(scope="module")
 def kit(tmp_path_factory):
-    """Paths of a generator, its annotated view candidates (views 0, 2, 5 in bins 0, 3, 9), an inverse network
-    and a segmenter, all tiny and untrained."""
-    folder = tmp_path_factory.mktemp("kit")
-    G = tiny_generator()
-    save_module(folder / "G.safetensors", G)
-    write_view_candidates(G, folder / "G.safetensors", folder / "views", 6, contents=2, seed=3)
-    (folder / "views" / "views.toml").unlink()
-    views = write_annotation(folder / "views", {0: 0, 2: 3, 5: 9})
-    torch.manual_seed(0)
-    save_module(folder / "inverse.safetensors",
-                InverseGraphicsNet(resolution=16, texture_height=8, feature_dim=16, base_channels=8, max_channels=8,
-                                   texture_channels=8))
-    segmenter = WorldSegmenterNet(resolution=16, width=4).eval()
-    with torch.no_grad():  # about half of each image is "car", so masks, backgrounds and their codes all vary
-        segmenter.head.bias -= segmenter(torch.rand(4, 3, 16, 16)).median()
-    save_module(folder / "segmenter.safetensors", segmenter)
-    return dict(views=views, generator=str(folder / "G.safetensors"), inverse=str(folder / "inverse.safetensors"),
-                segmenter=str(folder / "segmenter.safetensors"))
+    """A tiny untrained generator (16-px canvas, 12 x 16 content), its annotated views, inverse network and
+    segmenter (write_training_kit)."""
+    return write_training_kit(tmp_path_factory.mktemp("kit"), tiny_generator())
 
 
 def config(kit, **fields) -> TrainConfig:
@@ -100,3 +86,28 @@ def test_train_without_views_leaves_no_run_folder(tmp_path, capsys):
     assert main(["neural", "train", "--runs", str(tmp_path / "runs"), "--device", "cpu"]) == 2
     assert capsys.readouterr().err.strip() == "Error: Give --views (a view annotation) or --resume (a run folder)."
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_generator_larger_than_the_teacher_is_read_through_its_content_box(tmp_path):
+    # The paper's path: a 512-px canvas with 512 x 384 content, read by a 64-px inverse network; here 32 px with
+    # 24 x 32 content and a 16-px teacher.
+    torch.manual_seed(0)
+    G = Generator(z_dim=8, w_dim=8, img_resolution=32, img_channels=3, channel_base=128, channel_max=16,
+                  num_mapping_layers=2, img_content_shape=(24, 32)).eval()
+    kit = write_training_kit(tmp_path, G, inverse_resolution=16)
+    trainer = Trainer(config(kit), None, "cpu", progress=False)
+    images, masks = torch.rand(2, 3, 32, 32), (torch.rand(2, 1, 32, 32) > 0.5).float()
+    seen, seen_masks = trainer.teacher_view(images, masks)
+    torch.testing.assert_close(seen, F.interpolate(images[:, :, 4:28], size=(16, 16), mode="area"), rtol=0, atol=0)
+    torch.testing.assert_close(seen_masks, F.interpolate(masks[:, :, 4:28], size=(16, 16), mode="area"),
+                               rtol=0, atol=0)
+    # The sample grids put the teacher's square view back into the content box of a black canvas.
+    canvas = trainer.to_canvas(torch.ones(1, 3, 16, 16))
+    assert canvas.shape == (1, 3, 32, 32)
+    assert bool((canvas[:, :, 4:28] == 1).all())
+    assert float(canvas[:, :, :4].abs().sum()) == float(canvas[:, :, 28:].abs().sum()) == 0
+
+    bundle = train(config(kit, warmup_steps=1, finetune_steps=1, sample_every=1), runs_root=tmp_path / "runs",
+                   device="cpu", progress=False)
+    # 8 examples x (G0 | DIB-R | StyleGAN-R | 6 azimuths), 32-px tiles 2 px apart.
+    assert Image.open(bundle.parents[1] / "samples" / "samples0000002.png").size == (9 * 34 - 2, 8 * 34 - 2)
