@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 21 §2, in one run for a session that has a GPU (within 8 minutes on one H100):
 #   1. the CUDA tests (every test file that skips "needs CUDA" without one, its tests named *cuda*);
-#   2. bm_render, bm_gan, bm_reconstruct and bm_neural with --device cuda (time, host peak RSS, peak GPU memory);
+#   2. bm_render, bm_gan, bm_reconstruct, bm_neural and bm_paper_scale (every stage at the paper's shapes, config-f
+#      G + D at the per-GPU batches 32/N) with --device cuda (time, host peak RSS, peak GPU memory);
 #   3. with two or more GPUs, a 2-process DDP smoke run of inverse train and gan train under torchrun;
 #   4. bm_render with --compile on CUDA (last: compiling is the slowest step and may fail in inductor).
 # Everything goes under $OUT when set (the device tool's folder), else ./gpu_check_out: log.txt (all output),
@@ -67,6 +68,8 @@ step "bm_gan --device cuda" 120 "$python" benchmarks/bm_gan.py --device cuda --r
 step "bm_reconstruct --device cuda" 180 "$python" benchmarks/bm_reconstruct.py --device cuda --repeat 3 &&
     keep bm_reconstruct bm_reconstruct_cuda
 step "bm_neural --device cuda" 120 "$python" benchmarks/bm_neural.py --device cuda && keep bm_neural bm_neural_cuda
+step "bm_paper_scale --device cuda" 180 "$python" benchmarks/bm_paper_scale.py --device cuda &&
+    keep bm_paper_scale bm_paper_scale_cuda
 
 gpus=$("$python" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
 if [ "$gpus" -ge 2 ]; then
