@@ -2,7 +2,7 @@
 
 ``python -m torch.distributed.run --nproc_per_node=N tests/distributed_worker.py SPEC.json`` trains, in order,
 the runs SPEC lists: ``{"trainer": <a name in TRAINERS>, "config": {...TrainConfig fields}, "runs_root": ...}``,
-each optionally with ``"resume"`` (a run folder), ``"kill": [rank, step]``: that rank SIGKILLs itself when
+each optionally with ``"resume"`` (a run folder), ``"out"`` (copy the bundle there, as `--out` does), ``"kill": [rank, step]``: that rank SIGKILLs itself when
 it is about to train past ``step`` (a kill -9 of one rank in the middle of a run), and ``"trace": PATH``: each
 rank writes the steps its training steps started at to ``PATH.rank<r>.json`` (where each rank's run ended).
 """
@@ -51,8 +51,11 @@ def main(spec_path: str) -> None:
 
             trainer_class.train_step = tracing_step
         config = trainer_class.config_class(**run["config"]) if "config" in run else None
-        trainer_class.train(config, runs_root=run.get("runs_root", "runs"), resume=run.get("resume"), device="cpu",
-                     progress=False)
+        settings = dict(runs_root=run.get("runs_root", "runs"), resume=run.get("resume"), device="cpu", progress=False)
+        if "out" in run:  # the bundle copied to --out as the training commands do (RunTrainer.train_into)
+            trainer_class.train_into(run["out"], config, **settings)
+        else:
+            trainer_class.train(config, **settings)
         if "trace" in run:
             trainer_class.train_step = train_step  # later runs of the same trainer untraced
             with open(f"{run['trace']}.rank{distributed.rank()}.json", "w") as handle:

@@ -6,20 +6,19 @@ One launch (the module's fixture) trains every 2-process run; the conventions ar
 tests/test_distributed.py.
 """
 
-import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from ganverse3d import distributed, runs
+from ganverse3d import distributed
 from ganverse3d.bundle import save_module
 from ganverse3d.cli import main
 from ganverse3d.dataset.world_multiview import write_world_multiview
 from ganverse3d.parts.annotations import write_annotation_templates
-from ganverse3d.parts.train import InterpreterTrainConfig, InterpreterTrainer, train_interpreter
-from ganverse3d.parts.train_branch import BranchTrainConfig, BranchTrainer, train_part_branch
+from ganverse3d.parts.train import InterpreterTrainConfig, InterpreterTrainer
+from ganverse3d.parts.train_branch import BranchTrainConfig, BranchTrainer
 from ganverse3d.runs import read_metrics
 
 from distributed_helpers import run_workers, state, the_run
@@ -60,15 +59,17 @@ def branch_config(data) -> BranchTrainConfig:
 @pytest.fixture(scope="module")
 def two_processes(data, tmp_path_factory) -> Path:
     """The folder of one torchrun launch of 2 processes: runs roots ``interpreter``, ``stopping`` (its ranks'
-    traces ``stopping.rank<r>.json``), ``branch`` and ``segmenter``."""
+    traces ``stopping.rank<r>.json``), ``branch`` and ``segmenter``; the interpreter's and the branch's bundles
+    copied to ``interpreter.safetensors`` and ``branch.safetensors`` (--out)."""
     folder = tmp_path_factory.mktemp("two")
     interpreter = {"annotations": data["annotations"], "generator": data["generator"]}
     result = run_workers(folder, [
-        {"trainer": "interpreter", "config": {**INTERPRETER, **interpreter}, "runs_root": str(folder / "interpreter")},
+        {"trainer": "interpreter", "config": {**INTERPRETER, **interpreter}, "runs_root": str(folder / "interpreter"),
+         "out": str(folder / "interpreter.safetensors")},
         {"trainer": "interpreter", "config": {**STOPPING, **interpreter}, "runs_root": str(folder / "stopping"),
          "trace": str(folder / "stopping")},
         {"trainer": "part-branch", "config": {**BRANCH, "data": data["views"], "inverse": data["inverse"]},
-         "runs_root": str(folder / "branch")},
+         "runs_root": str(folder / "branch"), "out": str(folder / "branch.safetensors")},
         {"trainer": "part-segmenter", "config": {**SEGMENTER, "data": data["annotations"]},
          "runs_root": str(folder / "segmenter")}])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -122,18 +123,11 @@ def test_two_processes_train_a_part_segmenter_with_only_rank_0_writing(two_proce
     assert len(list((two_processes / "segmenter").iterdir())) == 1
 
 
-@pytest.mark.parametrize("trainer", ["interpreter", "branch"])
-def test_only_rank_0_copies_the_bundle_to_out_and_every_rank_returns_its_provenance(trainer, data, tmp_path,
-                                                                                    monkeypatch):
-    train, config = ((train_interpreter, interpreter_config(data, {**INTERPRETER, "steps": 2})) if trainer == "interpreter"
-                     else (train_part_branch, dataclasses.replace(branch_config(data), steps=2)))
-    out = tmp_path / "out.safetensors"
-    monkeypatch.setattr(runs, "is_main_process", lambda: False)
-    provenance = train(config, out, device="cpu", progress=False, runs_root=tmp_path / "runs")
-    assert provenance["steps"] == 2 and not out.exists()
-    monkeypatch.undo()
-    assert train(config, out, device="cpu", progress=False, runs_root=tmp_path / "runs") == provenance
-    assert out.is_file()
+@pytest.mark.parametrize("trainer, stage", [("interpreter", "parts"), ("branch", "part_branch")])
+def test_out_is_a_copy_of_the_runs_bundle(trainer, stage, two_processes):
+    bundles = list((the_run(two_processes / trainer, stage) / "checkpoints").glob("*.safetensors"))
+    bundle = next(path for path in bundles if path.name != "state.safetensors")
+    assert (two_processes / f"{trainer}.safetensors").read_bytes() == bundle.read_bytes()
 
 
 def test_a_global_batch_too_small_for_batchnorm_on_each_rank_is_one_sentence(data, tmp_path, monkeypatch, capsys):

@@ -393,6 +393,16 @@ class RunTrainer(abc.ABC):
         return trainer.run()
 
     @classmethod
+    def train_into(cls, out, config=None, runs_root="runs", resume=None, device="auto", progress: bool = True,
+                   **changes) -> Path:
+        """:meth:`RunTrainer.train`, then copy the run's model bundle to ``out`` (checked before the run starts,
+        written atomically); returns ``out``."""
+        out = check_output_file(out, (".safetensors",))
+        bundle = cls.train(config, runs_root, resume, device, progress, **changes)
+        distributed.on_main(lambda: write_bytes(out, bundle.read_bytes()))
+        return out
+
+    @classmethod
     def _resume(cls, run_dir: Path, device, progress: bool, changes: dict) -> Path:
         config_path = run_dir / "config.json"
         if not is_file(config_path):
@@ -490,6 +500,12 @@ class RunTrainer(abc.ABC):
         """This rank's rows of a tensor [B, ...] drawn for the whole (global) batch; the tensor itself on one
         process. Draw a step's random choices for the global batch from a shared generator, then shard them."""
         return distributed.shard(tensor)
+
+    @staticmethod
+    def average(tensor: torch.Tensor) -> torch.Tensor:
+        """The mean of ``tensor`` over the ranks (the tensor itself on one process): for the few numbers a step
+        needs alike on every rank (an early stop's losses, a loss's normaliser), never for gradients."""
+        return distributed.average(tensor)
 
     def parallel(self, network: torch.nn.Module, compute: Callable | None = None):
         """What a training step calls to run ``network`` so that its gradients are averaged over the ranks: on one
@@ -733,13 +749,3 @@ class EpochTrainer(RunTrainer):
         if self._evaluation is None or self._evaluation[0] != self.step:
             self._evaluation = self.step, self.measure()
         return self._evaluation[1]
-
-    @classmethod
-    def train_into(cls, out, config=None, runs_root="runs", resume=None, device="auto", progress: bool = True,
-                   **changes) -> Path:
-        """:meth:`RunTrainer.train`, then copy the run's model bundle to ``out`` (checked before the run starts,
-        written atomically); returns ``out``."""
-        out = check_output_file(out, (".safetensors",))
-        bundle = cls.train(config, runs_root, resume, device, progress, **changes)
-        distributed.on_main(lambda: write_bytes(out, bundle.read_bytes()))
-        return out

@@ -216,3 +216,15 @@ def test_the_embedded_world_segmenter_finds_one_accurate_car_in_fresh_world_rend
     images = (render.images * 255).round().to(torch.uint8)
     evaluation = evaluate_segmenter(load_segmenter("world"), images, render.masks[:, 0] > 0.5)
     assert evaluation["iou_mean"] > 0.9 and evaluation["single_instance_rate"] >= 0.9
+
+
+def test_augmentation_on_two_ranks_is_the_global_batchs_shared_out():
+    from ganverse3d.dataset.train_segmenter import augment
+
+    images, targets = torch.rand(6, 3, 16, 16), (torch.rand(6, 1, 16, 16) > 0.5).float()
+    whole = augment(images, targets, torch.Generator().manual_seed(3))
+    for rank in range(2):
+        rows = slice(rank, None, 2)  # distributed.shard's rows of rank r of 2
+        share = augment(images[rows], targets[rows], torch.Generator().manual_seed(3), lambda t: t[rows], 2)
+        for got, expected in zip(share, whole):
+            torch.testing.assert_close(got, expected[rows], rtol=0, atol=1e-6)

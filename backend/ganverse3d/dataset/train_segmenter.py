@@ -20,7 +20,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
@@ -88,20 +88,29 @@ def load_masked_images(folder, resolution: int | None = None) -> tuple[torch.Ten
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(np.stack(masks))
 
 
-def augment(images: torch.Tensor, targets: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(images: torch.Tensor, targets: torch.Tensor, rng: torch.Generator,
+            shard: Callable[[torch.Tensor], torch.Tensor] = lambda rows: rows,
+            ranks: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """A random look for a batch: images [B, 3, H, W] float in [0, 1]; targets [B, C, H, W] float (a mask, or
     one-hot class maps) warped as the images, bilinearly, 0 outside the image (the caller thresholds them or
-    takes their argmax). The mirror is horizontal: a car's left and right parts carry the same labels."""
-    batch = images.shape[0]
+    takes their argmax). The mirror is horizontal: a car's left and right parts carry the same labels.
+
+    On ``ranks`` processes the batch is one rank's share of a global batch of ``ranks`` x B: every random choice
+    is drawn for the global batch from ``rng`` (alike on every rank) and ``shard`` (``RunTrainer.shard``) keeps
+    this rank's rows, so that N processes augment the global batch as one process does."""
+    total = images.shape[0] * ranks
+
+    def draw(sample, *shape):
+        return shard(sample(total, *shape, generator=rng))
 
     def uniform(low, high, *shape):
-        return low + (high - low) * torch.rand(batch, *shape, generator=rng)
+        return low + (high - low) * draw(torch.rand, *shape)
 
     # Zoom 0.8-1.25x, shift up to a tenth of the image, mirror half of the batch: one affine warp. The
     # image edge is replicated (background, as cars rarely touch it), the targets are empty outside.
     scale = uniform(0.8, 1.25)
-    mirror = torch.where(torch.rand(batch, generator=rng) < 0.5, -1.0, 1.0)
-    theta = torch.zeros(batch, 2, 3)
+    mirror = torch.where(draw(torch.rand) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(images.shape[0], 2, 3)
     theta[:, 0, 0], theta[:, 1, 1] = mirror / scale, 1 / scale
     theta[:, :, 2] = uniform(-0.1, 0.1, 2)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
@@ -117,8 +126,8 @@ def augment(images: torch.Tensor, targets: torch.Tensor, rng: torch.Generator) -
     kernel = torch.tensor([1.0, 2.0, 1.0])
     kernel = (torch.outer(kernel, kernel) / 16).expand(3, 1, 3, 3)
     blurred = F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=3)
-    images = torch.where(torch.rand(batch, 1, 1, 1, generator=rng) < 1 / 3, blurred, images)
-    images = images + 0.02 * torch.randn(images.shape, generator=rng)
+    images = torch.where(draw(torch.rand, 1, 1, 1) < 1 / 3, blurred, images)
+    images = images + 0.02 * draw(torch.randn, *images.shape[1:])
     return images.clamp(0, 1), targets
 
 
@@ -198,7 +207,8 @@ class SegmenterTrainer(runs.EpochTrainer):
 
     def train_batch(self, items: torch.Tensor) -> dict:
         batch = self.train_index[items]
-        images, masks = augment(self.images[batch].float() / 255, self.targets[batch, None].float(), self.rng)
+        images, masks = augment(self.images[batch].float() / 255, self.targets[batch, None].float(), self.rng,
+                                self.shard, self.ranks)
         masks = (masks > 0.5).float()
         self.net.train()
         loss = _loss(self.train_net(to_device(images, self.device)), to_device(masks, self.device))

@@ -159,7 +159,7 @@ class PartSegmenterTrainer(SegmenterTrainer):
     def train_batch(self, items: torch.Tensor) -> dict:
         batch = self.train_index[items]
         one_hot = F.one_hot(self.targets[batch], len(CLASSES)).permute(0, 3, 1, 2).float()
-        images, warped = augment(self.images[batch].float() / 255, one_hot, self.rng)
+        images, warped = augment(self.images[batch].float() / 255, one_hot, self.rng, self.shard, self.ranks)
         labels = warped.argmax(1)  # outside the image every class is 0: background (index 0) wins
         self.net.train()
         loss = F.cross_entropy(self.train_net(to_device(images, self.device)), to_device(labels, self.device),

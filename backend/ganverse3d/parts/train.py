@@ -38,7 +38,7 @@ from .. import runs
 from ..bundle import read_metadata, save_module
 from ..devices import to_device
 from ..errors import InputError, setting
-from ..files import check_output_file, image_grid, save_png, write_bytes
+from ..files import image_grid, save_png
 from ..stylegan2.load import load_generator
 from .annotations import read_annotations
 from .interpreter import (CLASSES, StyleInterpreter, class_weights, colourise, feature_dims, majority_vote,
@@ -171,7 +171,7 @@ class InterpreterTrainer(runs.RunTrainer):
         if may_stop and trained:
             # The early stop decides on the host (only then are the losses read every step), on the losses averaged
             # over the ranks, so that every rank stops the same members.
-            for index, value in zip(trained, runs.distributed.average(torch.stack(losses)).tolist()):
+            for index, value in zip(trained, self.average(torch.stack(losses)).tolist()):
                 if value < self.best[index]:
                     self.best[index], self.since_best[index] = value, 0
                 else:
@@ -221,8 +221,5 @@ def train_interpreter(config: InterpreterTrainConfig | None, out, device="auto",
                       runs_root="runs", resume=None, **changes) -> dict:
     """Train a :class:`StyleInterpreter` in ``<runs_root>/parts/NNNNN-name/`` (or resume ``resume``) and copy its
     bundle to ``out``. Returns the bundle's provenance (``fit``: accuracy and mIoU on the annotations)."""
-    out = check_output_file(out, (".safetensors",))
-    bundle = InterpreterTrainer.train(config, runs_root, resume, device, progress, **changes)
-    if runs.is_main_process():  # under torchrun, rank 0 alone writes
-        write_bytes(out, bundle.read_bytes())
-    return read_metadata(bundle)["provenance"]
+    out = InterpreterTrainer.train_into(out, config, runs_root, resume, device, progress, **changes)
+    return read_metadata(out)["provenance"]

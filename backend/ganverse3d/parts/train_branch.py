@@ -40,7 +40,7 @@ from ..dataset.format import MultiViewDataset, cameras_from_batch
 from ..dataset.segment import file_sha256
 from ..errors import InputError, setting
 from ..export import load_mesh
-from ..files import check_output_file, image_grid, is_file, save_png, shown_path, write_bytes
+from ..files import image_grid, is_file, save_png, shown_path
 from ..inverse.model import InverseGraphicsNet
 from .branch import (PART_NAMES, PartBranch, face_part_labels, render_face_labels, render_part_labels,
                      render_part_logits, split_for_parts)
@@ -270,7 +270,7 @@ class BranchTrainer(runs.RunTrainer):
         if self.ranks == 1:
             return F.cross_entropy(pixel_logits, truth, weight=weights)
         return (F.cross_entropy(pixel_logits, truth, weight=weights, reduction="sum")
-                / runs.distributed.average(weights[truth].sum()))
+                / self.average(weights[truth].sum()))
 
     @torch.no_grad()
     def branch_logits(self, indices: torch.Tensor) -> torch.Tensor:
@@ -313,8 +313,5 @@ def train_part_branch(config: BranchTrainConfig | None, out, device="auto", prog
                       runs_root="runs", resume=None, **changes) -> dict:
     """Train a :class:`PartBranch` in ``<runs_root>/part_branch/NNNNN-name/`` (or resume ``resume``) and copy its
     bundle to ``out``. Returns the bundle's provenance (``held_out``: the held-out cars' scores)."""
-    out = check_output_file(out, (".safetensors",))
-    bundle = BranchTrainer.train(config, runs_root, resume, device, progress, **changes)
-    if runs.is_main_process():  # under torchrun, rank 0 alone writes
-        write_bytes(out, bundle.read_bytes())
-    return read_metadata(bundle)["provenance"]
+    out = BranchTrainer.train_into(out, config, runs_root, resume, device, progress, **changes)
+    return read_metadata(out)["provenance"]
