@@ -8,7 +8,8 @@ Cases:
   then ``--repeat`` requests, each from a new camera (a turntable step); timed from writing the request line to
   the decoded pixels of the PNG it wrote (what the add-on loads into its image);
 - API render: ``NeuralScene.render`` alone in this process, the same cameras (no JSON, no PNG, no process hop).
-Reported: p50 and p95 in milliseconds. Target (issue 19): the round trip ≤ 33 ms p50 (30 previews a second).
+Reported: p50 and p95 in milliseconds, and for the API render the memory the scene took (host peak RSS; on CUDA
+peak GPU memory). Target (issue 19): the round trip ≤ 33 ms p50 (30 previews a second).
 The model is the shipped StyleGAN-R (assets kind ``neural``) or ``--neural-model``. Prints a table and writes
 benchmarks/results/bm_neural.json.
 """
@@ -25,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import add_device_option, machine, resolve_device, write_results
+from common import (add_device_option, case_result, machine, memory_baseline, memory_cells, memory_header,
+                    resolve_device, write_results)
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTO = REPO / "docs" / "example_car.png"
@@ -93,10 +95,13 @@ def worker_round_trip(neural_model: str | None, repeat: int, device: str, folder
         worker.close()
 
 
-def api_render(neural_model: str | None, repeat: int, device: str) -> tuple[list[float], int]:
+def api_render(neural_model: str | None, repeat: int, device: str) -> tuple[list[float], int, dict]:
+    """The render times (seconds), the model's resolution and the memory the scene took: host peak RSS above the
+    process's before it, and on CUDA the peak GPU memory allocated (common.case_result)."""
     from ganverse3d.api import neural_scene, reconstruct
     from ganverse3d.geometry import Camera
 
+    baseline = memory_baseline(device)
     scene = neural_scene(reconstruct(PHOTO, device=device), neural_model=neural_model, device=device)
     scene.render(Camera.create(0.0, 15.0, 3.8, 30.0))
     times = []
@@ -105,7 +110,8 @@ def api_render(neural_model: str | None, repeat: int, device: str) -> tuple[list
         start = time.perf_counter()
         scene.render(orbit)  # returns a CPU tensor: on CUDA the copy waits for the device
         times.append(time.perf_counter() - start)
-    return times, scene.model.resolution
+    memory = {name: value for name, value in case_result("", times, baseline, device).items() if "mib" in name}
+    return times, scene.model.resolution, memory
 
 
 def main():
@@ -123,15 +129,16 @@ def main():
         sys.exit(f"--neural-model {args.neural_model} does not exist.")
     with tempfile.TemporaryDirectory() as folder:
         round_trip = worker_round_trip(args.neural_model, args.repeat, device, Path(folder))
-    render, resolution = api_render(args.neural_model, args.repeat, device)
+    render, resolution, memory = api_render(args.neural_model, args.repeat, device)
     results = [{"case": "worker round trip (camera -> PNG pixels)", **percentiles(round_trip)},
-               {"case": "API NeuralScene.render", **percentiles(render)}]
+               {"case": "API NeuralScene.render", **percentiles(render), **memory}]
     description = machine(device)
     model = args.neural_model or "shipped"
     print(f"bm_neural — {device} ({description}); model {model}, {resolution} px")
-    print(f"{'case':<42} {'p50 ms':>8} {'p95 ms':>8}")
-    for row in results:
-        print(f"{row['case']:<42} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f}")
+    print(f"{'case':<42} {'p50 ms':>8} {'p95 ms':>8} {memory_header(device)}")
+    for row in results:  # the round trip's memory is the worker process's own, not measured here
+        cells = memory_cells(row) if "peak_extra_mib" in row else ""
+        print(f"{row['case']:<42} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} {cells}")
     verdict = "meets" if results[0]["p50_ms"] <= TARGET_P50_MS else "misses"
     print(f"the round trip {verdict} the target of {TARGET_P50_MS:g} ms p50")
     write_results("bm_neural", {"machine": description, "device": device, "model": model, "resolution": resolution,
