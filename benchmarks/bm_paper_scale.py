@@ -12,14 +12,16 @@ Stages (each case in a fresh subprocess, so that its peak resident memory is its
   out of GPU memory says so) -> 25,000 kimg;
 - synthesis: `dataset synth`'s image (dataset.views.render_view_content: a view-mixed 512 x 512 config-f image,
   no grad, cropped to 384 x 512) -> 234,000 images (6,000 contents x 39 views);
-- mask-rcnn: torchvision's COCO Mask R-CNN (random weights: with them it finds nothing, so its mask head runs
-  on no boxes) on 384 x 512 images -> 234,000 images;
+- mask-rcnn: `dataset synth`'s segmenter, torchvision's COCO Mask R-CNN, on 384 x 512 images (resized to 800 px
+  inside) -> 234,000 images. Random weights return torchvision's most detections, 100, so the mask head runs on
+  100 boxes, where a COCO model finds a few in a car image: an upper bound (on one CPU core the mask head's 100
+  boxes are about 1.2 s of the 4.9 s);
 - inverse-step: `inverse train`'s step (inverse.train.Trainer.train_step) with inverse.toml's settings (batch 16,
   64 px, 39 learned cameras) on a world multi-view set of 3 cars x 39 views at 64 px, without and with the
   perceptual term (LPIPS on a random VGG-16) -> 200k steps;
 - neural-warmup, neural-finetune: `neural train`'s step (neural.train.Trainer.train_step, StyleGAN-R, Sec. 3.3)
   with neural.toml's settings on a config-f generator (16 W*, 4 view layers, 39 annotated view codes), a 64-px
-  inverse network (64 x 128 texture) and the Mask R-CNN -> 700 warm-up and 2,500 fine-tuning steps of batch
+  inverse network (64 x 128 texture) and the Mask R-CNN (its 100 boxes too) -> 700 warm-up and 2,500 fine-tuning steps of batch
   16, extrapolated per example from a step of --neural-batch examples (2 on CPU: a batch of 16 takes minutes
   there; 4 on CUDA, the paper's per-GPU batch on four GPUs).
 --image-batch sets the synthesis and Mask R-CNN batch (1 on CPU; 32 on CUDA, `dataset synth`'s default).
@@ -41,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 
@@ -323,7 +326,8 @@ def main():
                    for settings in cases(stages, device, args.gpus, neural_batch, image_batch)]
     description = machine(device)
     print_table(results, args.gpus, device, description)
-    write_results("bm_paper_scale", {"machine": description, "device": device, "repeats": args.repeats,
+    write_results("bm_paper_scale", {"machine": description, "device": device,
+                                     "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "repeats": args.repeats,
                                      "gpus": args.gpus, "neural_batch": neural_batch, "image_batch": image_batch,
                                      "results": results})
 
