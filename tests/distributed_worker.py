@@ -1,10 +1,11 @@
-"""What each process of the torchrun launches in tests/test_distributed.py runs (not a test module).
+"""What each process of the tests' torchrun launches runs (distributed_helpers.run_workers; not a test module).
 
 ``python -m torch.distributed.run --nproc_per_node=N tests/distributed_worker.py SPEC.json`` trains, in order,
 the runs SPEC lists: ``{"trainer": <a name in TRAINERS>, "config": {...TrainConfig fields}, "runs_root": ...}``,
-each optionally with ``"resume"`` (a run folder), ``"out"`` (copy the bundle there, as `--out` does), ``"kill": [rank, step]``: that rank SIGKILLs itself when
-it is about to train past ``step`` (a kill -9 of one rank in the middle of a run), and ``"trace": PATH``: each
-rank writes the steps its training steps started at to ``PATH.rank<r>.json`` (where each rank's run ended).
+each optionally with ``"resume"`` (a run folder), ``"out"`` (copy the bundle there, as `--out` does),
+``"kill": [rank, step]`` (that rank SIGKILLs itself when it is about to train past ``step``: a kill -9 of one rank
+in the middle of a run) and ``"trace": PATH`` (each rank writes the steps its training steps started at to
+``PATH.rank<r>.json``: where each rank's run ended).
 """
 
 import json

@@ -105,8 +105,8 @@ def test_mask_rcnn_segments_a_config_f_image(config_f, tmp_path):
 
 def test_inverse_network_trains_two_steps_with_the_paper_settings(tmp_path):
     write_multiview_dataset(tmp_path / "data")
-    settings = {**runs.read_config_file(InverseConfig, PAPER / "inverse.toml"), "iterations": 2, "batch": 2, "log_every": 1,
-                "sample_every": 2, "eval_every": 2, "checkpoint_every": 2}
+    settings = {**runs.read_config_file(InverseConfig, PAPER / "inverse.toml"), "iterations": 2, "batch": 2,
+                "log_every": 1, "sample_every": 2, "eval_every": 2, "checkpoint_every": 2}
     bundle = InverseTrainer.train(InverseConfig(data=str(tmp_path / "data"), **settings), runs_root=tmp_path / "runs",
                                   device="cpu", progress=False)
     lines = runs.read_metrics(bundle.parents[1] / "metrics.jsonl")

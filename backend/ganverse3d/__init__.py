@@ -1,4 +1,4 @@
-"""GANverse3D: StyleGAN as a multi-view data generator and a DIB-R inverse-graphics network (StyleGAN-R planned).
+"""GANverse3D: StyleGAN as a multi-view data generator, a DIB-R inverse-graphics network, StyleGAN-R and parts.
 
 Conventions (object space, cameras, image and mesh shapes) are fixed in docs/ARCHITECTURE.md and pinned by tests.
 """

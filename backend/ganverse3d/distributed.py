@@ -24,6 +24,7 @@ The conventions the run kit (:mod:`ganverse3d.runs`) builds on:
 from __future__ import annotations
 
 import atexit
+import datetime
 import os
 
 import numpy as np
@@ -32,6 +33,9 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from .errors import InputError
+
+# How long a rank waits in a collective for the others (init_process_group's timeout).
+COLLECTIVE_TIMEOUT = datetime.timedelta(hours=6)
 
 
 def size() -> int:
@@ -59,7 +63,10 @@ def join(device: torch.device) -> torch.device:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # Rank 0's periodic actions (sample grids, FID, StyleGAN-R's view sweep at the start) run while the other
+        # ranks wait in their next collective; at paper scale on CPUs they outlast the default 10-30 minutes. A
+        # rank that dies is stopped by torchrun, not by this timeout.
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT)
         atexit.register(_leave)
     return device
 

@@ -75,10 +75,11 @@ from pathlib import Path
 from typing import Callable, ClassVar
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import distributed
-from .bundle import flatten_optimizer, load_state, restore_optimizer, save_state
+from .bundle import flatten_optimizer, load_state, read_metadata, restore_optimizer, save_state
 from .devices import resolve_device
 from .errors import InputError, setting
 from .files import (check_output_file, is_file, new_run_dir, remove_temp_files, shown_path, write_bytes, write_json,
@@ -191,7 +192,8 @@ def read_config_file(config_class: type, path) -> dict:
     top level), type-checked; InputError naming the file otherwise."""
     path = Path(path)
     try:
-        values = tomllib.loads(path.read_text())
+        with path.open("rb") as file:  # TOML is UTF-8 whatever the locale
+            values = tomllib.load(file)
     except FileNotFoundError:
         raise InputError(f"The config file {path} does not exist.") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
@@ -394,13 +396,18 @@ class RunTrainer(abc.ABC):
 
     @classmethod
     def train_into(cls, out, config=None, runs_root="runs", resume=None, device="auto", progress: bool = True,
-                   **changes) -> Path:
+                   **changes) -> dict:
         """:meth:`RunTrainer.train`, then copy the run's model bundle to ``out`` (checked before the run starts,
-        written atomically); returns ``out``."""
+        written atomically); returns the bundle's provenance (rank 0 writes and reads ``out``, every rank gets it,
+        so that ``out`` need not be on a file system the other nodes share)."""
         out = check_output_file(out, (".safetensors",))
         bundle = cls.train(config, runs_root, resume, device, progress, **changes)
-        distributed.on_main(lambda: write_bytes(out, bundle.read_bytes()))
-        return out
+
+        def copy() -> dict:
+            write_bytes(out, bundle.read_bytes())
+            return read_metadata(out)["provenance"]
+
+        return distributed.on_main(copy)
 
     @classmethod
     def _resume(cls, run_dir: Path, device, progress: bool, changes: dict) -> Path:
@@ -506,6 +513,17 @@ class RunTrainer(abc.ABC):
         """The mean of ``tensor`` over the ranks (the tensor itself on one process): for the few numbers a step
         needs alike on every rank (an early stop's losses, a loss's normaliser), never for gradients."""
         return distributed.average(tensor)
+
+    def cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor,
+                      weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``F.cross_entropy`` of logits [N, C] and labels [N] (int64) with optional class weights [C]: the weighted
+        mean over the rows. With several ranks, this rank's weighted sum over the ranks' mean sum of weights, so
+        that DDP's average over the ranks is the global batch's weighted mean however the rows fall among them (a
+        rank without a row adds 0, not NaN)."""
+        if self.ranks == 1:
+            return F.cross_entropy(logits, labels, weight=weight)
+        total = weight[labels].sum() if weight is not None else torch.tensor(float(len(labels)), device=logits.device)
+        return F.cross_entropy(logits, labels, weight=weight, reduction="sum") / self.average(total)
 
     def parallel(self, network: torch.nn.Module, compute: Callable | None = None):
         """What a training step calls to run ``network`` so that its gradients are averaged over the ranks: on one
@@ -738,7 +756,7 @@ class EpochTrainer(RunTrainer):
         items = self.epoch_order[in_epoch * batch:(in_epoch + 1) * batch]
         # An epoch's short last batch is filled up from the epoch's start, as torch's DistributedSampler does, so
         # that every rank trains on as many items.
-        items = torch.cat((items, self.epoch_order[:-len(items) % self.ranks]))
+        items = torch.cat((items, self.epoch_order[:(-len(items)) % self.ranks]))
         stats = self.train_batch(self.shard(items))
         self.schedule.step()
         self.step += 1

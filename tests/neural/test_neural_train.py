@@ -88,6 +88,17 @@ def test_train_without_views_leaves_no_run_folder(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+def test_the_teacher_reads_the_content_box_of_a_generator_its_own_size(kit):
+    # 16-px canvas, 12 x 16 content, 16-px inverse network: rows 2:14 stretched to 16 x 16, as `inverse train`
+    # resizes a dataset's 12 x 16 images.
+    trainer = Trainer(config(kit), None, "cpu", progress=False)
+    images, masks = torch.rand(2, 3, 16, 16), (torch.rand(2, 1, 16, 16) > 0.5).float()
+    seen, seen_masks = trainer.teacher_view(images, masks)
+    torch.testing.assert_close(seen, F.interpolate(images[:, :, 2:14], size=(16, 16), mode="area"), rtol=0, atol=0)
+    torch.testing.assert_close(seen_masks, F.interpolate(masks[:, :, 2:14], size=(16, 16), mode="area"),
+                               rtol=0, atol=0)
+
+
 def test_a_generator_larger_than_the_teacher_is_read_through_its_content_box(tmp_path):
     # The paper's path: a 512-px canvas with 512 x 384 content, read by a 64-px inverse network; here 32 px with
     # 24 x 32 content and a 16-px teacher.

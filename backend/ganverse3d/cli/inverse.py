@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .options import (config_file_option, config_option, device_option, echo_once, model_option, new_run_or_resume, resume_option,
-                      runs_option)
+from .options import (config_file_option, config_option, device_option, echo_once, model_option, new_run_or_resume,
+                      resume_option, runs_option)
 
 _TRAIN = "ganverse3d.inverse.train:TrainConfig"
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .. import runs
-from ..bundle import read_metadata, save_module
+from ..bundle import save_module
 from ..devices import to_device
 from ..errors import InputError, setting
 from ..files import check_dataset_complete, image_grid, png_files, read_image, save_png
@@ -242,5 +242,4 @@ def train_world_segmenter(config: SegmenterTrainConfig | None, out, device="auto
     Returns the held-out evaluation (see :func:`evaluate_segmenter`), also stored in the bundle's provenance.
     Same config and seed on the same device -> the same weights, whether or not the run was killed and resumed.
     """
-    out = SegmenterTrainer.train_into(out, config, runs_root, resume, device, progress, **changes)
-    return read_metadata(out)["provenance"]["holdout"]
+    return SegmenterTrainer.train_into(out, config, runs_root, resume, device, progress, **changes)["holdout"]

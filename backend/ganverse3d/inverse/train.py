@@ -57,8 +57,8 @@ _AZIMUTH_BINS = round(360 / AZIMUTH_BIN_DEG)
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a run (saved to ``config.json``; a TOML file, :func:`ganverse3d.runs.read_config_file`, may set any
-    field)."""
+    """Everything that defines a run (saved to ``config.json``; a TOML file, :func:`ganverse3d.runs.read_config_file`,
+    may set any field)."""
 
     data: str                          # Multi-view dataset folder (manifest.json, meta.jsonl, images/, masks/).
     iterations: int = 200_000          # Training steps (the paper: 200k at batch 16).

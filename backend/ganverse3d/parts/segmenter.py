@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .. import runs
-from ..bundle import load_module, read_metadata, save_module
+from ..bundle import load_module, save_module
 from ..devices import resolve_device, to_device
 from ..errors import InputError
 from ..files import check_dataset_complete, image_grid, is_dir, is_file, png_files, read_image, save_png, shown_path
@@ -190,8 +190,7 @@ def train_part_segmenter(config: PartSegmenterTrainConfig | None, out, device="a
     """Train a part segmenter on ``config.data`` in ``<runs_root>/parts-segmenter/NNNNN-name/`` (or resume the run
     folder ``resume``) and copy its bundle to ``out``. Returns its scores (:func:`part_scores`, with ``scored``:
     "holdout", or "training" when nothing is held out), also in the bundle's provenance."""
-    out = PartSegmenterTrainer.train_into(out, config, runs_root, resume, device, progress, **changes)
-    return read_metadata(out)["provenance"]["holdout"]
+    return PartSegmenterTrainer.train_into(out, config, runs_root, resume, device, progress, **changes)["holdout"]
 
 
 def evaluate_part_segmenter(path, data, device="cpu") -> dict:

@@ -32,10 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from .. import runs
-from ..bundle import read_metadata, save_module
+from ..bundle import save_module
 from ..devices import to_device
 from ..errors import InputError, setting
 from ..files import image_grid, save_png
@@ -156,22 +155,23 @@ class InterpreterTrainer(runs.RunTrainer):
             items = order[in_epoch * config.batch:(in_epoch + 1) * config.batch]
             # An epoch's short last batch is filled up from the epoch's start to split evenly among the ranks; if a
             # rank would get a lone pixel, the batch waits (BatchNorm needs two).
-            items = torch.cat((items, order[:-len(items) % self.ranks]))
+            items = torch.cat((items, order[:(-len(items)) % self.ranks]))
             if self.stopped[index] or len(items) < 2 * self.ranks:
                 continue
             items = self.shard(items)
             member.train()
-            loss = F.cross_entropy(self.member_passes[index](to_device(self.pixels[items], self.device)),
-                                   to_device(self.pixel_labels[items], self.device), weight=self.class_weights)
+            loss = self.cross_entropy(self.member_passes[index](to_device(self.pixels[items], self.device)),
+                                      to_device(self.pixel_labels[items], self.device), self.class_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             trained.append(index)
             losses.append(loss.detach())
-        if may_stop and trained:
-            # The early stop decides on the host (only then are the losses read every step), on the losses averaged
-            # over the ranks, so that every rank stops the same members.
-            for index, value in zip(trained, self.average(torch.stack(losses)).tolist()):
+        # The members' losses [members training] on the global batch: the mean of the ranks' (each rank trains the
+        # same members), what the metrics show and the early stop decides on, so that every rank stops alike.
+        losses = self.average(torch.stack(losses)) if trained else torch.zeros(0)
+        if may_stop:  # the early stop decides on the host: only then are the losses read every step
+            for index, value in zip(trained, losses.tolist()):
                 if value < self.best[index]:
                     self.best[index], self.since_best[index] = value, 0
                 else:
@@ -180,8 +180,7 @@ class InterpreterTrainer(runs.RunTrainer):
         self.step += 1
         if bool(self.stopped.all()):  # every member has stopped early: the run is done
             self.step = self.total_steps
-        # The members' losses [members training], read when logged (runs.read_stats).
-        return {"losses": torch.stack(losses) if losses else torch.zeros(0), "training": int((~self.stopped).sum())}
+        return {"losses": losses, "training": int((~self.stopped).sum())}  # read when logged (runs.read_stats)
 
     @torch.no_grad()
     def predicted(self) -> torch.Tensor:
@@ -221,5 +220,4 @@ def train_interpreter(config: InterpreterTrainConfig | None, out, device="auto",
                       runs_root="runs", resume=None, **changes) -> dict:
     """Train a :class:`StyleInterpreter` in ``<runs_root>/parts/NNNNN-name/`` (or resume ``resume``) and copy its
     bundle to ``out``. Returns the bundle's provenance (``fit``: accuracy and mIoU on the annotations)."""
-    out = InterpreterTrainer.train_into(out, config, runs_root, resume, device, progress, **changes)
-    return read_metadata(out)["provenance"]
+    return InterpreterTrainer.train_into(out, config, runs_root, resume, device, progress, **changes)

@@ -32,10 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from .. import assets, runs
-from ..bundle import load_module, read_metadata, save_module
+from ..bundle import load_module, save_module
 from ..dataset.format import MultiViewDataset, cameras_from_batch
 from ..dataset.segment import file_sha256
 from ..errors import InputError, setting
@@ -250,14 +249,13 @@ class BranchTrainer(runs.RunTrainer):
         loss.backward()
         self.optimizer.step()
         self.step += 1
-        return {"loss": loss.detach()}
+        return {"loss": self.average(loss.detach())}  # the global batch's loss (this rank's share is not)
 
     def loss(self, items: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
         """The class-weighted cross-entropy of the part textures of the images ``items`` [B] (dataset indices) on
         their meshes rendered from the cameras of ``views`` [B] (other images of the same cars) against those views'
-        labels, where both the mesh and the car are: the weighted mean over the pixels, or with several ranks the
-        weighted sum over this rank's pixels over the ranks' mean sum of weights, so that DDP's average of the ranks'
-        losses is the global batch's weighted mean (and a rank without a scored pixel adds 0, not NaN)."""
+        labels, where both the mesh and the car are: the weighted mean over the global batch's pixels
+        (:meth:`RunTrainer.cross_entropy`)."""
         data, device = self.data, self.device
         logits = self.branch(data.codes[items].to(device), data.textures[items].to(device))
         image, covered = render_part_logits(data.verts[items].to(device), self.inverse.faces, self.inverse.face_uvs,
@@ -266,11 +264,7 @@ class BranchTrainer(runs.RunTrainer):
         truth = data.labels[views].long().to(device)
         scored = covered & (truth >= 0)
         pixel_logits = image.permute(0, 2, 3, 1)[scored]
-        weights, truth = self.class_weights.to(device), truth[scored]
-        if self.ranks == 1:
-            return F.cross_entropy(pixel_logits, truth, weight=weights)
-        return (F.cross_entropy(pixel_logits, truth, weight=weights, reduction="sum")
-                / self.average(weights[truth].sum()))
+        return self.cross_entropy(pixel_logits, truth[scored], self.class_weights.to(device))
 
     @torch.no_grad()
     def branch_logits(self, indices: torch.Tensor) -> torch.Tensor:
@@ -313,5 +307,4 @@ def train_part_branch(config: BranchTrainConfig | None, out, device="auto", prog
                       runs_root="runs", resume=None, **changes) -> dict:
     """Train a :class:`PartBranch` in ``<runs_root>/part_branch/NNNNN-name/`` (or resume ``resume``) and copy its
     bundle to ``out``. Returns the bundle's provenance (``held_out``: the held-out cars' scores)."""
-    out = BranchTrainer.train_into(out, config, runs_root, resume, device, progress, **changes)
-    return read_metadata(out)["provenance"]
+    return BranchTrainer.train_into(out, config, runs_root, resume, device, progress, **changes)

@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import runs
-from ..bundle import read_metadata, save_module
+from ..bundle import save_module
 from ..devices import to_device
 from ..errors import InputError
 from ..files import check_dataset_complete, read_image
@@ -272,8 +272,7 @@ def train_feature_net(config: FeatureNetConfig | None, out, device="auto", progr
     copy its bundle to ``out`` and return its held-out evaluation (see :func:`evaluate_feature_net`), which the
     bundle's provenance also records. A killed and resumed run reaches the weights of an uninterrupted one.
     """
-    out = FeatureNetTrainer.train_into(out, config, runs_root, resume, device, progress, **changes)
-    return read_metadata(out)["provenance"]["heldout"]
+    return FeatureNetTrainer.train_into(out, config, runs_root, resume, device, progress, **changes)["heldout"]
 
 
 def _subset(labels: WorldLabels, index: torch.Tensor) -> WorldLabels:
