@@ -1,17 +1,19 @@
 """`neural train` data-parallel on the CPU with gloo (one torchrun launch of 2 processes): the warm-up trains what
 one process trains with the same global batch, to the order of float sums; fine-tuning, whose pairs of examples
-are made within each rank's share, stays close to one process where an un-averaged run does not; a global batch
-that leaves a process fewer than 2 examples is one sentence."""
+are made within each rank's share, stays close to one process where an un-averaged run does not; a rank killed in
+fine-tuning and a resume with 2 processes continue the run bit for bit; a global batch that leaves a process fewer
+than 2 examples is one sentence."""
 
 import pytest
 import torch
 
 from ganverse3d import distributed
+from ganverse3d.bundle import load_state
 from ganverse3d.cli import main
 from ganverse3d.neural.train import Trainer, TrainConfig
 
 from dataset.dataset_helpers import tiny_generator
-from distributed_helpers import run_workers, state, the_run
+from distributed_helpers import run_workers, state, the_run, torchrun
 from neural.neural_helpers import write_training_kit
 
 # Global batch 4 (2 a rank); the realism term on, so that the discriminator's pass through DDP is exercised.
@@ -64,6 +66,23 @@ def test_two_processes_fine_tune_close_to_one(kit, two_processes, tmp_path):
         moved = sum(float((one[name] - initial[name]).abs().sum()) for name in names)
         apart = sum(float((two[name] - one[name]).abs().sum()) for name in names)
         assert moved > 0 and apart < 0.1 * moved, (prefix, apart / moved)
+
+
+def test_a_rank_killed_in_fine_tuning_and_a_resume_continue_the_run(kit, two_processes, tmp_path):
+    # Checkpoints at step 3 (one fine-tuning step after the switch copied g_b to the background reference); rank 1
+    # dies as it is about to train step 5.
+    root = tmp_path / "runs"
+    killed = run_workers(tmp_path, [{"trainer": "neural", "config": {**kit, **FINETUNE, "checkpoint_every": 3},
+                                     "runs_root": str(root), "kill": [1, 4]}])
+    assert killed.returncode != 0
+    run = the_run(root, "neural")
+    assert load_state(run / "checkpoints" / "state.safetensors")[1]["step"] == 3
+    resumed = torchrun("-m", "ganverse3d.cli", "neural", "train", "--resume", run, "--device", "cpu")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected, got = state(two_processes["finetune"]), state(run)
+    assert set(got) == set(expected)
+    for name in expected:
+        assert torch.equal(got[name], expected[name]), name
 
 
 def test_a_global_batch_leaving_a_process_one_example_is_one_sentence(kit, tmp_path, monkeypatch, capsys):
