@@ -21,9 +21,9 @@ Stages (each case in a fresh subprocess, so that its peak resident memory is its
   perceptual term (LPIPS on a random VGG-16) -> 200k steps;
 - neural-warmup, neural-finetune: `neural train`'s step (neural.train.Trainer.train_step, StyleGAN-R, Sec. 3.3)
   with neural.toml's settings on a config-f generator (16 W*, 4 view layers, 39 annotated view codes), a 64-px
-  inverse network (64 x 128 texture) and the Mask R-CNN (its 100 boxes too) -> 700 warm-up and 2,500 fine-tuning steps of batch
-  16, extrapolated per example from a step of --neural-batch examples (2 on CPU: a batch of 16 takes minutes
-  there; 4 on CUDA, the paper's per-GPU batch on four GPUs).
+  inverse network (64 x 128 texture) and the Mask R-CNN (its 100 boxes too) -> 700 warm-up and 2,500
+  fine-tuning steps of batch 16, extrapolated per example from a step of --neural-batch examples (2 on CPU: a
+  batch of 16 takes minutes there; 4 on CUDA, the paper's per-GPU batch on four GPUs).
 --image-batch sets the synthesis and Mask R-CNN batch (1 on CPU; 32 on CUDA, `dataset synth`'s default).
 
 Each case: the best of --repeats calls after one warm-up call (on CUDA each until the GPU is done), the
