@@ -23,7 +23,8 @@ Stages (each case in a fresh subprocess, so that its peak resident memory is its
   with neural.toml's settings on a config-f generator (16 W*, 4 view layers, 39 annotated view codes), a 64-px
   inverse network (64 x 128 texture) and the Mask R-CNN (its 100 boxes too) -> 700 warm-up and 2,500
   fine-tuning steps of batch 16, extrapolated per example from a step of --neural-batch examples (2 on CPU: a
-  batch of 16 takes minutes there; 4 on CUDA, the paper's per-GPU batch on four GPUs).
+  batch of 16 takes minutes there; 4 on CUDA, the paper's per-GPU batch on four GPUs); fine-tuning in float32
+  and bfloat16 (`--precision`: the trained StyleGAN's synthesis and D under autocast).
 --image-batch sets the synthesis and Mask R-CNN batch (1 on CPU; 32 on CUDA, `dataset synth`'s default).
 
 Each case: the best of --repeats calls after one warm-up call (on CUDA each until the GPU is done), the
@@ -163,7 +164,9 @@ def cases(stages: list[str], device: str, gpus: list[int], neural_batch: int, im
         elif stage == "inverse-step":
             chosen += [dict(stage=stage, variant=variant, batch=paper("inverse")["batch"])
                        for variant in ("no perceptual", "perceptual")]
-        elif stage.startswith("neural"):
+        elif stage == "neural-finetune":
+            chosen += [dict(stage=stage, variant=precision, batch=neural_batch) for precision in ("float32", "bfloat16")]
+        elif stage == "neural-warmup":
             chosen.append(dict(stage=stage, variant="", batch=neural_batch))
         else:
             chosen.append(dict(stage=stage, variant="", batch=image_batch))
@@ -219,7 +222,8 @@ def neural_step(folder: Path, variant: str, batch: int, device: str, finetune: b
 
     config = paper_config(TrainConfig, "neural", views=str(folder / "views" / "views.toml"),
                           generator=str(folder / "generator.safetensors"), inverse=str(folder / "inverse.safetensors"),
-                          segmenter=f"maskrcnn:{folder / 'maskrcnn.pth'}", batch=batch)
+                          segmenter=f"maskrcnn:{folder / 'maskrcnn.pth'}", batch=batch,
+                          **({"precision": variant} if variant else {}))
     trainer = Trainer(config, None, device, progress=False)
     steps = config.warmup_steps
     if finetune:

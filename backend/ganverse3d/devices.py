@@ -31,3 +31,13 @@ def to_device(tensor: torch.Tensor, device: str | torch.device, dtype: torch.dty
     if device.type != "cuda" or tensor.device.type != "cpu":
         return tensor.to(device, dtype)
     return tensor.pin_memory().to(device, non_blocking=True).to(dtype)
+
+
+# A training step's precision (`--precision` of `gan train` and `neural train`).
+PRECISIONS = ("float32", "bfloat16")
+
+
+def autocast(device: torch.device, precision: str):
+    """The context StyleGAN's networks train in: bfloat16 autocast on ``device``, or plain float32 (``precision``,
+    one of :data:`PRECISIONS`). Callers read the results back as float32 before their losses."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")

@@ -122,3 +122,18 @@ def test_a_generator_larger_than_the_teacher_is_read_through_its_content_box(tmp
                    device="cpu", progress=False)
     # 8 examples x (G0 | DIB-R | StyleGAN-R | 6 azimuths), 32-px tiles 2 px apart.
     assert Image.open(bundle.parents[1] / "samples" / "samples0000002.png").size == (9 * 34 - 2, 8 * 34 - 2)
+
+
+def test_bfloat16_fine_tuning_runs_stylegan_under_autocast_close_to_float32(kit):
+    def one_fine_tuning_step(precision: str) -> tuple[dict, dict]:
+        trainer = Trainer(config(kit, precision=precision, warmup_steps=1), None, "cpu", progress=False)
+        trainer.step = 1  # past the warm-up: the step fine-tunes
+        stats = trainer.train_step()
+        return stats, {name: value.detach().clone() for name, value in trainer.model.named_parameters()}
+
+    (stats32, weights32), (stats16, weights16) = one_fine_tuning_step("float32"), one_fine_tuning_step("bfloat16")
+    assert FINETUNE_KEYS == set(stats16) and all(bool(torch.isfinite(value)) for value in stats16.values())
+    # bfloat16 keeps 8 bits of mantissa: the losses agree to a few per cent, not to float32's last bits.
+    assert stats16["loss"] != stats32["loss"]
+    torch.testing.assert_close(stats16["loss"], stats32["loss"], rtol=0.05, atol=0)
+    assert any(not torch.equal(weights16[name], weights32[name]) for name in weights32)

@@ -37,9 +37,11 @@ def neural():
 @config_option(_TRAIN, "--batch", type=int, help="Examples per step.")
 @config_option(_TRAIN, "--finetune-lr", type=float, help="Adam learning rate of the fine-tuning.")
 @config_option(_TRAIN, "--adversarial-weight", type=float, help="Weight of the realism term (0 = off).")
+@config_option(_TRAIN, "--precision", type=click.Choice(["float32", "bfloat16"]),
+               help="bfloat16: the trained StyleGAN's synthesis and discriminator under autocast.")
 @config_option(_TRAIN, "--seed", type=int, help="Seed for initialisation and every draw.")
 @runs_option("neural")
-@resume_option("--finetune-steps may extend it.")
+@resume_option("--finetune-steps may extend it; --precision may change.")
 @device_option
 @click.pass_context
 def neural_train(ctx, config_path, runs_root, resume_dir, device, **_config_fields):

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from .. import assets, runs
 from ..bundle import load_module, load_state, save_module
 from ..dataset.segment import Segmenter, load_segmenter
+from ..devices import PRECISIONS, autocast
 from ..dataset.views import load_candidates, load_pose_net, read_annotation
 from ..errors import InputError, setting
 from ..files import image_grid, is_file, save_png, shown_path, write_json
@@ -98,6 +99,8 @@ class TrainConfig:
     pair_weight: float = 10.0          # ... background codes of I1 vs I2 ...
     camera_weight: float = 1.0         # ... camera vector read back (ours) ...
     adversarial_weight: float = 0.05   # ... realism (ours; 0 = off).
+    precision: str = "float32"         # "bfloat16": the trained StyleGAN's synthesis and D under autocast (G0's
+                                       # images, the data, stay float32).
     seed: int = 0                      # Seeds initialisation and every draw.
     log_every: int = 20                # Steps between metrics lines.
     sample_every: int = 200            # Steps between sample grids.
@@ -115,6 +118,7 @@ class TrainConfig:
                             "adversarial_weight")
         runs.check_positive(self, "lr", "finetune_lr", "d_lr")
         runs.check_within(self, "truncation", 0, 1, include_low=False)
+        runs.check_choice(self, "precision", PRECISIONS)
 
 
 @dataclass
@@ -151,6 +155,7 @@ class Trainer(RunTrainer):
     config_class = TrainConfig
     stage = "neural"
     length_field = "finetune_steps"
+    resumable = ("precision",)
 
     def __init__(self, config: TrainConfig, run_dir: Path | None, device, progress: bool = True):
         super().__init__(config, run_dir, device, progress)
@@ -347,7 +352,8 @@ class Trainer(RunTrainer):
         views = mapping.view_codes(examples.camera_vector)
         ws = torch.cat((torch.cat((views, mapping.mix(z_shape, z_txt, z_bck)), dim=1),
                         torch.cat((views, mapping.mix(z_shape[partner], z_txt[partner], z_bck)), dim=1)))
-        images = model.synthesize(ws, noise_mode="const")
+        with autocast(self.device, config.precision):
+            images = model.synthesize(ws, noise_mode="const").float()
         masks = car_masks(self.segmenter, images)
         read = self.inverse(*self.teacher_view(images.clamp(0, 1), masks))
         terms = {
@@ -366,13 +372,16 @@ class Trainer(RunTrainer):
                 + config.background_weight * terms["loss_background"] + config.pair_weight * terms["loss_pair"]
                 + config.camera_weight * terms["loss_camera"])
         if config.adversarial_weight > 0:
-            terms["loss_adversarial"] = F.softplus(-self.D(images * 2 - 1)).mean()
+            with autocast(self.device, config.precision):
+                terms["loss_adversarial"] = F.softplus(-self.D(images * 2 - 1).float()).mean()
             loss = loss + config.adversarial_weight * terms["loss_adversarial"]
         return {"loss": loss, **terms}, images
 
     def discriminator_loss(self, fakes: torch.Tensor, reals: torch.Tensor) -> torch.Tensor:
         """The discriminator's non-saturating loss on StyleGAN-R's images and G0's, both [B, 3, R, R] in [0, 1]."""
-        return F.softplus(self.D(fakes * 2 - 1)).mean() + F.softplus(-self.D(reals * 2 - 1)).mean()
+        with autocast(self.device, self.config.precision):
+            fake_logits, real_logits = self.D(fakes * 2 - 1).float(), self.D(reals * 2 - 1).float()
+        return F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
 
     def finetune_step(self, examples: Examples) -> dict:
         adversarial = self.config.adversarial_weight > 0

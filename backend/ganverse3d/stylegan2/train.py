@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from .. import runs
 from ..bundle import save_module
-from ..devices import to_device
+from ..devices import PRECISIONS, autocast, to_device
 from ..errors import InputError, setting
 from ..files import image_grid, image_paths, read_image, save_png
 from ..runs import Periodic, RunTrainer, seeded_rng
@@ -32,8 +32,6 @@ from ..world.features import WorldFeatureNet
 from .metrics import GeneratorFID, load_feature_extractor
 from .networks import Discriminator, Generator, num_ws_at
 from .views import view_mixing_loss
-
-PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass
@@ -147,7 +145,7 @@ class Trainer(RunTrainer):
 
     def autocast(self):
         """The context G and D run in: bfloat16 autocast or plain float32 (``config.precision``)."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bfloat16")
+        return autocast(self.device, self.config.precision)
 
     # -- the run kit's parts ---------------------------------------------------------------------------------
     @property
