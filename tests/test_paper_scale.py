@@ -56,7 +56,7 @@ def test_paper_configs_load_and_pass_their_checks():
     neural = NeuralConfig(**runs.read_config_file(NeuralConfig, PAPER / "neural.toml"))
     neural.check()
     assert (neural.warmup_steps, neural.finetune_steps, neural.batch, neural.view_dims) == (700, 2500, 16, 144)
-    assert neural.lr == neural.finetune_lr == 1e-5
+    assert neural.lr == neural.finetune_lr == 1e-5 and neural.precision == "bfloat16"
     assert (inverse.iterations, inverse.batch, inverse.lr, inverse.percept_start) == (200_000, 16, 1e-4, 3000)
     assert (inverse.iou_weight, inverse.colour_weight, inverse.laplacian_weight, inverse.flatten_weight,
             inverse.move_weight, inverse.percept_weight) == (3, 20, 5, 5, 2.5, 0.5)
