@@ -18,7 +18,8 @@ Stages (each case in a fresh subprocess, so that its peak resident memory is its
   boxes are about 1.2 s of the 4.9 s);
 - inverse-step: `inverse train`'s step (inverse.train.Trainer.train_step) with inverse.toml's settings (batch 16,
   64 px, 39 learned cameras) on a world multi-view set of 3 cars x 39 views at 64 px, without and with the
-  perceptual term (LPIPS on a random VGG-16) -> 200k steps;
+  perceptual term (LPIPS on a random VGG-16), in float32 and bfloat16 (`--precision`: the network and VGG under
+  autocast) -> 200k steps;
 - neural-warmup, neural-finetune: `neural train`'s step (neural.train.Trainer.train_step, StyleGAN-R, Sec. 3.3)
   with neural.toml's settings on a config-f generator (16 W*, 4 view layers, 39 annotated view codes), a 64-px
   inverse network (64 x 128 texture) and the Mask R-CNN (its 100 boxes too) -> 700 warm-up and 2,500
@@ -162,8 +163,8 @@ def cases(stages: list[str], device: str, gpus: list[int], neural_batch: int, im
                 chosen += [dict(stage=stage, variant=paper("gan")["precision"], batch=batch // count)
                            for count in sorted(set(gpus)) if batch % count == 0]
         elif stage == "inverse-step":
-            chosen += [dict(stage=stage, variant=variant, batch=paper("inverse")["batch"])
-                       for variant in ("no perceptual", "perceptual")]
+            chosen += [dict(stage=stage, variant=f"{term}, {precision}", batch=paper("inverse")["batch"])
+                       for term in ("no perceptual", "perceptual") for precision in ("float32", "bfloat16")]
         elif stage == "neural-finetune":
             chosen += [dict(stage=stage, variant=precision, batch=neural_batch) for precision in ("float32", "bfloat16")]
         elif stage == "neural-warmup":
@@ -211,8 +212,10 @@ def inverse_step(folder: Path, variant: str, batch: int, device: str):
     from ganverse3d.inverse.train import Trainer, TrainConfig
 
     # The perceptual term from the first step on, as it is after percept_start (3,000 steps).
-    perceptual = dict(vgg_weights=str(folder / "vgg16.pth"), percept_start=0) if variant == "perceptual" else {}
-    config = paper_config(TrainConfig, "inverse", data=str(folder / "world_views"), **perceptual)
+    term, precision = variant.rsplit(", ", 1)
+    perceptual = dict(vgg_weights=str(folder / "vgg16.pth"), percept_start=0) if term == "perceptual" else {}
+    config = paper_config(TrainConfig, "inverse", data=str(folder / "world_views"), precision=precision,
+                          **perceptual)
     trainer = Trainer(config, None, device, progress=False)
     return trainer.train_step, 1, config.iterations, "steps"
 
@@ -280,17 +283,17 @@ def run_in_subprocess(settings: dict, folder: Path, repeats: int, device: str) -
 def print_table(results: list[dict], gpus: list[int], device: str, description: str) -> None:
     print(f"bm_paper_scale — configs/paper shapes, random weights, {device} ({description})")
     gpu_memory = f" {'GPU MiB':>8}" if device == "cuda" else ""
-    header = (f"{'case':<40} {'best s':>8} {'RSS MiB':>8} {'over set-up':>12}{gpu_memory} {'a call':>14} "
+    header = (f"{'case':<48} {'best s':>8} {'RSS MiB':>8} {'over set-up':>12}{gpu_memory} {'a call':>14} "
               f"{'paper':>18} " + " ".join(f"{f'on {count}':>11}" for count in gpus))
     print(header)
     for row in results:
         if "error" in row:
-            print(f"{row['case']:<40} {row['error']}")
+            print(f"{row['case']:<48} {row['error']}")
             continue
         memory = f" {row['gpu_peak_mib']:>8.0f}" if device == "cuda" else ""
         times = " ".join(f"{duration(row['paper_s_one_device'] / count):>11}" for count in gpus)
         work = f"{row['work_per_call']:>7} {row['unit']:<6} {row['paper_work']:>11,.0f} {row['unit']:<6}"
-        print(f"{row['case']:<40} {row['min_s']:>8.3f} {row['peak_rss_mib']:>8.0f} {row['peak_extra_mib']:>12.0f}"
+        print(f"{row['case']:<48} {row['min_s']:>8.3f} {row['peak_rss_mib']:>8.0f} {row['peak_extra_mib']:>12.0f}"
               f"{memory} {work} {times}")
     print(f"on N: the paper's work / a call's work x the best call / N, the ideal division over N "
           f"{'GPUs' if device == 'cuda' else 'devices'} (no gradient exchange).")

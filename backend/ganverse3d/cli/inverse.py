@@ -35,9 +35,11 @@ def inverse():
                     "car.")
 @config_option(_TRAIN, "--vgg-weights",
                help="torchvision VGG-16 state dict for LPIPS [default: perceptual loss off].")
+@config_option(_TRAIN, "--precision", type=click.Choice(["float32", "bfloat16"]),
+               help="bfloat16: the network and the perceptual term's VGG under autocast (the renderer stays float32).")
 @config_option(_TRAIN, "--seed", type=int, help="Seed for initialisation and batches.")
 @runs_option("inverse")
-@resume_option("--iterations may extend it.")
+@resume_option("--iterations may extend it; --precision may change.")
 @device_option
 @click.pass_context
 def inverse_train(ctx, config_path, runs_root, resume_dir, device, **_config_fields):

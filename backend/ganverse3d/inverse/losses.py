@@ -159,8 +159,8 @@ class PerceptualLoss(nn.Module):
         self.lpips.eval().requires_grad_(False)
 
     def forward(self, rendered: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean LPIPS distance between image batches [B, 3, H, W] in [0, 1]."""
-        return self.lpips(rendered * 2 - 1, target * 2 - 1).mean()
+        """Mean LPIPS distance between image batches [B, 3, H, W] in [0, 1] (float32, also under autocast)."""
+        return self.lpips(rendered * 2 - 1, target * 2 - 1).float().mean()
 
 
 @dataclass

@@ -242,7 +242,9 @@ class InverseGraphicsNet(nn.Module):
         the mask is required when the model was built with ``mask_input``)."""
         batch = image.shape[0]
         feature = self.image_code(image, mask)
-        shape = self.shape_head(feature)
+        # The heads' outputs in float32 (under a training step's bfloat16 autocast too): the geometry and the
+        # renderer need float32.
+        shape = self.shape_head(feature).float()
         offsets = shape[:, :-6].reshape(batch, self.num_verts, 3)
         if self.symmetric_shape:
             mirrored = offsets[:, self.mirror] * offsets.new_tensor([-1.0, 1.0, 1.0])
@@ -254,7 +256,7 @@ class InverseGraphicsNet(nn.Module):
         verts = (self.template_verts + offsets) * scale[:, None] + translation[:, None]
 
         start = self.texture_start(feature).reshape(batch, self.texture_channels, 4, 8)
-        texture = torch.sigmoid(self.texture_decoder(start))
+        texture = torch.sigmoid(self.texture_decoder(start).float())
 
         camera, camera_vector = self._camera(feature)
         assert verts.shape == (batch, self.num_verts, 3), verts.shape
@@ -279,7 +281,7 @@ class InverseGraphicsNet(nn.Module):
         return self.to_feature(self.encoder(image * 2 - 1))
 
     def _camera(self, feature: torch.Tensor) -> tuple[Camera, torch.Tensor]:
-        raw_camera = self.camera_head(feature)
+        raw_camera = self.camera_head(feature).float()
         direction = F.normalize(raw_camera[:, :2], dim=1, eps=1e-6)
         elevation_unit = (_MAX_ABS_ELEVATION_DEG / 90) * torch.tanh(raw_camera[:, 2])
         log_distance = _MAX_LOG_DISTANCE * torch.tanh(raw_camera[:, 3])

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from .. import runs
 from ..bundle import save_module
 from ..dataset import MultiViewDataset, cameras_from_batch
-from ..devices import to_device
+from ..devices import PRECISIONS, autocast, to_device
 from ..errors import InputError
 from ..files import image_grid, save_png, write_json
 from ..geometry import AZIMUTH_BIN_DEG, azimuth_bins, template_sphere
@@ -88,6 +88,8 @@ class TrainConfig:
     vgg_weights: str | None = None     # torchvision VGG-16 state dict for LPIPS; None = perceptual loss off.
     sigmainv: float = 7000.0           # DIB-R soft-silhouette sharpness (see render/soft_mask.py).
     boxlen: float = 0.02               # DIB-R soft-silhouette reach past a face's bounding box (NDC).
+    precision: str = "float32"         # "bfloat16": the network's convolutions and the perceptual term's VGG under
+                                       # autocast (the renderer and the losses stay float32).
     seed: int = 0                      # Seeds initialisation and the batch order.
     log_every: int = 20                # Steps between metrics.jsonl lines.
     sample_every: int = 500            # Steps between sample grids.
@@ -114,6 +116,7 @@ class TrainConfig:
         runs.check_positive(self, "lr", "camera_lr", "sigmainv")
         runs.check_within(self, "holdout_fraction", 0, 1, include_high=False)
         runs.check_within(self, "image_cameras_reach", 0, 180, include_low=False)
+        runs.check_choice(self, "precision", PRECISIONS)
 
 
 def split_contents(content_ids, holdout_fraction: float) -> tuple[list[int], list[int]]:
@@ -217,6 +220,7 @@ class Trainer(RunTrainer):
     config_class = TrainConfig
     stage = "inverse"
     length_field = "iterations"
+    resumable = ("precision",)
     old_checkpoint_names = {"rng.batches": "rng_batches"}
 
     def __init__(self, config: TrainConfig, run_dir: Path | None, device, progress: bool = True):
@@ -332,10 +336,12 @@ class Trainer(RunTrainer):
         images, masks = targets[0]
         view_cameras = concat_cameras([self.cameras_of(i) for i in indices])
         views, batch = len(indices), len(indices[0])
-        prediction = model(images, masks)
+        with autocast(self.device, config.precision):
+            prediction = model(images, masks)
         image_cameras = self.image_cameras_active()
         if image_cameras:
-            other = [model.estimate_camera(image, mask) for image, mask in targets[1:]]
+            with autocast(self.device, config.precision):
+                other = [model.estimate_camera(image, mask) for image, mask in targets[1:]]
             render_cameras, kept = within_reach(concat_cameras([prediction.camera] + [camera for camera, _ in other]),
                                                 view_cameras, config.image_cameras_reach)
             estimates = torch.cat([prediction.camera_vector] + [vector for _, vector in other])
@@ -350,10 +356,11 @@ class Trainer(RunTrainer):
                                sigmainv=config.sigmainv, boxlen=config.boxlen)
         perceptual = self.perceptual if self.step >= self.weights.percept_start else None
         terms = []
-        for view, (target_images, target_masks) in enumerate(targets):
-            rows = slice(view * batch, (view + 1) * batch)
-            terms.append(view_terms(rendered.image[rows], rendered.soft_mask[rows], target_images, target_masks,
-                                    perceptual))
+        with autocast(self.device, config.precision):  # the perceptual term's VGG; the others are float32 anyway
+            for view, (target_images, target_masks) in enumerate(targets):
+                rows = slice(view * batch, (view + 1) * batch)
+                terms.append(view_terms(rendered.image[rows], rendered.soft_mask[rows], target_images, target_masks,
+                                        perceptual))
         shape_terms = {"laplacian": laplacian_loss(prediction.offsets, self.laplacian),
                        "flatten": flatten_loss(prediction.verts, model.faces, self.edges, self.edge_faces),
                        "move": move_loss(prediction.offsets)}
