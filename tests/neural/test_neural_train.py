@@ -88,15 +88,17 @@ def test_train_without_views_leaves_no_run_folder(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+def assert_teacher_reads_rows(trainer: Trainer, canvas: int, rows: slice) -> None:
+    """The 16-px inverse network reads exactly ``rows`` of G0-sized images and masks, area-resized to 16 x 16."""
+    images, masks = torch.rand(2, 3, canvas, canvas), (torch.rand(2, 1, canvas, canvas) > 0.5).float()
+    for seen, given in zip(trainer.teacher_view(images, masks), (images, masks)):
+        torch.testing.assert_close(seen, F.interpolate(given[:, :, rows], size=(16, 16), mode="area"), rtol=0, atol=0)
+
+
 def test_the_teacher_reads_the_content_box_of_a_generator_its_own_size(kit):
     # 16-px canvas, 12 x 16 content, 16-px inverse network: rows 2:14 stretched to 16 x 16, as `inverse train`
     # resizes a dataset's 12 x 16 images.
-    trainer = Trainer(config(kit), None, "cpu", progress=False)
-    images, masks = torch.rand(2, 3, 16, 16), (torch.rand(2, 1, 16, 16) > 0.5).float()
-    seen, seen_masks = trainer.teacher_view(images, masks)
-    torch.testing.assert_close(seen, F.interpolate(images[:, :, 2:14], size=(16, 16), mode="area"), rtol=0, atol=0)
-    torch.testing.assert_close(seen_masks, F.interpolate(masks[:, :, 2:14], size=(16, 16), mode="area"),
-                               rtol=0, atol=0)
+    assert_teacher_reads_rows(Trainer(config(kit), None, "cpu", progress=False), 16, slice(2, 14))
 
 
 def test_a_generator_larger_than_the_teacher_is_read_through_its_content_box(tmp_path):
@@ -107,11 +109,7 @@ def test_a_generator_larger_than_the_teacher_is_read_through_its_content_box(tmp
                   num_mapping_layers=2, img_content_shape=(24, 32)).eval()
     kit = write_training_kit(tmp_path, G, inverse_resolution=16)
     trainer = Trainer(config(kit), None, "cpu", progress=False)
-    images, masks = torch.rand(2, 3, 32, 32), (torch.rand(2, 1, 32, 32) > 0.5).float()
-    seen, seen_masks = trainer.teacher_view(images, masks)
-    torch.testing.assert_close(seen, F.interpolate(images[:, :, 4:28], size=(16, 16), mode="area"), rtol=0, atol=0)
-    torch.testing.assert_close(seen_masks, F.interpolate(masks[:, :, 4:28], size=(16, 16), mode="area"),
-                               rtol=0, atol=0)
+    assert_teacher_reads_rows(trainer, 32, slice(4, 28))
     # The sample grids put the teacher's square view back into the content box of a black canvas.
     canvas = trainer.to_canvas(torch.ones(1, 3, 16, 16))
     assert canvas.shape == (1, 3, 32, 32)
