@@ -48,8 +48,8 @@ import torch.nn.functional as F
 from .. import assets, runs
 from ..bundle import load_module, load_state, save_module
 from ..dataset.segment import Segmenter, load_segmenter
-from ..devices import PRECISIONS, autocast
 from ..dataset.views import load_candidates, load_pose_net, read_annotation
+from ..devices import PRECISIONS, autocast
 from ..errors import InputError, setting
 from ..files import image_grid, is_file, save_png, shown_path, write_json
 from ..inverse.model import InverseGraphicsNet
