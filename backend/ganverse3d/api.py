@@ -644,9 +644,9 @@ def neural_teacher(neural_model=None) -> str:
     return str(read_metadata(resolve("neural", neural_model))["config"].get("inverse", "default"))
 
 
-def _square_background(image, size: int) -> torch.Tensor:
+def _background_photo(image, height: int, width: int) -> torch.Tensor:
     """A background photo (path, PIL image or [3, H, W] tensor in [0, 1]; any size: it is resampled) as
-    [3, size, size]: its centred square."""
+    [3, height, width]: its largest centred crop of that shape's aspect."""
     if isinstance(image, torch.Tensor):
         pixels = image.float().clamp(0, 1)
     else:
@@ -655,11 +655,14 @@ def _square_background(image, size: int) -> torch.Tensor:
         pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
     if pixels.ndim != 3 or pixels.shape[0] != 3:
         raise InputError(f"{setting('background')} must be an RGB image, not one of shape {tuple(pixels.shape)}.")
-    height, width = pixels.shape[1:]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    square = pixels[:, top:top + side, left:left + side]
-    return torch.nn.functional.interpolate(square[None], size=(size, size), mode="bilinear", align_corners=False,
+    rows, columns = pixels.shape[1:]
+    if rows * width >= columns * height:  # taller than wanted: full width
+        crop_rows, crop_columns = max(1, round(columns * height / width)), columns
+    else:
+        crop_rows, crop_columns = rows, max(1, round(rows * width / height))
+    top, left = (rows - crop_rows) // 2, (columns - crop_columns) // 2
+    crop = pixels[:, top:top + crop_rows, left:left + crop_columns]
+    return torch.nn.functional.interpolate(crop[None], size=(height, width), mode="bilinear", align_corners=False,
                                            antialias=True)[0]
 
 
@@ -694,7 +697,9 @@ def neural_scene(reconstruction: Reconstruction, background=None, neural_model=N
         reconstruction: from :func:`reconstruct` (ideally with the model the StyleGAN-R was trained with,
             :func:`neural_teacher`).
         background: None for the reconstruction's own (its framed photo with the car masked out), or a photo
-            (path, PIL image or [3, H, W] tensor in [0, 1]) whose centred square becomes the background.
+            (path, PIL image or [3, H, W] tensor in [0, 1]) whose centred crop becomes the background. Either is
+            placed where the generator draws its content (:meth:`StyleGANR.to_canvas`: the whole canvas, or the
+            512 x 384 box of the car model's 512-px canvas).
         neural_model: a StyleGAN-R bundle or shipped name (None: the default).
     """
     model = load_neural_model(neural_model, device)
@@ -709,15 +714,13 @@ def neural_scene(reconstruction: Reconstruction, background=None, neural_model=N
                          f"{2 * mapping.texture_height}): reconstruct with the model it was trained with "
                          f"({neural_teacher(neural_model)}).")
 
-    def resized(image: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False,
-                                               antialias=True)[0]
-
     if background is None:
-        mask = (resized(reconstruction.mask) > 0.5).float()
-        pixels = resized(reconstruction.background) * (1 - mask)
+        mask = (model.to_canvas(reconstruction.mask[None].float())[0] > 0.5).float()
+        pixels = model.to_canvas(reconstruction.background[None].float())[0] * (1 - mask)
     else:
-        pixels, mask = _square_background(background, size), torch.zeros(1, size, size)
+        top, bottom, left, right = model.generator.img_crop
+        pixels = model.to_canvas(_background_photo(background, bottom - top, right - left)[None])[0]
+        mask = torch.zeros(1, size, size)
     codes = mapping.property_codes(verts[None].to(device), texture[None].to(device), pixels[None].to(device),
                                    mask[None].to(device))
     return NeuralScene(model=model, content=mapping.mix(*codes))

@@ -19,9 +19,12 @@ TINY_GENERATOR = dict(z_dim=8, w_dim=8, img_resolution=16, img_channels=3, chann
                       num_mapping_layers=2)
 
 
-def tiny_stylegan_r(num_verts: int = 642, texture_height: int = 32, seed: int = 0, view_dims: int = 8) -> StyleGANR:
+def tiny_stylegan_r(num_verts: int = 642, texture_height: int = 32, seed: int = 0, view_dims: int = 8,
+                    content_shape: tuple[int, int] | None = None) -> StyleGANR:
+    """``content_shape``: the generator's content box (height, width) in its 16-px canvas (None: all of it)."""
     torch.manual_seed(seed)
-    return StyleGANR(generator=TINY_GENERATOR,
+    generator = TINY_GENERATOR if content_shape is None else dict(TINY_GENERATOR, img_content_shape=list(content_shape))
+    return StyleGANR(generator=generator,
                      mapping=dict(num_ws=6, w_dim=8, view_layers=2, view_dims=view_dims, num_verts=num_verts,
                                   texture_height=texture_height, resolution=16, hidden=16),
                      reference_distance=3.8, fov_y=30.0).eval()

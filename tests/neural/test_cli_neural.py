@@ -115,3 +115,36 @@ def test_swap_sheet_is_a_b_and_a_with_bs_parts(bundle, mirrored_car, tmp_path):
     assert main(["neural", "swap", str(EXAMPLE_CAR), mirrored_car, "--parts", "background", "--neural-model",
                  bundle, "--device", "cpu", "-o", str(out)]) == 0
     assert pixels(out).shape == (256, 3 * 256 + 4, 3)
+
+
+@pytest.mark.parametrize("content_shape, rows", [(None, slice(0, 16)), ((12, 16), slice(2, 14))])
+def test_the_background_goes_where_the_generator_draws_its_content(content_shape, rows, tmp_path, monkeypatch):
+    from ganverse3d.neural.networks import MappingNetwork
+
+    seen = []
+    property_codes = MappingNetwork.property_codes
+
+    def recording(mapping, verts, texture, background, mask):
+        seen.append(background[0])
+        return property_codes(mapping, verts, texture, background, mask)
+
+    monkeypatch.setattr(MappingNetwork, "property_codes", recording)
+    model = str(save_tiny_stylegan_r(tmp_path / "tiny.safetensors", content_shape=content_shape))
+    result = reconstruction()
+    photo = torch.rand(3, 30, 40)  # 4:3, as the 12 x 16 box
+    for background in (None, photo):
+        api.neural_scene(result, background=background, neural_model=model, device="cpu")
+    own, given = seen
+    height = rows.stop - rows.start
+    expected_own = F.interpolate(result.background[None], size=(height, 16), mode="bilinear", align_corners=False,
+                                 antialias=True)[0]
+    mask = F.interpolate(result.mask[None], size=(height, 16), mode="bilinear", align_corners=False,
+                         antialias=True)[0] > 0.5
+    torch.testing.assert_close(own[:, rows], expected_own * ~mask, rtol=0, atol=1e-6)
+    if content_shape is None:  # a square canvas takes the photo's centred square
+        photo = photo[:, :, 5:35]
+    torch.testing.assert_close(given[:, rows], F.interpolate(photo[None], size=(height, 16), mode="bilinear",
+                                                             align_corners=False, antialias=True)[0],
+                               rtol=0, atol=1e-6)
+    for background in (own, given):  # black outside the content box
+        assert float(background[:, :rows.start].abs().sum() + background[:, rows.stop:].abs().sum()) == 0

@@ -111,7 +111,7 @@ def test_a_generator_larger_than_the_teacher_is_read_through_its_content_box(tmp
     trainer = Trainer(config(kit), None, "cpu", progress=False)
     assert_teacher_reads_rows(trainer, 32, slice(4, 28))
     # The sample grids put the teacher's square view back into the content box of a black canvas.
-    canvas = trainer.to_canvas(torch.ones(1, 3, 16, 16))
+    canvas = trainer.model.to_canvas(torch.ones(1, 3, 16, 16))
     assert canvas.shape == (1, 3, 32, 32)
     assert bool((canvas[:, :, 4:28] == 1).all())
     assert float(canvas[:, :, :4].abs().sum()) == float(canvas[:, :, 28:].abs().sum()) == 0

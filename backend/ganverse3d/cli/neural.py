@@ -159,7 +159,8 @@ def _write_png(out, image) -> None:
               help="Vertical field of view in degrees, between 0 and 180; with another than the StyleGAN-R's, the car "
                    "appears as large as that camera sees it [default: the StyleGAN-R's].")
 @click.option("--background", default=None,
-              help="An image whose centred square becomes the background [default: the photo's own, car removed].")
+              help="An image whose centred crop (of the generator's content box) becomes the background [default: the "
+                   "photo's own, car removed].")
 @_size_option(256, 4096, "Output width and height")
 @_mask_option
 @_reconstruction_options
@@ -205,8 +206,8 @@ def neural_render(photo, out_path, azimuth, elevation, distance, fov, background
               help=f"StyleGAN-R views after the first three tiles, 1 to {MAX_AZIMUTHS}: 360 / (N + 1) degrees apart "
                    f"from the photo's azimuth on, at its elevation and distance.")
 @click.option("--background", default=None,
-              help="An image whose centred square becomes StyleGAN-R's background [default: the photo's own, car "
-                   "removed].")
+              help="An image whose centred crop (of the generator's content box) becomes StyleGAN-R's background "
+                   "[default: the photo's own, car removed].")
 @_size_option(128, MAX_TILE, "Side of each tile")
 @_mask_option
 @_reconstruction_options

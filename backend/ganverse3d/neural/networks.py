@@ -27,6 +27,7 @@ import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..geometry import Camera
 from ..inverse.model import camera_to_vector
@@ -192,6 +193,17 @@ class StyleGANR(nn.Module):
         distance = distance.float()
         camera = Camera(azimuth.float(), elevation.float(), distance, torch.full_like(distance, self.fov_y))
         return camera_to_vector(camera, self.reference_distance)
+
+    def to_canvas(self, images: torch.Tensor) -> torch.Tensor:
+        """Square images [B, C, s, s] in the inverse network's framing (a reconstruction's photo or mask, a render
+        in the predicted camera) -> [B, C, R, R] as the generator frames its content: resized (bilinear,
+        antialiased) to its content box (:attr:`Generator.img_crop`, the whole canvas for a square generator)
+        and centred in a black canvas. The inverse of how training shows the generator's images to the inverse
+        network (the content box, area-resized to its input)."""
+        top, bottom, left, right = self.generator.img_crop
+        images = F.interpolate(images, size=(bottom - top, right - left), mode="bilinear", align_corners=False,
+                               antialias=True)
+        return F.pad(images, (left, self.resolution - right, top, self.resolution - bottom))
 
     def synthesize(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         """W* [B, num_ws, w_dim] -> images [B, 3, R, R] in [0, 1] (unclamped while training needs gradients)."""

@@ -4,7 +4,7 @@ Every step draws its training examples from the original generator G0 (frozen): 
 annotated views (``--views``) and a content code from a fresh z (truncated as the multi-view dataset is) give
 W* and an image; the segmenter finds the car, and the frozen inverse-graphics network reads its shape S
 (vertices), texture T and camera; the background B is the image with the car's pixels set to 0. The inverse
-network sees what its training data showed it (:meth:`Trainer.teacher_view`): the image's content box (the
+network sees what its training data showed it (:meth:`Trainer.teacher_view`; :meth:`StyleGANR.to_canvas` the way back): the image's content box (the
 512 x 384 of the car model's 512-px canvas), area-resized to its input size; the default's 64 px pass as they are.
 
 * **Warm-up** (``warmup_steps``, StyleGAN frozen): the mapping network learns to give back W* from
@@ -307,16 +307,6 @@ class Trainer(RunTrainer):
             return images, masks
         return F.interpolate(images, size=size, mode="area"), F.interpolate(masks, size=size, mode="area")
 
-    def to_canvas(self, images: torch.Tensor) -> torch.Tensor:
-        """Images [B, 3, r, r] of the teacher's square view -> [B, 3, R, R]: resized to G0's content box, centred
-        in a black canvas (the inverse of :meth:`teacher_view`, for the sample grids)."""
-        height, width = self.G0.img_content_shape
-        if images.shape[-2:] != (height, width):
-            images = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
-        top, bottom, left, right = self.G0.img_crop
-        size = self.G0.img_resolution
-        return F.pad(images, (left, size - right, top, size - bottom))
-
     # -- training --------------------------------------------------------------------------------------------
     def train_step(self) -> dict:
         if self.step == self.config.warmup_steps:
@@ -414,7 +404,7 @@ class Trainer(RunTrainer):
         prediction_camera = self.inverse.estimate_camera(*self.teacher_view(examples.images, examples.masks))[0]
         dibr = render_mesh(examples.verts, inverse.faces, inverse.face_uvs, examples.texture, prediction_camera,
                            max(self.G0.img_content_shape), soft=False).image
-        columns = [examples.images, self.to_canvas(dibr.clamp(0, 1)), self.render(examples)]
+        columns = [examples.images, self.model.to_canvas(dibr.clamp(0, 1)), self.render(examples)]
         for azimuth in SAMPLE_AZIMUTHS:
             camera = examples.camera_vector.clone()
             camera[:, 0], camera[:, 1] = torch.tensor(azimuth).deg2rad().sin(), torch.tensor(azimuth).deg2rad().cos()
