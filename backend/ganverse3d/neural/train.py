@@ -4,8 +4,9 @@ Every step draws its training examples from the original generator G0 (frozen): 
 annotated views (``--views``) and a content code from a fresh z (truncated as the multi-view dataset is) give
 W* and an image; the segmenter finds the car, and the frozen inverse-graphics network reads its shape S
 (vertices), texture T and camera; the background B is the image with the car's pixels set to 0. The inverse
-network sees what its training data showed it (:meth:`Trainer.teacher_view`; :meth:`StyleGANR.to_canvas` the way back): the image's content box (the
+network sees what its training data showed it (:meth:`Trainer.teacher_view`): the image's content box (the
 512 x 384 of the car model's 512-px canvas), area-resized to its input size; the default's 64 px pass as they are.
+:meth:`StyleGANR.to_canvas` is the way back, from the inverse network's framing to the generator's.
 
 * **Warm-up** (``warmup_steps``, StyleGAN frozen): the mapping network learns to give back W* from
   (camera, S, T, B): ||w~ - w*||^2 (mean over the code) + ``entropy_weight`` x the entropy of the mixing
