@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 21 §2, in one run for a session that has a GPU (within 8 minutes on one H100):
+# The GPU checks of issue 21 §2, in one run for a session that has a GPU (within $GPU_CHECK_BUDGET s, 540 by default):
 #   1. the CUDA tests (every test file that skips "needs CUDA" without one, its tests named *cuda*);
 #   2. bm_render, bm_gan, bm_reconstruct, bm_neural and bm_paper_scale (every stage at the paper's shapes, config-f
 #      G + D at the per-GPU batches 32/N) with --device cuda (time, host peak RSS, peak GPU memory);
@@ -24,10 +24,21 @@ log="$out/log.txt" summary="$out/summary.txt"
 : >"$summary"
 failed=0
 
+# The whole script ends within this many seconds (the device tool stops a command at 600 s and keeps only what is
+# under $OUT): a step runs for what is left when that is less than its own limit, and is skipped, counting as a
+# failure, when under 20 s are left.
+budget="${GPU_CHECK_BUDGET:-540}"
+
 # step NAME SECONDS COMMAND...: run COMMAND under a time limit, its output to the log and the terminal.
 step() {
-    local name=$1 limit=$2 start status
+    local name=$1 limit=$2 start status left=$((budget - SECONDS))
     shift 2
+    if [ "$left" -lt 20 ]; then
+        failed=1
+        echo "SKIPPED $name (the script's ${budget} s budget is spent)" | tee -a "$summary" "$log"
+        return 1
+    fi
+    [ "$left" -lt "$limit" ] && limit=$left
     echo "=== $name ($(date -u +%H:%M:%S), limit ${limit}s): $*" | tee -a "$log"
     start=$SECONDS
     timeout "$limit" "$@" 2>&1 | tee -a "$log"
